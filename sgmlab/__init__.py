@@ -1,0 +1,9 @@
+"""sgmlab: score-based generative models with provable guarantees, checked against exact answers.
+
+Implements Chen, Chewi, Li, Li, Salim, Zhang, "Sampling is as easy as learning the score" (ICLR 2023).
+"""
+
+from . import grids, metrics, processes, samplers, scores, targets
+
+__version__ = "0.1.0"
+__all__ = ["targets", "processes", "scores", "grids", "samplers", "metrics"]

@@ -1,0 +1,102 @@
+"""What the samplers share: the step contract, the loop, and the per-step information."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import torch
+
+from .. import _checks, grids
+from ..processes import OU, Process
+from ..scores import ScoreFn
+
+
+class StepCoefficients(NamedTuple):
+    r"""One step :math:`x' = c_x x + c_s\, s(x, t_k) + \sigma \xi`, :math:`\xi \sim N(0, I)`."""
+
+    cx: float
+    cs: float
+    noise_std: float
+
+
+class StepInfo(NamedTuple):
+    """What a callback sees after step ``i`` (from forward time ``t`` to ``t_next``); ``x`` is the new state."""
+
+    i: int
+    steps: int
+    t: float
+    t_next: float
+    x: torch.Tensor
+
+
+Callback = Callable[[StepInfo], Any]
+
+
+class AffineStepSampler(ABC):
+    r"""A reverse-time sampler whose step is affine in the state and in the score at the left end:
+
+    .. math:: Y_{k+1} = c_x Y_k + c_s\, s(Y_k, t_k) + \sigma_k \xi_k .
+
+    Subclasses give the coefficients of one step; the loop is written once, here. Because the
+    step is affine, a Gaussian target with its exact (affine) score gives a Gaussian output law
+    that :func:`sgmlab.samplers.exact_output_law` computes exactly.
+    """
+
+    @abstractmethod
+    def coefficients(self, process: Process, t: float, t_next: float) -> StepCoefficients:
+        """Coefficients of the step from forward time ``t`` to ``t_next < t``."""
+
+    def __call__(self, score: ScoreFn, x_init: torch.Tensor, grid: Any, *, process: Process | None = None,
+                 generator: torch.Generator | None = None, callback: Callback | None = None) -> torch.Tensor:
+        """Run the reverse process from ``x_init`` (shape (n, d), a draw of the prior at ``grid[0]``)
+        over the decreasing forward times ``grid``; returns the state at ``grid[-1]``, shape (n, d).
+
+        Device and dtype come from ``x_init``; randomness only from ``generator``.
+        """
+        process, grid = check_run(score, x_init, grid, process, generator)
+        x = x_init.clone()
+        noise = torch.empty_like(x)
+        steps = grid.shape[0] - 1
+        for i, (t, t_next) in enumerate(zip(grid[:-1].tolist(), grid[1:].tolist())):
+            c = self.coefficients(process, t, t_next)
+            s = score(x, t)
+            if i == 0:
+                check_score_output(s, x)
+            x.mul_(c.cx).add_(s, alpha=c.cs)
+            if c.noise_std:
+                x.add_(noise.normal_(generator=generator), alpha=c.noise_std)
+            if callback is not None:
+                callback(StepInfo(i, steps, t, t_next, x))
+        if not bool(torch.isfinite(x).all()):
+            raise FloatingPointError(f"{type(self).__name__} produced non-finite values; "
+                                     "check the score for NaN/inf or the grid for too large steps")
+        return x
+
+
+def check_run(score: Any, x_init: Any, grid: Any, process: Any, generator: Any) -> tuple[Process, torch.Tensor]:
+    """Validate a sampler call; returns the process (default OU) and the checked grid."""
+    if not callable(score):
+        raise TypeError(f"score must be a callable s(x, t); got {type(score).__name__}")
+    if not isinstance(x_init, torch.Tensor) or x_init.ndim != 2 or not x_init.is_floating_point():
+        raise ValueError("x_init must be a floating tensor of shape (n, d); got "
+                         f"{tuple(x_init.shape) if isinstance(x_init, torch.Tensor) else type(x_init).__name__}")
+    if x_init.shape[0] == 0 or x_init.shape[1] == 0:
+        raise ValueError(f"x_init is empty (shape {tuple(x_init.shape)}); expected n >= 1 points in d >= 1 dimensions")
+    if not bool(torch.isfinite(x_init).all()):
+        raise ValueError("x_init contains NaN or infinite values")
+    process = OU() if process is None else process
+    if not isinstance(process, Process):
+        raise TypeError(f"process must be an sgmlab process; got {type(process).__name__}")
+    g = grids.from_times(grid)
+    if g[0] > process.t_max:
+        raise ValueError(f"grid starts at t={g[0].item():.6g}, beyond the process's range (t_max={process.t_max})")
+    _checks.generator_for(generator, x_init.device)
+    return process, g
+
+
+def check_score_output(s: Any, x: torch.Tensor) -> None:
+    if not isinstance(s, torch.Tensor) or s.shape != x.shape:
+        raise ValueError(f"score returned {tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__}; "
+                         f"expected a tensor of the input's shape {tuple(x.shape)}")
