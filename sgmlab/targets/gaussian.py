@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from .. import _checks
@@ -18,18 +19,20 @@ def check_spd(name: str, cov: torch.Tensor) -> torch.Tensor:
     """
     if cov.ndim < 2 or cov.shape[-1] != cov.shape[-2]:
         raise ValueError(f"{name} must be square matrices of shape (..., d, d); got {tuple(cov.shape)}")
+    batch = tuple(cov.shape[:-2])
+
+    def first(bad: torch.Tensor) -> str:
+        i = int(torch.nonzero(bad.reshape(-1))[0])
+        return str([int(j) for j in np.unravel_index(i, batch)]) if batch else ""
+
     scale = cov.abs().amax(dim=(-1, -2)).clamp_min(1e-300)
     asym = (cov - cov.transpose(-1, -2)).abs().amax(dim=(-1, -2)) / scale
-    bad = torch.nonzero(asym > 1e-8)
-    if bad.numel():
-        where = tuple(bad[0].tolist())
-        raise ValueError(f"{name}{list(where) if where else ''} is not symmetric "
-                         f"(relative asymmetry {asym[where].item():.2e}); expected a symmetric matrix")
+    if bool((asym > 1e-8).any()):
+        raise ValueError(f"{name}{first(asym > 1e-8)} is not symmetric (relative asymmetry "
+                         f"{float(asym.max()):.2e}); expected a symmetric matrix")
     L, info = torch.linalg.cholesky_ex(0.5 * (cov + cov.transpose(-1, -2)))
-    bad = torch.nonzero(info.reshape(info.shape) != 0)
-    if bad.numel():
-        where = tuple(bad[0].tolist())
-        raise ValueError(f"{name}{list(where) if where else ''} is not positive definite; "
+    if bool((info != 0).any()):
+        raise ValueError(f"{name}{first(info != 0)} is not positive definite; "
                          "expected a symmetric positive definite covariance")
     return L
 
