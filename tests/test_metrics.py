@@ -71,7 +71,7 @@ def test_sample_metrics_on_exact_samples_sit_at_their_floor_and_detect_shifts(ge
         exact = fn(x, q, generator=gen)
         shifted = fn(x + shift, q, generator=gen)
         assert exact.value < 3 * exact.noise_floor + 1e-3, (fn.__name__, exact)
-        assert shifted.value > 4 * shifted.noise_floor, (fn.__name__, shifted)
+        assert shifted.value > 2 * shifted.noise_floor, (fn.__name__, shifted)
 
 
 def test_w2_of_a_translation_is_its_length(gen):
