@@ -10,7 +10,9 @@ import torch
 
 import sgmlab as sg
 
-from helpers import assert_moments_match, fit_slope, random_gaussian
+from scipy import stats
+
+from helpers import assert_moments_match, fit_slope, random_gaussian, z_threshold
 
 OU = sg.processes.OU()
 SAMPLERS = [sg.samplers.exponential_integrator, sg.samplers.euler_maruyama, sg.samplers.ddpm_ancestral,
@@ -146,7 +148,7 @@ def test_paper_step_formula_exactly(gen):
     x0 = torch.randn(5, 2, generator=gen)
     h = 0.3
     out = sg.samplers.exponential_integrator(score, x0, [1.0, 1.0 - h], generator=torch.Generator().manual_seed(7))
-    xi = torch.empty(5, 2).normal_(generator=torch.Generator().manual_seed(7))
+    xi = sg.samplers.base.standard_normal_(torch.empty(5, 2), torch.Generator().manual_seed(7))
     expected = math.exp(h) * x0 + 2 * math.expm1(h) * score(x0, 1.0) + math.sqrt(math.expm1(2 * h)) * xi
     assert torch.allclose(out, expected, atol=1e-14)
 
@@ -199,3 +201,16 @@ def test_sampler_bad_input(gen):
         sg.samplers.DDPMAncestral("medium")
     with pytest.raises(TypeError, match="exact output laws need a Gaussian target"):
         sg.samplers.exact_output_law(s, sg.targets.mixture2d(), grid)
+
+
+def test_standard_normal_noise_is_exactly_normal(gen):
+    """Kolmogorov-Smirnov against N(0, 1) at p = 1e-3, moments, and tails down to 1e-5."""
+    z = sg.samplers.base.standard_normal_(torch.empty(1_000_000), gen)
+    assert stats.kstest(z.numpy(), "norm").pvalue > 1e-3
+    assert abs(float(z.mean())) < z_threshold(1e-3, 2) * 1e-3
+    assert abs(float(z.var()) - 1) < z_threshold(1e-3, 2) * math.sqrt(2) * 1e-3
+    for c in (3.0, 4.0):
+        p = 2 * stats.norm.sf(c)
+        frac = float((z.abs() > c).double().mean())
+        assert abs(frac - p) < z_threshold(1e-3, 2) * math.sqrt(p / 1e6)
+    assert torch.isfinite(z).all()

@@ -51,8 +51,11 @@ class GaussianMixture(Target):
             self.covariance_type = "full"
             L = check_spd("covs", self.covs)
             eye = torch.eye(d, dtype=dt, device=dev).expand(K, d, d)
-            self._A = torch.linalg.solve_triangular(L, eye, upper=False)  # L_k^{-1}
-            self._b = (self._A @ self.means.unsqueeze(-1)).squeeze(-1)  # L_k^{-1} m_k
+            A = torch.linalg.solve_triangular(L, eye, upper=False)  # A_k = L_k^{-1}
+            # z_k = A_k (x - m_k) for all k in one matrix product: z = x @ W - b, shape (n, K*d)
+            self._W = A.permute(2, 0, 1).reshape(d, K * d)
+            self._minus_b = -(A @ self.means.unsqueeze(-1)).reshape(K * d)
+            self._V = A.reshape(K * d, d)  # sum_k A_k^T z_k = z_flat @ V
             logdet = 2 * L.diagonal(dim1=-2, dim2=-1).log().sum(-1)
         elif self.covs.shape in ((K, d), (K,)):
             self.covariance_type = "diag" if self.covs.ndim == 2 else "spherical"
@@ -91,10 +94,11 @@ class GaussianMixture(Target):
     # -- per-component log-likelihoods -------------------------------------------------------
 
     def _logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """log w_k + log N(x; m_k, S_k), shape (n, K); for full covariances also z = L_k^{-1}(x - m_k)."""
+        """log w_k + log N(x; m_k, S_k), shape (n, K); for full covariances also
+        z = L_k^{-1}(x - m_k), shape (n, K, d)."""
         if self.covariance_type == "full":
-            z = torch.matmul(x, self._A.transpose(-1, -2)) - self._b.unsqueeze(1)  # (K, n, d)
-            return self._log_norm - 0.5 * (z * z).sum(-1).T, z
+            z = torch.addmm(self._minus_b, x, self._W).view(x.shape[0], self.n_components, self.dim)
+            return self._log_norm - 0.5 * torch.linalg.vector_norm(z, dim=-1).square(), z
         quad = (x * x) @ self._iv.T - 2.0 * x @ self._miv.T + self._const_diag
         return self._log_norm - 0.5 * quad, None
 
@@ -106,8 +110,9 @@ class GaussianMixture(Target):
         r = torch.softmax(logits, dim=1)  # responsibilities (n, K)
         if z is None:
             return r @ self._miv - x * (r @ self._iv)
-        # -sum_k r_k A_k^T z_k, with A_k = L_k^{-1}
-        return -torch.matmul(r.T.unsqueeze(-1) * z, self._A).sum(0)
+        # -sum_k r_k A_k^T z_k (z is a temporary: scaled in place unless autograd needs it)
+        rz = z * r.unsqueeze(-1) if z.requires_grad else z.mul_(r.unsqueeze(-1))
+        return -(rz.view(x.shape[0], -1) @ self._V)
 
     def _per_row(self) -> int:
         return self.n_components * (self.dim if self.covariance_type == "full" else 4)

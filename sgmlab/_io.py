@@ -1,0 +1,64 @@
+"""Result folders: every file written atomically (temporary file, then rename), and an existing
+result never overwritten unless asked."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def prepare_dir(path: str | Path, *, force: bool = False) -> Path:
+    """Create ``path``; refuse a non-empty existing folder unless ``force``."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ValueError(f"--out {p} exists and is not a folder")
+    if p.is_dir() and any(p.iterdir()) and not force:
+        raise ValueError(f"--out {p} already holds results; choose another folder or pass --force to overwrite")
+    p.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def _atomic(path: Path, write: Callable[[str], None]) -> Path:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_json(path: Path, obj: Any) -> Path:
+    def w(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, default=_json_default)
+            f.write("\n")
+    return _atomic(path, w)
+
+
+def write_npy(path: Path, array: np.ndarray) -> Path:
+    def w(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            np.save(f, array)
+    return _atomic(path, w)
+
+
+def write_figure(path: Path, fig: Any) -> Path:
+    return _atomic(path, lambda tmp: fig.savefig(tmp, format=path.suffix.lstrip("."), dpi=120, bbox_inches="tight"))
+
+
+def _json_default(o: Any) -> Any:
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    if hasattr(o, "as_dict"):
+        return o.as_dict()
+    raise TypeError(f"cannot write {type(o).__name__} to JSON")

@@ -1,0 +1,55 @@
+"""Figures. Kept out of the mathematics; matplotlib is imported lazily with the Agg backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .targets.base import Target
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def samples_over_density(x: torch.Tensor, law: Target, title: str, max_points: int = 5000) -> Any:
+    """Samples (first two coordinates) over the contours of the law's density there.
+
+    For d > 2 the density shown is the exact 2-D marginal of the first two coordinates; for d = 1
+    a histogram against the density.
+    """
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.5, 5) if law.dim > 1 else (6, 4))
+    x = x[:max_points].detach().cpu().double()
+    if law.dim == 1:
+        lo, hi = float(x.min()) - 1, float(x.max()) + 1
+        grid = torch.linspace(lo, hi, 400, dtype=torch.float64)[:, None]
+        ax.hist(x[:, 0].numpy(), bins=80, density=True, alpha=0.5, label="samples")
+        ax.plot(grid[:, 0].numpy(), law.log_prob(grid).exp().numpy(), "k", label="exact density")
+        ax.legend()
+    else:
+        marg = law.project([0, 1]) if law.dim > 2 else law
+        x = x[:, :2]
+        ref = marg.sample(20_000, generator=torch.Generator().manual_seed(0))
+        lo = torch.minimum(ref.quantile(0.001, 0), x.quantile(0.001, 0)) - 1
+        hi = torch.maximum(ref.quantile(0.999, 0), x.quantile(0.999, 0)) + 1
+        gx = torch.linspace(float(lo[0]), float(hi[0]), 200, dtype=torch.float64)
+        gy = torch.linspace(float(lo[1]), float(hi[1]), 200, dtype=torch.float64)
+        X, Y = torch.meshgrid(gx, gy, indexing="xy")
+        dens = marg.log_prob(torch.stack([X.reshape(-1), Y.reshape(-1)], 1)).exp().reshape(X.shape)
+        ax.contourf(X.numpy(), Y.numpy(), dens.numpy(), levels=20, cmap="Blues")
+        ax.scatter(x[:, 0].numpy(), x[:, 1].numpy(), s=2, c="crimson", alpha=0.35, linewidths=0, label="samples")
+        ax.contour(X.numpy(), Y.numpy(), dens.numpy(), levels=6, colors="k", linewidths=0.6)
+        ax.set_xlim(float(lo[0]), float(hi[0]))
+        ax.set_ylim(float(lo[1]), float(hi[1]))
+        ax.set_xlabel("x1")
+        ax.set_ylabel("x2")
+        ax.legend(loc="upper right", markerscale=4)
+    ax.set_title(title, fontsize=9)
+    return fig

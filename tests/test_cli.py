@@ -1,0 +1,94 @@
+"""The command line: the demo, sample's outputs, help, and bad input that loses nothing."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from sgmlab.cli import build_parser, main
+
+
+def run(argv, capsys):
+    code = main(argv)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_demo_writes_results_and_prints_measured_next_to_exact(tmp_path, capsys):
+    out = tmp_path / "demo"
+    code, stdout, _ = run(["demo", "--n", "2000", "--steps", "50", "--out", str(out), "--no-progress"], capsys)
+    assert code == 0
+    assert "mode weights measured" in stdout and "exact [0.5000, 0.3000, 0.2000]" in stdout
+    assert {p.name for p in out.iterdir()} == {"config.json", "metrics.json", "samples.npy", "samples.png"}
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["sampler"] == "exponential_integrator" and cfg["steps"] == 50 and cfg["target"] == "mixture2d"
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["score_evaluations"] == 50
+    assert m["samples"]["mode_tv"]["value"] < 0.05
+    assert np.load(out / "samples.npy").shape == (2000, 2)
+
+
+@pytest.mark.parametrize("sampler", ["exponential_integrator", "euler_maruyama", "ddpm_ancestral"])
+def test_sample_gaussian_reports_exact_errors(tmp_path, capsys, sampler):
+    out = tmp_path / sampler
+    code, stdout, _ = run(["sample", "--target", "gaussian", "--dim", "3", "--sampler", sampler, "--steps", "20",
+                           "--n", "500", "--grid", "two_phase", "--out", str(out), "--no-progress"], capsys)
+    assert code == 0 and "kl_output_to_q_delta" in stdout
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["exact"]["kl_output_to_q_delta"] > 0
+    assert (out / "samples.png").stat().st_size > 1000
+
+
+def test_sample_same_seed_same_samples(tmp_path, capsys):
+    args = ["sample", "--target", "ring", "--steps", "10", "--n", "300", "--no-progress", "--process", "vp-cosine",
+            "--T", "0.99"]
+    run(args + ["--out", str(tmp_path / "a")], capsys)
+    run(args + ["--out", str(tmp_path / "b")], capsys)
+    assert np.array_equal(np.load(tmp_path / "a" / "samples.npy"), np.load(tmp_path / "b" / "samples.npy"))
+
+
+def test_targets_lists_builtins(capsys):
+    code, stdout, _ = run(["targets"], capsys)
+    assert code == 0 and all(name in stdout for name in ("mixture2d", "ring", "gaussian", "mixture"))
+
+
+def test_help_documents_every_option(capsys):
+    sub = build_parser()._subparsers._group_actions[0].choices["sample"]
+    for action in sub._actions:
+        assert action.help, action.dest
+    with pytest.raises(SystemExit):
+        main(["sample", "--help"])
+    helptext = capsys.readouterr().out
+    for opt in ("--target", "--sampler", "--grid", "--steps", "--T", "--delta", "--n", "--seed", "--out"):
+        assert opt in helptext
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["sample", "--target", "nope"], "invalid choice: 'nope'"),
+    (["sample", "--sampler", "heun"], "invalid choice: 'heun'"),
+    (["sample", "--steps", "0"], "expected an integer >= 1; got 0"),
+    (["sample", "--delta", "-1"], "expected a finite number > 0"),
+    (["sample", "--T", "nan"], "expected a finite number > 0"),
+])
+def test_bad_arguments_are_refused_by_the_parser(argv, match, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2 and match in capsys.readouterr().err
+
+
+def test_bad_values_lose_nothing_already_written(tmp_path, capsys):
+    out = tmp_path / "kept"
+    out.mkdir()
+    (out / "metrics.json").write_text("precious")
+    code, _, err = run(["sample", "--out", str(out), "--no-progress", "--n", "100", "--steps", "5"], capsys)
+    assert code == 2 and "already holds results" in err
+    assert (out / "metrics.json").read_text() == "precious"
+    new = tmp_path / "new"
+    for argv, match in [(["--delta", "10"], "delta must be smaller than T"),
+                        (["--target", "ring", "--dim", "3"], "2-dimensional"),
+                        (["--process", "vp-linear", "--T", "5"], "beyond the range")]:
+        code, _, err = run(["sample", "--out", str(new), "--no-progress"] + argv, capsys)
+        assert code == 2 and match in err
+        assert not new.exists()
