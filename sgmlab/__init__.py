@@ -3,7 +3,7 @@
 Implements Chen, Chewi, Li, Li, Salim, Zhang, "Sampling is as easy as learning the score" (ICLR 2023).
 """
 
-from . import grids, metrics, processes, samplers, scores, targets
+from . import grids, metrics, processes, samplers, scores, targets, theory
 
 __version__ = "0.1.0"
-__all__ = ["targets", "processes", "scores", "grids", "samplers", "metrics"]
+__all__ = ["targets", "processes", "scores", "grids", "samplers", "metrics", "theory"]

@@ -95,6 +95,79 @@ def cmd_sample(args: argparse.Namespace) -> None:
     _run(config, args.out or _default_out("sample", config.target), args.force, not args.no_progress)
 
 
+def cmd_plan(args: argparse.Namespace) -> None:
+    import torch
+
+    from . import theory
+    from .targets import builtin
+
+    from . import _checks
+
+    target = builtin(args.target, args.dim)
+    _checks.real("eps", args.eps, low=0.0, high=1.0, low_open=True, high_open=True)
+    if args.out:
+        _io.prepare_dir(args.out, force=args.force)  # refuse an existing result before the long search
+    say = (lambda m: print(f"  ... {m}", file=sys.stderr)) if not args.no_progress else None
+    p = theory.plan(target, args.eps, delta=args.delta, C=args.C, N_max=args.n_max,
+                    generator=torch.Generator().manual_seed(args.seed), progress=say)
+    c = p.constants
+    print(f"plan for TV(p, q_delta) <= {p.eps} on {args.target} (d={c.d}), delta={p.delta}")
+    print(f"  constants of q_delta: m2={c.m2:.4g}, KL(q||N(0,I))={c.kl:.4g} (+-{c.kl_stderr:.2g}), "
+          f"L={c.L:.4g} [{c.L_method.split(':')[0]}]")
+    t = p.theorem
+    print(f"  (a) Theorem 2, C={args.C} ({t.kind.split(':')[0]}):")
+    print(f"      T={t.T:.3g}  paper h=eps^2/(L^2 d)={t.h_paper:.3g} N={t.N_paper:,}  |  "
+          f"clean h=eps^2/(L^2 d T)={t.h_clean:.3g} N={t.N_clean:,}  |  eps_score <= {t.eps_score:.3g}")
+    print("  (b) certified bound (rigorous: data processing + Pinsker + Girsanov, evaluated):")
+    for name, cp in p.certified.items():
+        more = "" if cp.reached else f"  NOT reached by N_max: bound {cp.bound.tv_bound:.3g} > eps/2"
+        print(f"      {name:10s} T={cp.T:.3g}  N={cp.N:,}  max h={cp.max_step:.3g}  eps_score <= {cp.eps_score:.3g}  "
+              f"(bound {cp.bound.tv_bound:.3g}: init {cp.bound.init_tv:.2g} + sqrt(KL/2) {cp.bound.girsanov_tv:.3g})"
+              + more)
+    r = p.later
+    print("  (c) later rates (orders of magnitude, logs dropped):")
+    print(f"      this paper L^2 d/eps^2={r.this_paper:.3g}  Benton et al. d log^2(1/delta)/eps^2={r.benton:.3g}  "
+          f"Chen et al. ODE L^2 sqrt(d)/eps={r.chen_ode:.3g}  Li-Yan d/eps={r.li_yan:.3g}")
+    if args.out:
+        out = Path(args.out)
+        _io.write_json(out / "plan.json", {
+            "eps": p.eps, "delta": p.delta, "target": args.target, "constants": vars(c),
+            "theorem": {k: v for k, v in vars(t).items() if not k.startswith("bound")},
+            "certified": {k: {"T": v.T, "N": v.N, "max_step": v.max_step, "eps_score": v.eps_score,
+                              "tv_bound": v.bound.tv_bound, "reached": v.reached} for k, v in p.certified.items()},
+            "later": vars(r)})
+        print(f"  wrote {out}/plan.json")
+
+
+def cmd_bound(args: argparse.Namespace) -> None:
+    from .experiments.bounds import BoundConfig, bounds_figure, run_bounds
+
+    config = BoundConfig(target=args.target, dim=args.dim, grid=args.grid, steps=tuple(args.steps), T=args.T,
+                         delta=args.delta, n=args.n, seed=args.seed, eps_score=args.eps_score,
+                         error_shape=args.error_shape, C=args.C, n_paths=args.n_paths)
+    config.check()
+    out = _io.prepare_dir(args.out or _default_out("bound", config.target), force=args.force)
+    say = (lambda m: print(f"  ... {m}", file=sys.stderr)) if not args.no_progress else None
+    consts, rows = run_bounds(config, progress=say)
+    print(f"exponential integrator on {config.target} (d={consts.d}), {config.grid} grid, T={config.T}, "
+          f"delta={config.delta}, eps_score={config.eps_score} ({config.error_shape})")
+    print(f"  constants of q_delta: m2={consts.m2:.4g}, KL={consts.kl:.4g}, L={consts.L:.4g} "
+          f"[{consts.L_method.split(':')[0]}]")
+    print(f"  {'steps':>6s} {'max h':>9s} | {'theorem (C=' + str(config.C) + ')':>15s} {'init':>8s} {'disc':>8s} "
+          f"{'score':>8s} | {'certified':>9s} {'init':>8s} {'path KL':>9s} | {'measured':>9s} {'+-':>8s}")
+    for r in rows:
+        t, c = r.theorem, r.certified
+        print(f"  {r.steps:6d} {r.max_step:9.3g} | {t.total:15.4g} {t.init:8.3g} {t.discretisation:8.3g} "
+              f"{t.score:8.3g} | {c.tv_bound:9.4g} {c.init_tv:8.2g} {c.path_kl:9.4g} | {r.measured:9.4g} "
+              f"{r.measured_error:8.2g}")
+    print(f"  measured: {rows[0].measured_name}; certified: {rows[0].certified.method}")
+    fig = bounds_figure(config, rows)
+    _io.write_json(out / "config.json", config.as_dict())
+    _io.write_json(out / "bounds.json", {"constants": vars(consts), "rows": [r.as_dict() for r in rows]})
+    _io.write_figure(out / "bounds.png", fig)
+    print(f"  wrote {out}/config.json, bounds.json, bounds.png")
+
+
 def cmd_targets(args: argparse.Namespace) -> None:
     width = max(map(len, BUILTIN))
     for name, spec in BUILTIN.items():
@@ -123,6 +196,10 @@ def _positive_float(s: str) -> float:
 
 def _common(p: argparse.ArgumentParser, steps: int, n: int) -> None:
     p.add_argument("--steps", type=_positive_int, default=steps, help=f"number of steps N = score evaluations (default {steps})")
+    _common_io(p, n)
+
+
+def _common_io(p: argparse.ArgumentParser, n: int) -> None:
     p.add_argument("--n", type=_positive_int, default=n, help=f"number of samples (default {n})")
     p.add_argument("--seed", type=int, default=0, help="seed of the torch.Generator (default 0)")
     p.add_argument("--out", type=Path, default=None,
@@ -160,6 +237,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delta", type=_positive_float, default=1e-3, help="early-stopping time delta > 0 (default 1e-3)")
     _common(p, steps=100, n=10_000)
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("plan", help="steps needed for TV <= eps: theorem, certified bound, later rates",
+                       description="How many steps does the paper's sampler need for TV(p, q_delta) <= eps on a "
+                                   "built-in target? (a) Theorem 2's corollary with constant C (order of magnitude); "
+                                   "(b) the certified bound, searched for the uniform and two-phase grids; (c) later "
+                                   "analyses' rates. Prints T, h, N and the required L2 score accuracy.")
+    p.add_argument("--target", choices=sorted(BUILTIN), default="mixture2d", help="built-in target (default mixture2d)")
+    p.add_argument("--dim", type=_positive_int, default=None, help="dimension, for targets that take one")
+    p.add_argument("--eps", type=_positive_float, default=0.05, help="TV accuracy to reach, in (0, 1) (default 0.05)")
+    p.add_argument("--delta", type=_positive_float, default=1e-3, help="early-stopping time (default 1e-3)")
+    p.add_argument("--C", type=_positive_float, default=1.0, help="the theorem's hidden constant (default 1)")
+    p.add_argument("--n-max", type=_positive_int, default=None,
+                   help="largest N the certified search tries (default 2^20 for Gaussians, 2^12 otherwise)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the Monte-Carlo estimates (default 0)")
+    p.add_argument("--out", type=Path, default=None, help="also write plan.json into this new folder")
+    p.add_argument("--force", action="store_true", help="overwrite the files of an existing folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress messages")
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("bound", help="theorem terms, certified bound and measured error, against step size",
+                       description="For the paper's sampler on a built-in target, print side by side Theorem 2's "
+                                   "terms, the certified bound and the measured error for each number of steps, and "
+                                   "write a log-log figure of error against step size with the three curves.")
+    p.add_argument("--target", choices=sorted(BUILTIN), default="mixture2d", help="built-in target (default mixture2d)")
+    p.add_argument("--dim", type=_positive_int, default=None, help="dimension, for targets that take one")
+    p.add_argument("--grid", choices=list(GRIDS), default="uniform", help="time grid (default uniform)")
+    p.add_argument("--steps", type=_positive_int, nargs="+", default=[10, 20, 50, 100, 200, 500],
+                   help="numbers of steps to sweep (default 10 20 50 100 200 500)")
+    p.add_argument("--T", type=_positive_float, default=5.0, help="time horizon (default 5)")
+    p.add_argument("--delta", type=_positive_float, default=1e-3, help="early-stopping time (default 1e-3)")
+    p.add_argument("--eps-score", type=float, default=0.0, help="L2 size of an added score error (default 0: exact)")
+    p.add_argument("--error-shape", choices=["bias", "localized"], default="bias",
+                   help="shape of the added error: a global bias, or concentrated on a set of probability 1e-3")
+    p.add_argument("--C", type=_positive_float, default=1.0, help="the theorem's hidden constant (default 1)")
+    p.add_argument("--n-paths", type=_positive_int, default=1000,
+                   help="forward paths a step for the Monte-Carlo path KL (default 1000)")
+    _common_io(p, n=10_000)
+    p.set_defaults(func=cmd_bound)
 
     p = sub.add_parser("targets", help="list the built-in targets", description="List the built-in targets.")
     p.set_defaults(func=cmd_targets)

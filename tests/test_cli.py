@@ -92,3 +92,46 @@ def test_bad_values_lose_nothing_already_written(tmp_path, capsys):
         code, _, err = run(["sample", "--out", str(new), "--no-progress"] + argv, capsys)
         assert code == 2 and match in err
         assert not new.exists()
+
+
+def test_plan_prints_the_three_answers(tmp_path, capsys):
+    code, stdout, _ = run(["plan", "--target", "gaussian", "--dim", "2", "--eps", "0.2", "--no-progress",
+                           "--out", str(tmp_path / "p")], capsys)
+    assert code == 0
+    for text in ("(a) Theorem 2", "(b) certified bound", "uniform", "two_phase", "(c) later rates", "Li-Yan"):
+        assert text in stdout
+    plan = json.loads((tmp_path / "p" / "plan.json").read_text())
+    assert plan["certified"]["uniform"]["tv_bound"] <= 0.1 and plan["theorem"]["N_paper"] > 0
+
+
+def test_bound_prints_theorem_certified_and_measured_and_writes_a_figure(tmp_path, capsys):
+    out = tmp_path / "b"
+    code, stdout, _ = run(["bound", "--target", "gaussian", "--dim", "3", "--steps", "10", "40", "--no-progress",
+                           "--out", str(out)], capsys)
+    assert code == 0 and "certified" in stdout and "measured" in stdout
+    rows = json.loads((out / "bounds.json").read_text())["rows"]
+    assert [r["steps"] for r in rows] == [10, 40]
+    for r in rows:
+        assert r["measured"]["value"] - 4 * r["measured"]["error"] <= r["certified"]["tv_bound"]
+    assert (out / "bounds.png").stat().st_size > 1000
+    code, _, _ = run(["bound", "--target", "mixture2d", "--steps", "8", "--n", "500", "--n-paths", "100",
+                      "--eps-score", "0.2", "--error-shape", "localized", "--no-progress",
+                      "--out", str(tmp_path / "m")], capsys)
+    assert code == 0
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["plan", "--eps", "0"], "expected a finite number > 0"),
+    (["plan", "--eps", "1.5", "--target", "gaussian", "--dim", "2"], "eps must be"),
+    (["bound", "--steps"], "expected at least one argument"),
+    (["bound", "--eps-score", "-1"], "eps_score must be a finite number >= 0"),
+    (["bound", "--target", "ring", "--dim", "3"], "2-dimensional"),
+    (["bound", "--T", "0.5", "--delta", "1"], "delta must be smaller than T"),
+])
+def test_plan_and_bound_bad_input(argv, match, capsys, tmp_path):
+    try:
+        code = main(argv + ["--no-progress", "--out", str(tmp_path / "x")])
+    except SystemExit as e:
+        code = e.code
+    assert code == 2 and match in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()

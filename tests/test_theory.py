@@ -1,0 +1,229 @@
+"""Theory: path KL closed forms, the certified bound against the truth, calculators, planner,
+perturbed scores, problem constants, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import sgmlab as sg
+from sgmlab.theory import bounds as B
+
+from helpers import random_gaussian, random_mixture, z_threshold
+
+OU = sg.processes.OU()
+
+
+@pytest.mark.parametrize("d, T, delta, N", [(1, 3.0, 0.1, 10), (4, 5.0, 1e-3, 50), (16, 2.0, 0.5, 7)])
+def test_path_kl_for_standard_gaussian_is_N_2d_h_minus_1_plus_exp(d, T, delta, N):
+    """PAPER.md section 6: for q = N(0, I_d) and the exact score, KL = N 2d (h - 1 + e^{-h})."""
+    q = sg.targets.Gaussian(torch.zeros(d), torch.eye(d))
+    grid = sg.grids.uniform(T, delta, N)
+    h = (T - delta) / N
+    exact = N * 2 * d * (h - 1 + math.exp(-h))
+    b = sg.theory.certified_bound(q, sg.scores.exact(q), grid)
+    assert abs(b.path_kl - exact) <= b.quadrature_error  # the stated quadrature accuracy holds
+    fine = sg.theory.certified_bound(q, sg.scores.exact(q), grid, nodes=12)
+    assert fine.path_kl == pytest.approx(exact, rel=1e-11)
+    assert b.init_tv == 0.0 and b.path_kl_stderr == 0.0
+
+
+@pytest.mark.parametrize("perturb", [False, True])
+def test_closed_form_path_kl_matches_monte_carlo(perturb, gen):
+    q = random_gaussian(3, gen)
+    grid = sg.grids.exponential(3.0, 1e-2, 8)
+    score = sg.scores.exact(q)
+    if perturb:
+        score = sg.scores.perturbed(score, q, lambda t: 0.2 + 0.1 * t, shape="bias", direction=[1.0, 1.0, 0.0])
+    closed = sg.theory.certified_bound(q, score, grid)
+    mc = sg.theory.certified_bound(q, lambda x, t: score(x, t), grid, generator=gen, n_paths=20_000)
+    assert mc.method.startswith("Monte Carlo") and closed.method.startswith("closed form")
+    # same quadrature nodes in both: the difference is Monte-Carlo noise only
+    assert abs(mc.path_kl - closed.path_kl) < z_threshold(1e-3, 1) * mc.path_kl_stderr
+    assert closed.quadrature_error < 1e-2 * closed.path_kl
+
+
+def test_perturbation_adds_its_size_to_the_path_kl(gen):
+    """A constant bias b adds |b|^2 (tau_0 - tau_N) plus a cross term, which vanishes when the exact
+    score's discretisation error has mean zero (q centred)."""
+    q = sg.targets.Gaussian(torch.zeros(3), torch.diag(torch.tensor([0.5, 1.0, 2.0])))
+    grid = sg.grids.uniform(4.0, 1e-2, 20)
+    exact = sg.theory.certified_bound(q, sg.scores.exact(q), grid)
+    biased = sg.theory.certified_bound(q, sg.scores.perturbed(sg.scores.exact(q), q, 0.3), grid)
+    assert biased.path_kl - exact.path_kl == pytest.approx(0.09 * (4.0 - 1e-2), rel=1e-8)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_certified_bound_is_above_the_true_tv_on_random_gaussians(seed):
+    g = torch.Generator().manual_seed(seed)
+    d = [1, 2, 5, 8][seed]
+    q = random_gaussian(d, g)
+    delta = [1e-3, 1e-2, 0.1, 1e-3][seed]
+    for N in (20, 200):
+        grid = [sg.grids.uniform, sg.grids.two_phase][seed % 2](4.0, delta, N)
+        b = sg.theory.certified_bound(q, sg.scores.exact(q), grid)
+        law = sg.samplers.exact_output_law(sg.samplers.exponential_integrator, q, grid)
+        est = sg.metrics.gaussian_tv_mc(law, OU.marginal(q, delta), 50_000, generator=g)
+        assert est.value - z_threshold(1e-3, 8) * est.stderr <= b.tv_bound
+        assert sg.metrics.gaussian_tv_bounds(law, OU.marginal(q, delta)).lower <= b.tv_bound
+
+
+def test_certified_bound_is_above_the_measured_error_on_mixtures(gen):
+    q = sg.targets.mixture2d()
+    for N in (10, 40):
+        grid = sg.grids.uniform(5.0, 1e-3, N)
+        b = sg.theory.certified_bound(q, sg.scores.exact(q), grid, generator=gen, n_paths=500)
+        x = sg.samplers.exponential_integrator(sg.scores.exact(q), OU.prior_sample(5000, 2, generator=gen), grid,
+                                               generator=gen)
+        ref = OU.marginal(q, 1e-3)
+        for m in (sg.metrics.mode_tv(x, q, generator=gen), sg.metrics.tv_histogram(x, ref, generator=gen)):
+            # each metric is a lower bound on TV up to its noise
+            assert m.value - m.noise_floor <= b.tv_bound + 3 * b.tv_bound_stderr, (N, m)
+
+
+def test_init_tv_bound_is_above_the_true_initial_tv(gen):
+    std = sg.targets.Gaussian(torch.zeros(2), torch.eye(2))
+    q = random_mixture(2, 3, gen)
+    for T in (0.5, 1.0, 2.0):
+        bound = sg.theory.init_tv_bound(q, T)
+        qT = OU.marginal(q, T)
+        x = std.sample(100_000, generator=gen)
+        f = (-torch.expm1(qT.log_prob(x) - std.log_prob(x))).clamp_min(0)
+        assert float(f.mean()) - z_threshold(1e-3, 3) * float(f.std()) / math.sqrt(1e5) <= bound
+
+
+# -- calculators and planner --------------------------------------------------------------------
+
+def test_theorem_terms():
+    b = sg.theory.ddpm_theorem(L=2.0, d=4, m2=3.0, kl=9.0, h=0.01, T=4.0, eps_score=0.1, C=2.0)
+    assert b.init == pytest.approx(2 * 3 * math.exp(-4))
+    assert b.discretisation == pytest.approx(2 * (2 * math.sqrt(0.04) + 2 * 3 * 0.01) * 2)
+    assert b.score == pytest.approx(2 * 0.1 * 2) and b.total == pytest.approx(b.init + b.discretisation + b.score)
+    assert b.kind == B.ORDER
+
+
+def test_complexity_scales_like_L2_d_over_eps2():
+    base = sg.theory.ddpm_complexity(0.1, L=2.0, d=8, kl=1e6)
+    for kw, factor in [(dict(L=4.0, d=8), 4), (dict(L=2.0, d=16), 2)]:
+        other = sg.theory.ddpm_complexity(0.1, kl=1e6, **kw)
+        assert other.N_paper / base.N_paper == pytest.approx(factor, rel=1e-3)
+    finer = sg.theory.ddpm_complexity(0.05, L=2.0, d=8, kl=1e6)
+    # N = T L^2 d / eps^2 with T = log(sqrt(KL)/eps): eps/2 gives 4x, times the ratio of the T's
+    assert finer.N_paper / base.N_paper == pytest.approx(4 * finer.T / base.T, rel=1e-3)
+    assert base.N_clean == pytest.approx(base.N_paper * base.T, rel=1e-3)
+    # the clean step makes the discretisation term exactly eps (when m2 L h is negligible)
+    clean = sg.theory.ddpm_complexity(0.1, L=2.0, d=8, kl=1e6, m2=0.0)
+    assert clean.bound_clean.discretisation == pytest.approx(0.1, rel=1e-9)
+    assert clean.bound_paper.discretisation == pytest.approx(0.1 * math.sqrt(clean.T), rel=1e-9)
+
+
+def test_compact_support_and_later_rates():
+    c = sg.theory.compact_support(R=2.0, d=4, eps_tv=0.1, eps_w=0.1)
+    assert c.delta == pytest.approx(0.01 / (2 * 2)) and c.L == pytest.approx(4 * 4 * 4 / 1e-4)
+    assert c.N == pytest.approx(c.L**2 * 4 / 0.1**2, rel=1e-12)
+    small = sg.theory.compact_support(R=2.0, d=4, eps_tv=0.05, eps_w=0.1)
+    assert small.N_bounded_lipschitz / c.N_bounded_lipschitz == pytest.approx(2**10)
+    assert small.N_projected_w2 / c.N_projected_w2 == pytest.approx(2**12)
+    r = sg.theory.later_rates(0.05, d=10, L=2.0)
+    assert 10 * math.log(r.li_yan) ** 3 / r.li_yan <= 0.05 < 10 * math.log(r.li_yan * 0.9) ** 3 / (r.li_yan * 0.9)
+    assert r.this_paper == pytest.approx(4 * 10 / 0.05**2)
+    cld = sg.theory.cld_theorem(L=2.0, d=4, m2=3.0, kl=5.0, fisher=4.0, h=0.01, T=4.0)
+    assert cld.init == pytest.approx(3 * math.exp(-4))
+
+
+def test_certified_planner_is_monotone_and_meets_its_target():
+    q = sg.targets.anisotropic_gaussian(3, cond=10.0)
+    plans = [sg.theory.plan_certified(q, eps, delta=1e-2) for eps in (0.4, 0.2, 0.1)]
+    Ns = [p.N for p in plans]
+    assert Ns[0] < Ns[1] < Ns[2] and all(p.reached for p in plans)
+    for p, eps in zip(plans, (0.4, 0.2, 0.1)):
+        assert p.bound.tv_bound <= eps / 2 and p.eps_score > 0
+        # one step fewer than the bisection's lower end is not enough
+        grid = sg.grids.uniform(p.T, 1e-2, max(1, int(p.N * 0.9)))
+        assert sg.theory.certified_bound(q, sg.scores.exact(q), grid).tv_bound > eps / 2
+
+
+def test_plan_collects_all_three(gen):
+    p = sg.theory.plan(sg.targets.anisotropic_gaussian(2, cond=4.0), 0.3, delta=1e-2, generator=gen)
+    assert set(p.certified) == {"uniform", "two_phase"} and p.theorem.N_paper > 0 and p.later.li_yan > 0
+
+
+# -- perturbed scores ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", ["bias", "localized"])
+def test_perturbed_scores_achieve_the_requested_l2_size(shape, gen):
+    q = sg.targets.mixture2d()
+    s = sg.scores.perturbed(sg.scores.exact(q), q, lambda t: 0.1 + t, shape=shape, mass=1e-2)
+    for t in (0.01, 0.5):
+        m = s.measure(t, 200_000, generator=gen)
+        assert abs(m.l2 - (0.1 + t)) < z_threshold(1e-3, 4) * m.l2_stderr + 1e-12
+        size = s.sizes(t)
+        assert size.l2 == pytest.approx(0.1 + t)
+        assert size.linf == pytest.approx((0.1 + t) * (1 if shape == "bias" else 10))
+        assert m.linf_seen == pytest.approx(size.linf)
+    # the localized set has the requested probability exactly
+    qt = OU.marginal(q, 0.5)
+    x = qt.sample(200_000, generator=gen)
+    frac = float((x[:, 0] > s.threshold(0.5)).double().mean())
+    assert abs(frac - 1e-2) < z_threshold(1e-3, 1) * math.sqrt(1e-2 / 2e5)
+
+
+# -- problem constants --------------------------------------------------------------------------
+
+def test_hessian_matches_autograd(gen):
+    q = random_mixture(3, 4, gen)
+    x = q.sample(5, generator=gen)
+    H = sg.theory.hessian_log_prob(q, x)
+    for i in range(5):
+        ref = torch.autograd.functional.hessian(lambda y: q.log_prob(y[None])[0], x[i])
+        assert torch.allclose(H[i], ref, atol=1e-9)
+
+
+def test_problem_constants(gen):
+    q = sg.targets.anisotropic_gaussian(4, cond=16.0)
+    c = sg.theory.problem_constants(q)
+    lam = torch.linalg.eigvalsh(q.cov)
+    assert c.L == pytest.approx(1 / float(lam.min())) and c.kl_stderr == 0
+    std = sg.targets.Gaussian(torch.zeros(4), torch.eye(4))
+    assert c.kl == pytest.approx(sg.metrics.gaussian_kl(q, std))
+    # Fisher information by Monte Carlo agrees with the closed form
+    x = q.sample(200_000, generator=gen)
+    f = ((q.score(x) + x) ** 2).sum(1)
+    assert abs(float(f.mean()) - c.fisher) < z_threshold(1e-3, 1) * float(f.std()) / math.sqrt(2e5)
+    m = sg.theory.problem_constants(sg.targets.mixture2d(), delta=1e-3, generator=gen)
+    assert m.L > 10 and "estimate" in m.L_method and m.kl_stderr > 0
+    e = sg.theory.problem_constants(sg.targets.Empirical([[3.0, 4.0], [0.0, 1.0]]))
+    assert e.R == 5.0 and math.isinf(e.L) and math.isinf(e.kl)
+
+
+# -- bad input ----------------------------------------------------------------------------------
+
+def test_theory_bad_input(gen):
+    q = sg.targets.mixture2d()
+    with pytest.raises(ValueError, match="L must be >= 1.0"):
+        sg.theory.ddpm_theorem(L=0.5, d=2, m2=1.0, kl=1.0, h=0.1, T=1.0)
+    with pytest.raises(ValueError, match="h must be > 0.0"):
+        sg.theory.ddpm_theorem(L=2.0, d=2, m2=1.0, kl=1.0, h=0.0, T=1.0)
+    with pytest.raises(ValueError, match="kl must be finite"):
+        sg.theory.ddpm_theorem(L=2.0, d=2, m2=1.0, kl=float("nan"), h=0.1, T=1.0)
+    with pytest.raises(ValueError, match="eps must be < 1.0|eps must be <= 1.0"):
+        sg.theory.ddpm_complexity(1.5, L=2.0, d=2, kl=1.0)
+    with pytest.raises(ValueError, match="R must be >= 1.0"):
+        sg.theory.compact_support(R=0.5, d=2, eps_tv=0.1, eps_w=0.1)
+    with pytest.raises(ValueError, match="strictly decreasing"):
+        sg.theory.certified_bound(q, sg.scores.exact(q), [0.1, 1.0])
+    with pytest.raises(TypeError, match="score must be a callable"):
+        sg.theory.certified_bound(q, None, [1.0, 0.1])
+    with pytest.raises(ValueError, match="shape must be one of"):
+        sg.scores.perturbed(sg.scores.exact(q), q, 0.1, shape="spike")
+    with pytest.raises(ValueError, match="mass must be > 0.0"):
+        sg.scores.perturbed(sg.scores.exact(q), q, 0.1, mass=0.0)
+    with pytest.raises(ValueError, match="direction must be a non-zero vector of length 2"):
+        sg.scores.perturbed(sg.scores.exact(q), q, 0.1, direction=[1.0, 0.0, 0.0])
+    with pytest.raises(ValueError, match="eps must be >= 0.0"):
+        sg.scores.perturbed(sg.scores.exact(q), q, -0.1)
+    s = sg.scores.perturbed(sg.scores.exact(q), q, lambda t: float("nan"))
+    with pytest.raises(ValueError, match="must be a finite number >= 0"):
+        s(torch.zeros(3, 2), 0.5)
