@@ -316,3 +316,106 @@ class VP(Process):
             raise ValueError(f"OU time {tau.max().item():.6g} is beyond this VP process's range "
                              f"(at most {float(self.ou_time(self.t_max)):.6g})")
         return self.schedule.integral_inverse(2 * tau)
+
+
+# ---------------------------------------------------------------------------------------------
+# critically damped Langevin diffusion
+# ---------------------------------------------------------------------------------------------
+
+def _expm2(M: torch.Tensor) -> torch.Tensor:
+    return torch.linalg.matrix_exp(M)
+
+
+class CLD:
+    r"""Critically damped Langevin diffusion (PAPER.md section 6), state :math:`z = [x, v]` of shape (n, 2d):
+
+    .. math::
+        dX = M^{-1} V dt, \qquad dV = -X dt - \Gamma M^{-1} V dt + \sqrt{2\Gamma}\, dB,
+
+    started at :math:`q \otimes N(0, M I_d)`. Per coordinate pair the drift matrix is
+    :math:`A = [[0, 1/M], [-1, -\Gamma/M]]`, the noise covariance rate :math:`Q = \mathrm{diag}(0, 2\Gamma)`
+    and the stationary law :math:`N(0, \mathrm{diag}(1, M))`; the defaults :math:`\Gamma = 2, M = 1` are the
+    paper's (critical damping :math:`\Gamma^2 = 4M`, :math:`A = [[0, 1], [-1, -2]]`, stationary
+    :math:`N(0, I_{2d})`). The transition is exact: mean :math:`e^{tA}z_0`, covariance
+    :math:`\Sigma_\infty - e^{tA}\Sigma_\infty e^{tA^\top}`.
+    """
+
+    t_max: float = math.inf
+
+    def __init__(self, friction: float = 2.0, mass: float = 1.0):
+        self.friction = _checks.real("friction", friction, low=0.0, low_open=True)
+        self.mass = _checks.real("mass", mass, low=0.0, low_open=True)
+        G, M = self.friction, self.mass
+        self.A = torch.tensor([[0.0, 1.0 / M], [-1.0, -G / M]], dtype=torch.float64)
+        self.Q = torch.tensor([[0.0, 0.0], [0.0, 2.0 * G]], dtype=torch.float64)
+        self.stationary_cov = torch.tensor([[1.0, 0.0], [0.0, M]], dtype=torch.float64)
+
+    def __repr__(self) -> str:
+        return f"CLD(friction={self.friction}, mass={self.mass})"
+
+    def check_time(self, t: Time, name: str = "t") -> float:
+        return _checks.real(name, t, low=0.0)
+
+    def transition(self, t: Time) -> tuple[torch.Tensor, torch.Tensor]:
+        """2x2 mean matrix e^{tA} and noise covariance Sigma_inf - e^{tA} Sigma_inf e^{tA^T}, per coordinate pair."""
+        t = self.check_time(t)
+        E = _expm2(t * self.A)
+        return E, self.stationary_cov - E @ self.stationary_cov @ E.T
+
+    def _kron(self, B: torch.Tensor, d: int) -> torch.Tensor:
+        """The 2d x 2d matrix acting as B on each pair (x_i, v_i) in the layout [x, v]."""
+        return torch.kron(B, torch.eye(d, dtype=B.dtype))
+
+    def marginal(self, target: Target, t: Time) -> Target:
+        """Exact law of [X_t, V_t] for X_0 ~ target, V_0 ~ N(0, M I): a Gaussian or Gaussian mixture over R^{2d}."""
+        from .targets.gaussian import Gaussian
+        from .targets.mixture import GaussianMixture
+
+        if not isinstance(target, Target):
+            raise TypeError(f"target must be an sgmlab target; got {type(target).__name__}")
+        E, S = self.transition(t)
+        d = target.dim
+        EE, SS = self._kron(E, d), self._kron(S, d)
+        v0 = self.mass * torch.eye(d, dtype=torch.float64)
+
+        def law(mean_x: torch.Tensor, cov_x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            c0 = torch.block_diag(cov_x, v0)
+            cov = EE @ c0 @ EE.T + SS
+            return EE @ torch.cat([mean_x, torch.zeros(d, dtype=torch.float64)]), 0.5 * (cov + cov.T)
+
+        if isinstance(target, Gaussian):
+            return Gaussian(*law(target.mean, target.cov))
+        if isinstance(target, GaussianMixture):
+            covs = target.cov_matrices()
+            parts = [law(target.means[k], covs[k]) for k in range(target.n_components)]
+            return GaussianMixture(target.weights, torch.stack([p[0] for p in parts]), torch.stack([p[1] for p in parts]))
+        from .targets.empirical import Empirical
+
+        if isinstance(target, Empirical):
+            if float(t) == 0:
+                raise ValueError("the CLD law of a point set at t = 0 has no density in x; use t > 0")
+            zero = torch.zeros(d, d, dtype=torch.float64)
+            parts = [law(p, zero) for p in target.points]
+            return GaussianMixture(target.weights, torch.stack([p[0] for p in parts]), torch.stack([p[1] for p in parts]))
+        raise TypeError(f"CLD marginals need a Gaussian, mixture or empirical target; got {type(target).__name__}")
+
+    def score_part(self, full_score: torch.Tensor) -> torch.Tensor:
+        """The velocity score grad_v log q_t from the full score over [x, v]: its last d columns."""
+        return full_score[:, full_score.shape[1] // 2:]
+
+    def prior_sample(self, n: int, d: int, *, generator: torch.Generator | None = None,
+                     dtype: torch.dtype = torch.float64, device: torch.device | str | None = None) -> torch.Tensor:
+        """n draws of the stationary law N(0, diag(I_d, M I_d)) over [x, v], shape (n, 2d)."""
+        n = _checks.positive_int("n", n, minimum=0)
+        d = _checks.positive_int("d", d)
+        _checks.generator_for(generator, torch.device(device or "cpu"))
+        z = torch.randn(n, 2 * d, generator=generator, dtype=dtype, device=device)
+        z[:, d:] *= math.sqrt(self.mass)
+        return z
+
+    @staticmethod
+    def positions(z: torch.Tensor) -> torch.Tensor:
+        """The x-marginal of states of shape (n, 2d): the first d columns."""
+        if not isinstance(z, torch.Tensor) or z.ndim != 2 or z.shape[1] % 2:
+            raise ValueError(f"a CLD state must have shape (n, 2d); got {getattr(z, 'shape', type(z).__name__)}")
+        return z[:, : z.shape[1] // 2]

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple, Protocol
 import torch
 
 from . import _checks
-from .processes import OU, Process
+from .processes import CLD, OU, Process
 from .targets.base import Target
 
 
@@ -30,7 +30,7 @@ class ExactScore:
     def __init__(self, target: Target, process: Process | None = None):
         if not isinstance(target, Target):
             raise TypeError(f"target must be an sgmlab target; got {type(target).__name__}")
-        if process is not None and not isinstance(process, Process):
+        if process is not None and not isinstance(process, (Process, CLD)):
             raise TypeError(f"process must be an sgmlab process; got {type(process).__name__}")
         self.target = target
         self.process = OU() if process is None else process
@@ -46,14 +46,21 @@ class ExactScore:
         return self._cache[1]
 
     def __call__(self, x: torch.Tensor, t: float) -> torch.Tensor:
-        return self.marginal(t).score(x)
+        s = self.marginal(t).score(x)
+        return self.process.score_part(s) if isinstance(self.process, CLD) else s
 
     def affine(self, t: float) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(A, c) with s(x, t) = x A^T + c for a Gaussian target (A = -P_t, c = P_t mu_t); None otherwise."""
         from .targets.gaussian import Gaussian
 
         qt = self.marginal(t)
-        return (-qt.precision, qt.precision @ qt.mean) if isinstance(qt, Gaussian) else None
+        if not isinstance(qt, Gaussian):
+            return None
+        A, c = -qt.precision, qt.precision @ qt.mean
+        if isinstance(self.process, CLD):  # velocity rows only: s_v(z) = z A_v^T + c_v
+            d = qt.dim // 2
+            return A[d:], c[d:]
+        return A, c
 
 
 def exact(target: Target, process: Process | None = None) -> ExactScore:

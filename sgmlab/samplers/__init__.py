@@ -2,10 +2,16 @@
 ``sampler(score, x_init, grid, *, process=None, generator=None, callback=None) -> x``."""
 
 from .base import AffineStepSampler, StepCoefficients, StepInfo
+from .cld_base import CLDSampler, Stage, cld_exact_output_law
+from .cld_euler_maruyama import CLDEulerMaruyama, cld_euler_maruyama
+from .cld_exponential_integrator import CLDExponentialIntegrator, cld_exponential_integrator
+from .cld_sscs import CLDSymmetricSplitting, cld_sscs
 from .ddpm_ancestral import DDPMAncestral, ddpm_ancestral
 from .euler_maruyama import EulerMaruyama, euler_maruyama
 from .exact_law import exact_output_law
 from .exponential_integrator import ExponentialIntegrator, exponential_integrator
 
 __all__ = ["AffineStepSampler", "StepCoefficients", "StepInfo", "ExponentialIntegrator", "exponential_integrator",
-           "EulerMaruyama", "euler_maruyama", "DDPMAncestral", "ddpm_ancestral", "exact_output_law"]
+           "EulerMaruyama", "euler_maruyama", "DDPMAncestral", "ddpm_ancestral", "exact_output_law",
+           "CLDSampler", "Stage", "cld_exact_output_law", "CLDExponentialIntegrator", "cld_exponential_integrator",
+           "CLDEulerMaruyama", "cld_euler_maruyama", "CLDSymmetricSplitting", "cld_sscs"]

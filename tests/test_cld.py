@@ -1,0 +1,121 @@
+"""CLD: transitions against matrix exponentials and quadrature, exact velocity scores, samplers'
+exact output laws against Monte Carlo, stationarity, bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import integrate, linalg
+
+import sgmlab as sg
+from sgmlab.samplers.cld_base import linear_flow
+
+from helpers import assert_moments_match, random_gaussian, random_mixture
+
+CLD = sg.processes.CLD()
+SAMPLERS = [sg.samplers.cld_exponential_integrator, sg.samplers.cld_euler_maruyama, sg.samplers.cld_sscs]
+IDS = ["exp-int", "em", "sscs"]
+
+
+@pytest.mark.parametrize("friction, mass", [(2.0, 1.0), (1.0, 0.25), (3.0, 1.0)])
+def test_transition_against_matrix_exponential_and_quadrature(friction, mass):
+    cld = sg.processes.CLD(friction, mass)
+    A, Q = cld.A.numpy(), cld.Q.numpy()
+    for t in (0.05, 0.7, 3.0):
+        E, S = cld.transition(t)
+        assert np.allclose(E.numpy(), linalg.expm(t * A), atol=1e-13)
+        quad, _ = integrate.quad_vec(lambda u: linalg.expm(u * A) @ Q @ linalg.expm(u * A).T, 0, t, epsabs=1e-13)
+        assert np.allclose(S.numpy(), quad, atol=1e-10)
+
+
+def test_paper_closed_forms_for_critical_damping():
+    """e^{sA} = e^{-s}[[1+s, s], [-s, 1-s]] and e^{hA'} = e^{h}[[1-h, -h], [h, 1+h]] (PAPER.md section 6)."""
+    for s in (0.1, 1.0, 2.5):
+        E, _ = CLD.transition(s)
+        assert torch.allclose(E, math.exp(-s) * torch.tensor([[1 + s, s], [-s, 1 - s]], dtype=torch.float64))
+        Phi, Psi, noise = linear_flow(-CLD.A, CLD.Q, s)
+        assert torch.allclose(Phi, math.exp(s) * torch.tensor([[1 - s, -s], [s, 1 + s]], dtype=torch.float64))
+        # Psi = (e^h - 1) I + ((h - 1) e^h + 1) N with N = A' - I
+        N = -CLD.A - torch.eye(2, dtype=torch.float64)
+        assert torch.allclose(Psi, math.expm1(s) * torch.eye(2, dtype=torch.float64) + ((s - 1) * math.exp(s) + 1) * N)
+        quad, _ = integrate.quad_vec(lambda u: linalg.expm(-u * CLD.A.numpy()) @ CLD.Q.numpy()
+                                     @ linalg.expm(-u * CLD.A.numpy()).T, 0, s, epsabs=1e-13)
+        assert np.allclose(noise.numpy(), quad, atol=1e-9 * max(1, np.abs(quad).max()))
+
+
+def test_stationary_law_is_invariant_and_marginals_are_exact(gen):
+    std = sg.targets.Gaussian(torch.zeros(2), torch.eye(2))
+    law = CLD.marginal(std, 0.8)
+    assert torch.allclose(law.cov, torch.eye(4)) and torch.allclose(law.mean, torch.zeros(4))
+    # moments of a simulated forward path (exact transitions composed) match the marginal
+    q = random_gaussian(2, gen)
+    z = torch.cat([q.sample(40_000, generator=gen), torch.randn(40_000, 2, generator=gen)], 1)
+    for _ in range(4):
+        E, S = CLD.transition(0.2)
+        EE, L = torch.kron(E, torch.eye(2)), torch.linalg.cholesky(torch.kron(S, torch.eye(2)))
+        z = z @ EE.T + torch.randn(z.shape, generator=gen) @ L.T
+    law = CLD.marginal(q, 0.8)
+    assert_moments_match(z, law.mean, law.cov)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "mixture"])
+def test_velocity_score_equals_autograd(kind, gen):
+    q = random_gaussian(3, gen) if kind == "gaussian" else random_mixture(3, 3, gen)
+    score = sg.scores.exact(q, CLD)
+    for t in (1e-3, 0.5, 4.0):
+        law = CLD.marginal(q, t)
+        z = law.sample(6, generator=gen).requires_grad_(True)
+        (grad,) = torch.autograd.grad(law.log_prob(z).sum(), z)
+        assert torch.allclose(score(z.detach(), t), grad[:, 3:], atol=1e-9 * (1 + grad.abs().max()))
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS, ids=IDS)
+def test_exact_output_law_matches_monte_carlo(sampler, gen):
+    q = random_gaussian(2, gen)
+    grid = sg.grids.exponential(4.0, 1e-2, 10)
+    law = sg.samplers.cld_exact_output_law(sampler, q, grid)
+    z = sampler(sg.scores.exact(q, CLD), CLD.prior_sample(40_000, 2, generator=gen), grid, generator=gen)
+    assert_moments_match(z, law.mean, law.cov)
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS, ids=IDS)
+def test_stationary_law_is_kept_as_h_goes_to_zero(sampler):
+    """For q = N(0, I) the exact velocity score is -v and N(0, I_2d) is invariant for the reverse
+    process; each sampler's output law approaches it as h -> 0 (error decreasing, ~ 0 at h = 1e-3)."""
+    std = sg.targets.Gaussian(torch.zeros(2), torch.eye(2))
+    ref = sg.targets.Gaussian(torch.zeros(4), torch.eye(4))
+    errs = [sg.metrics.gaussian_kl(sg.samplers.cld_exact_output_law(sampler, std, sg.grids.uniform(2.0, 1.0, n)), ref)
+            for n in (4, 40, 1000)]
+    assert errs[2] < errs[1] < errs[0] or errs[0] < 1e-20
+    assert errs[2] < 1e-5
+
+
+def test_cld_samplers_converge_to_the_target(gen):
+    q = random_gaussian(3, gen)
+    kls = [sg.metrics.gaussian_kl(sg.samplers.cld_exact_output_law(s, q, sg.grids.uniform(8.0, 1e-3, 2000)).project(
+        range(3)), q) for s in SAMPLERS]
+    assert max(kls) < 5e-3
+
+
+def test_cld_bad_input(gen):
+    with pytest.raises(ValueError, match="friction must be > 0.0"):
+        sg.processes.CLD(friction=0.0)
+    with pytest.raises(ValueError, match="mass must be > 0.0"):
+        sg.processes.CLD(mass=-1.0)
+    q = sg.targets.Gaussian(torch.zeros(2), torch.eye(2))
+    s = sg.scores.exact(q, CLD)
+    with pytest.raises(ValueError, match=r"shape \(n, 2d\)"):
+        sg.samplers.cld_exponential_integrator(s, torch.zeros(5, 3), [1.0, 0.5])
+    with pytest.raises(ValueError, match=r"x must have shape \(n, 4\); got \(5, 6\)"):
+        sg.samplers.cld_exponential_integrator(s, torch.zeros(5, 6), [1.0, 0.5])
+    with pytest.raises(ValueError, match=r"shape \(n, 2d\)"):
+        CLD.positions(torch.zeros(4, 5))
+    with pytest.raises(TypeError, match="must be a CLD process"):
+        sg.samplers.cld_sscs(s, torch.zeros(5, 4), [1.0, 0.5], process=sg.processes.OU())
+    with pytest.raises(ValueError, match="t must be >= 0.0"):
+        CLD.marginal(q, -0.1)
+    with pytest.raises(ValueError, match="t = 0"):
+        CLD.marginal(sg.targets.Empirical([[0.0], [1.0]]), 0.0)
