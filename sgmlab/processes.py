@@ -353,6 +353,12 @@ class CLD:
     def __repr__(self) -> str:
         return f"CLD(friction={self.friction}, mass={self.mass})"
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CLD) and (self.friction, self.mass) == (other.friction, other.mass)
+
+    def __hash__(self) -> int:
+        return hash(("CLD", self.friction, self.mass))
+
     def check_time(self, t: Time, name: str = "t") -> float:
         return _checks.real(name, t, low=0.0)
 
