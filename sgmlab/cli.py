@@ -121,7 +121,8 @@ def cmd_plan(args: argparse.Namespace) -> None:
     print("  (b) certified bound (rigorous: data processing + Pinsker + Girsanov, evaluated):")
     for name, cp in p.certified.items():
         more = "" if cp.reached else f"  NOT reached by N_max: bound {cp.bound.tv_bound:.3g} > eps/2"
-        print(f"      {name:10s} T={cp.T:.3g}  N={cp.N:,}  max h={cp.max_step:.3g}  eps_score <= {cp.eps_score:.3g}  "
+        need = f"{cp.eps_score:.3g}" if cp.reached else "n/a"
+        print(f"      {name:10s} T={cp.T:.3g}  N={cp.N:,}  max h={cp.max_step:.3g}  eps_score <= {need}  "
               f"(bound {cp.bound.tv_bound:.3g}: init {cp.bound.init_tv:.2g} + sqrt(KL/2) {cp.bound.girsanov_tv:.3g})"
               + more)
     r = p.later
