@@ -195,6 +195,11 @@ def _positive_float(s: str) -> float:
     return v
 
 
+def _target_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", choices=sorted(BUILTIN), default="mixture2d", help="built-in target (default mixture2d)")
+    p.add_argument("--dim", type=_positive_int, default=None, help="dimension, for targets that take one")
+
+
 def _common(p: argparse.ArgumentParser, steps: int, n: int) -> None:
     p.add_argument("--steps", type=_positive_int, default=steps, help=f"number of steps N = score evaluations (default {steps})")
     _common_io(p, n)
@@ -227,8 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Sample a built-in target (see `sgmlab targets`) with the exact score, measure the "
                                    "output against q_delta (exactly for Gaussian targets), and write samples.npy, "
                                    "metrics.json, config.json and samples.png.")
-    p.add_argument("--target", choices=sorted(BUILTIN), default="mixture2d", help="built-in target (default mixture2d)")
-    p.add_argument("--dim", type=_positive_int, default=None, help="dimension, for targets that take one")
+    _target_args(p)
     p.add_argument("--sampler", choices=list(SAMPLERS), default="exponential_integrator",
                    help="reverse-time sampler (default exponential_integrator, the paper's)")
     p.add_argument("--grid", choices=list(GRIDS), default="uniform",
@@ -244,8 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "built-in target? (a) Theorem 2's corollary with constant C (order of magnitude); "
                                    "(b) the certified bound, searched for the uniform and two-phase grids; (c) later "
                                    "analyses' rates. Prints T, h, N and the required L2 score accuracy.")
-    p.add_argument("--target", choices=sorted(BUILTIN), default="mixture2d", help="built-in target (default mixture2d)")
-    p.add_argument("--dim", type=_positive_int, default=None, help="dimension, for targets that take one")
+    _target_args(p)
     p.add_argument("--eps", type=_positive_float, default=0.05, help="TV accuracy to reach, in (0, 1) (default 0.05)")
     p.add_argument("--delta", type=_positive_float, default=1e-3, help="early-stopping time (default 1e-3)")
     p.add_argument("--C", type=_positive_float, default=1.0, help="the theorem's hidden constant (default 1)")
@@ -261,8 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="For the paper's sampler on a built-in target, print side by side Theorem 2's "
                                    "terms, the certified bound and the measured error for each number of steps, and "
                                    "write a log-log figure of error against step size with the three curves.")
-    p.add_argument("--target", choices=sorted(BUILTIN), default="mixture2d", help="built-in target (default mixture2d)")
-    p.add_argument("--dim", type=_positive_int, default=None, help="dimension, for targets that take one")
+    _target_args(p)
     p.add_argument("--grid", choices=list(GRIDS), default="uniform", help="time grid (default uniform)")
     p.add_argument("--steps", type=_positive_int, nargs="+", default=[10, 20, 50, 100, 200, 500],
                    help="numbers of steps to sweep (default 10 20 50 100 200 500)")

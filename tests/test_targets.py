@@ -14,7 +14,7 @@ from scipy import stats
 import sgmlab as sg
 from sgmlab.targets import base as targets_base
 
-from helpers import assert_moments_match, random_gaussian, random_mixture, random_spd, z_threshold
+from helpers import assert_moments_match, random_gaussian, random_mixture, z_threshold
 
 PROCESSES = {
     "ou": sg.processes.OU(),

@@ -90,8 +90,7 @@ class AffineStepSampler(ABC):
 
 def check_run(score: Any, x_init: Any, grid: Any, process: Any, generator: Any) -> tuple[Process, torch.Tensor]:
     """Validate a sampler call; returns the process (default OU) and the checked grid."""
-    if not callable(score):
-        raise TypeError(f"score must be a callable s(x, t); got {type(score).__name__}")
+    check_score(score)
     if not isinstance(x_init, torch.Tensor) or x_init.ndim != 2 or not x_init.is_floating_point():
         raise ValueError("x_init must be a floating tensor of shape (n, d); got "
                          f"{tuple(x_init.shape) if isinstance(x_init, torch.Tensor) else type(x_init).__name__}")
@@ -99,14 +98,24 @@ def check_run(score: Any, x_init: Any, grid: Any, process: Any, generator: Any) 
         raise ValueError(f"x_init is empty (shape {tuple(x_init.shape)}); expected n >= 1 points in d >= 1 dimensions")
     if not bool(torch.isfinite(x_init).all()):
         raise ValueError("x_init contains NaN or infinite values")
+    _checks.generator_for(generator, x_init.device)
+    return check_process_grid(process, grid)
+
+
+def check_process_grid(process: Any, grid: Any) -> tuple[Process, torch.Tensor]:
+    """The process (default OU) and the checked grid, which must lie in the process's time range."""
     process = OU() if process is None else process
     if not isinstance(process, Process):
         raise TypeError(f"process must be an sgmlab process; got {type(process).__name__}")
     g = grids.from_times(grid)
     if g[0] > process.t_max:
         raise ValueError(f"grid starts at t={g[0].item():.6g}, beyond the process's range (t_max={process.t_max})")
-    _checks.generator_for(generator, x_init.device)
     return process, g
+
+
+def check_score(score: Any) -> None:
+    if not callable(score):
+        raise TypeError(f"score must be a callable s(x, t); got {type(score).__name__}")
 
 
 def check_score_output(s: Any, x: torch.Tensor) -> None:

@@ -141,16 +141,9 @@ def compact_support(*, R: float, d: int, eps_tv: float, eps_w: float, C: float =
 
 
 @dataclass(frozen=True)
-class CLDBound:
+class CLDBound(DDPMBound):
     r"""CLD analogue of Theorem 2 (PAPER.md section 6): the forward term involves KL and the
     Fisher information of q relative to :math:`\gamma^d`; the other two terms are as for DDPM."""
-
-    init: float
-    discretisation: float
-    score: float
-    total: float
-    kind: str
-    C: float
 
 
 def cld_theorem(*, L: float, d: int, m2: float, kl: float, fisher: float, h: float, T: float,

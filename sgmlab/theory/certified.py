@@ -25,9 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import _checks, grids
+from .. import _checks
 from ..metrics.gaussian import gaussian_kl, gaussian_tv_bounds
 from ..processes import OU, Process
+from ..samplers.base import check_process_grid, check_score
 from ..scores import ExactScore, PerturbedScore, ScoreFn, affine_form
 from ..targets.base import Target
 from ..targets.gaussian import Gaussian
@@ -199,14 +200,8 @@ def certified_bound(target: Target, score: ScoreFn, grid: Any, process: Process 
     """
     if not isinstance(target, Target):
         raise TypeError(f"target must be an sgmlab target; got {type(target).__name__}")
-    if not callable(score):
-        raise TypeError(f"score must be a callable s(x, t); got {type(score).__name__}")
-    process = OU() if process is None else process
-    if not isinstance(process, Process):
-        raise TypeError(f"process must be an sgmlab process; got {type(process).__name__}")
-    g = grids.from_times(grid)
-    if g[0] > process.t_max:
-        raise ValueError(f"grid starts at t={g[0].item():.6g}, beyond the process's range (t_max={process.t_max})")
+    check_score(score)
+    process, g = check_process_grid(process, grid)
     n_paths = _checks.positive_int("n_paths", n_paths, minimum=2)
     nodes = _checks.positive_int("nodes", nodes)
     tau = process.ou_time(g).to(torch.float64)
