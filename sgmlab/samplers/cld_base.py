@@ -119,7 +119,6 @@ def cld_exact_output_law(sampler: CLDSampler, target: Gaussian, grid: Any, *, pr
     d = target.dim
     mu = torch.zeros(d, 2, dtype=torch.float64)
     C = process.stationary_cov.expand(d, 2, 2).clone()
-    e2 = torch.tensor([0.0, 1.0], dtype=torch.float64)
 
     def pair_law(t: float) -> tuple[torch.Tensor, torch.Tensor]:
         E, S = process.transition(t)
@@ -144,5 +143,4 @@ def cld_exact_output_law(sampler: CLDSampler, target: Gaussian, grid: Any, *, pr
     cov[:d, :d], cov[d:, d:] = torch.diag(C[:, 0, 0]), torch.diag(C[:, 1, 1])
     cov[:d, d:] = cov[d:, :d] = torch.diag(C[:, 0, 1])
     full = UU @ cov @ UU.T
-    del e2
     return Gaussian(UU @ torch.cat([mu[:, 0], mu[:, 1]]), 0.5 * (full + full.T))

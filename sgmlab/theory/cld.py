@@ -75,7 +75,7 @@ def _monte_carlo(target: Target, score: ScoreFn, process: CLD, g: torch.Tensor, 
 
     def step(z: torch.Tensor, u: float) -> torch.Tensor:
         E, S = process.transition(u)
-        L = torch.linalg.cholesky(torch.kron(S, torch.eye(d, dtype=torch.float64)) + 1e-300 * torch.eye(2 * d))
+        L = torch.linalg.cholesky(torch.kron(S, torch.eye(d, dtype=torch.float64)))  # u > 0: S is definite
         return z @ torch.kron(E, torch.eye(d, dtype=torch.float64)).T + torch.randn(
             z.shape, generator=generator, dtype=z.dtype) @ L.T
 
