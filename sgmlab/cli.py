@@ -90,8 +90,11 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
+    if args.model is not None:
+        return _sample_model(args)
     config = SampleConfig(target=args.target, dim=args.dim, sampler=args.sampler, grid=args.grid, steps=args.steps,
-                          T=args.T, delta=args.delta, n=args.n, seed=args.seed, process=args.process)
+                          T=5.0 if args.T is None else args.T, delta=1e-3 if args.delta is None else args.delta,
+                          n=args.n, seed=args.seed, process=args.process)
     _run(config, args.out or _default_out("sample", config.target), args.force, not args.no_progress)
 
 
@@ -169,6 +172,112 @@ def cmd_bound(args: argparse.Namespace) -> None:
     print(f"  wrote {out}/config.json, bounds.json, bounds.png")
 
 
+def _sample_model(args: argparse.Namespace) -> None:
+    from .experiments.learned import sample_model
+    from .plotting import image_grid, samples_over_density, score_error_profile
+
+    if not (Path(args.model) / "checkpoint.safetensors").is_file():
+        raise ValueError(f"--model {args.model}: no checkpoint.safetensors there (train one with `sgmlab train`)")
+    out = _io.prepare_dir(args.out or _default_out("sample", Path(args.model).name), force=args.force)
+    callback, close = _progress(args.steps, not args.no_progress, args.sampler)
+    try:
+        x, m, (data, profile) = sample_model(args.model, sampler=args.sampler, grid=args.grid, steps=args.steps,
+                                             T=args.T, delta=args.delta, n=args.n, seed=args.seed, callback=callback)
+    finally:
+        close()
+    print(f"{args.sampler} from the model in {args.model}, {args.grid} grid, {args.steps} steps, T={m['T']}, "
+          f"delta={m['delta']}, n={args.n}")
+    figs = {}
+    if data is not None and data.image_shape is not None:
+        figs["samples.png"] = image_grid(x, data.image_shape, f"{args.sampler}, {args.steps} steps: generated digits")
+    else:
+        if data is not None and data.target is not None:
+            from .processes import OU
+
+            law = OU().marginal(data.target, m["delta"])
+            figs["samples.png"] = samples_over_density(x, law, f"{args.sampler}, {args.steps} steps, learned score: "
+                                                       "samples over the exact density of q_delta")
+        else:
+            from .plotting import _plt
+
+            plt = _plt()
+            fig, ax = plt.subplots(figsize=(5, 5))
+            ax.scatter(*x[:5000, :2].T.numpy(), s=2, alpha=0.4, label="samples")
+            if data is not None:
+                ax.scatter(*data.x[:5000, :2].T.numpy(), s=2, alpha=0.4, label="data")
+            ax.legend()
+            figs["samples.png"] = fig
+    if profile is not None:
+        figs["score_error.png"] = score_error_profile(profile.times, profile.eps2, profile.stderr,
+                                                      f"eps_score(t)^2 of the model in {args.model}")
+        print(f"  score error: time average of eps_score(t)^2 = {profile.time_average:.4g} "
+              f"+- {profile.time_average_stderr:.2g} (standardized coordinates)")
+    for name, d in m.get("samples", {}).items():
+        if isinstance(d, dict):
+            print(f"  {name:24s} {d['value']:10.4g}  (noise floor {d['noise_floor']:.3g})")
+            if "weights_measured" in d:
+                print(f"    mode weights measured {[round(w, 4) for w in d['weights_measured']]}  "
+                      f"exact {[round(w, 4) for w in d['weights_exact']]}")
+        else:
+            print(f"  {name:24s} {d:10.4g}")
+    for k, v in m.get("digits", {}).items():
+        print(f"  {k:48s} {[round(u, 3) for u in v] if isinstance(v, list) else round(v, 4)}")
+    _io.write_json(out / "config.json", {k: m[k] for k in ("model", "sampler", "grid", "steps", "T", "delta", "n", "seed")})
+    _io.write_json(out / "metrics.json", m)
+    _io.write_npy(out / "samples.npy", x.cpu().numpy())
+    for name, fig in figs.items():
+        _io.write_figure(out / name, fig)
+    print(f"  wrote {out}/config.json, metrics.json, samples.npy, {', '.join(figs)}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from dataclasses import asdict
+
+    from .experiments.learned import DataSpec
+    from .learn import TrainConfig, train
+
+    spec = DataSpec(args.data, n=args.n, columns=tuple(args.columns) if args.columns else None, seed=args.seed)
+    data = spec.load()
+    config = TrainConfig(net=args.net or ("unet8" if data.image_shape else "mlp"),
+                         hidden=args.hidden or (32 if data.image_shape else 128), depth=args.depth,
+                         parametrization=args.parametrization, weighting=args.weighting,
+                         time_sampling=args.time_sampling, T=args.T, delta=args.delta, steps=args.steps,
+                         batch_size=args.batch_size, lr=args.lr, seed=args.seed, standardize=data.standardize,
+                         eval_every=args.eval_every, checkpoint_every=args.eval_every)
+    out = Path(args.out)
+    if args.resume:
+        if not (out / "checkpoint.safetensors").exists():
+            raise ValueError(f"--resume: no checkpoint in {out}")
+    else:
+        _io.prepare_dir(out, force=args.force)
+        _io.write_json(out / "config.json", {"train": asdict(config), "data": spec.as_dict()})
+        _io.write_json(out / "data.json", spec.as_dict())
+    print(f"training on {data.name}: {data.x.shape[0]} rows, d={data.x.shape[1]}; {config.net}, {config.steps} steps, "
+          f"batch {config.batch_size}; checkpoints in {out}")
+    bar = None
+    if not args.no_progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=config.steps, desc="train", unit="step", file=sys.stderr)
+
+    def callback(info: Any) -> None:
+        if bar is not None:
+            bar.n = info.step
+            bar.set_postfix(loss=f"{info.loss:.4g}", refresh=False)
+            bar.refresh()
+        if info.eval_loss is not None:
+            msg = f"  step {info.step}: eval loss {info.eval_loss:.5g}"
+            (bar.write if bar is not None else print)(msg)
+
+    try:
+        res = train(data.x, config, out=out, resume=args.resume, callback=callback)
+    finally:
+        if bar is not None:
+            bar.close()
+    print(f"  done: final eval loss {res.history[-1]['eval_loss']:.5g}; sample with "
+          f"`sgmlab sample --model {out}`")
+
+
 def cmd_targets(args: argparse.Namespace) -> None:
     width = max(map(len, BUILTIN))
     for name, spec in BUILTIN.items():
@@ -238,10 +347,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid", choices=list(GRIDS), default="uniform",
                    help="time grid: uniform (the paper's), exponential (geometric), two_phase (Benton et al.)")
     p.add_argument("--process", choices=list(PROCESSES), default="ou", help="forward process (default ou)")
-    p.add_argument("--T", type=_positive_float, default=5.0, help="time horizon T, in the process's clock (default 5)")
-    p.add_argument("--delta", type=_positive_float, default=1e-3, help="early-stopping time delta > 0 (default 1e-3)")
+    p.add_argument("--T", type=_positive_float, default=None,
+                   help="time horizon T, in the process's clock (default 5, or the model's)")
+    p.add_argument("--delta", type=_positive_float, default=None,
+                   help="early-stopping time delta > 0 (default 1e-3, or the model's)")
+    p.add_argument("--model", type=Path, default=None,
+                   help="sample from the trained model in this folder (`sgmlab train`) instead of a target's exact score")
     _common(p, steps=100, n=10_000)
     p.set_defaults(func=cmd_sample)
+
+    p = sub.add_parser("train", help="train a score network by denoising score matching",
+                       description="Train a score network on data by denoising score matching under the OU "
+                                   "process. Data: a built-in target (exact samples), 'digits' or 'wine' "
+                                   "(scikit-learn's bundled sets), or a .npy/.csv file. Checkpoints "
+                                   "(safetensors, written atomically) go to --out; --resume continues exactly.")
+    p.add_argument("--data", required=True, help="built-in target name, 'digits', 'wine', or a .npy/.csv path")
+    p.add_argument("--out", type=Path, required=True, help="folder for config, checkpoint and history")
+    p.add_argument("--columns", nargs="+", default=None, help="CSV columns to use, by header name (default all)")
+    p.add_argument("--n", type=_positive_int, default=20_000, help="samples drawn from a built-in target (default 20000)")
+    p.add_argument("--net", choices=["mlp", "unet8"], default=None, help="network (default mlp; unet8 for images)")
+    p.add_argument("--hidden", type=_positive_int, default=None, help="MLP width or U-Net channels (default 128 / 32)")
+    p.add_argument("--depth", type=_positive_int, default=3, help="MLP residual blocks (default 3)")
+    p.add_argument("--parametrization", choices=["noise", "score", "data"], default="noise",
+                   help="what the network predicts (default noise)")
+    p.add_argument("--weighting", choices=["a3", "likelihood"], default="a3",
+                   help="a3: the loss estimates the time average of eps_score(t)^2 (default); likelihood: beta(t)")
+    p.add_argument("--time-sampling", choices=["uniform", "log-uniform"], default="log-uniform",
+                   help="distribution of training times on [delta, T] (default log-uniform)")
+    p.add_argument("--T", type=_positive_float, default=5.0, help="largest training time (default 5)")
+    p.add_argument("--delta", type=_positive_float, default=1e-3, help="smallest training time (default 1e-3)")
+    p.add_argument("--steps", type=_positive_int, default=4000, help="optimizer steps (default 4000)")
+    p.add_argument("--batch-size", type=_positive_int, default=512, help="global batch size (default 512)")
+    p.add_argument("--lr", type=_positive_float, default=2e-3, help="Adam learning rate (default 2e-3)")
+    p.add_argument("--eval-every", type=_positive_int, default=500, help="evaluate and checkpoint every so many steps")
+    p.add_argument("--seed", type=int, default=0, help="seed of initialisation, batches, times and noise (default 0)")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out, exactly")
+    p.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("plan", help="steps needed for TV <= eps: theorem, certified bound, later rates",
                        description="How many steps does the paper's sampler need for TV(p, q_delta) <= eps on a "

@@ -53,3 +53,29 @@ def samples_over_density(x: torch.Tensor, law: Target, title: str, max_points: i
         ax.legend(loc="upper right", markerscale=4)
     ax.set_title(title, fontsize=9)
     return fig
+
+
+def image_grid(x: torch.Tensor, shape: tuple[int, int], title: str, rows: int = 8, cols: int = 12) -> Any:
+    """The first rows*cols samples as grey images."""
+    plt = _plt()
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.8, rows * 0.8 + 0.4))
+    imgs = x[: rows * cols].detach().cpu().double().reshape(-1, *shape).numpy()
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < len(imgs):
+            ax.imshow(imgs[i], cmap="gray_r", vmin=0, vmax=16)
+    fig.suptitle(title, fontsize=9)
+    return fig
+
+
+def score_error_profile(times: torch.Tensor, eps2: torch.Tensor, stderr: torch.Tensor, title: str) -> Any:
+    """eps_score(t)^2 against t on log-log axes with 2-standard-error bars."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.errorbar(times.numpy(), eps2.numpy(), yerr=2 * stderr.numpy(), fmt="o-", ms=3)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("forward time t")
+    ax.set_ylabel("eps_score(t)^2 = E|s - grad log q_t|^2")
+    ax.set_title(title, fontsize=9)
+    return fig

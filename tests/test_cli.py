@@ -135,3 +135,44 @@ def test_plan_and_bound_bad_input(argv, match, capsys, tmp_path):
         code = e.code
     assert code == 2 and match in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_train_then_sample_from_the_model(tmp_path, capsys):
+    model = tmp_path / "model"
+    code, stdout, _ = run(["train", "--data", "mixture2d", "--n", "2000", "--steps", "60", "--hidden", "32",
+                           "--eval-every", "30", "--out", str(model), "--no-progress"], capsys)
+    assert code == 0 and "eval loss" in stdout
+    assert {"config.json", "data.json", "checkpoint.safetensors"} <= {p.name for p in model.iterdir()}
+    # resume to more steps
+    code, _, _ = run(["train", "--data", "mixture2d", "--n", "2000", "--steps", "90", "--hidden", "32",
+                      "--eval-every", "30", "--out", str(model), "--resume", "--no-progress"], capsys)
+    assert code == 0
+    out = tmp_path / "s"
+    for sampler in ("exponential_integrator", "ddpm_ancestral"):
+        code, stdout, _ = run(["sample", "--model", str(model), "--sampler", sampler, "--steps", "20", "--n", "500",
+                               "--out", str(out / sampler), "--no-progress"], capsys)
+        assert code == 0 and "score error" in stdout and "mode weights measured" in stdout
+        m = json.loads((out / sampler / "metrics.json").read_text())
+        assert len(m["score_error"]["eps2"]) == 20
+        assert {"samples.png", "score_error.png", "samples.npy"} <= {p.name for p in (out / sampler).iterdir()}
+
+
+def test_train_digits_and_evaluate(tmp_path, capsys):
+    model = tmp_path / "digits"
+    code, _, _ = run(["train", "--data", "digits", "--steps", "20", "--batch-size", "64", "--hidden", "8",
+                      "--eval-every", "20", "--out", str(model), "--no-progress"], capsys)
+    assert code == 0
+    code, stdout, _ = run(["sample", "--model", str(model), "--steps", "10", "--n", "200", "--out",
+                           str(tmp_path / "s"), "--no-progress"], capsys)
+    assert code == 0 and "class_histogram" in stdout and "nearest_train_distance" in stdout
+    assert (tmp_path / "s" / "samples.png").exists()
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["train", "--data", "nope"], "unknown data 'nope'"),
+    (["train", "--data", "ring", "--resume"], "no checkpoint"),
+    (["sample", "--model", "/nonexistent"], "no checkpoint.safetensors"),
+])
+def test_train_and_model_bad_input(argv, match, tmp_path, capsys):
+    code = main(argv + ["--out", str(tmp_path / "o"), "--no-progress"])
+    assert code == 2 and match in capsys.readouterr().err

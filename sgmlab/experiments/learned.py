@@ -1,0 +1,85 @@
+"""Training on data, and sampling from a trained model with every sampler."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import metrics
+from ..learn import evaluate, load_data, load_model, score_error, standardized_target
+from ..processes import OU
+from ..targets import GaussianMixture
+from .sampling import GRIDS, SAMPLERS
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Where the training data came from (saved as data.json beside the checkpoint)."""
+
+    data: str
+    n: int = 20_000
+    columns: tuple[str, ...] | None = None
+    seed: int = 0
+
+    def load(self):
+        return load_data(self.data, n=self.n, columns=list(self.columns) if self.columns else None, seed=self.seed)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator", grid: str = "uniform",
+                 steps: int = 200, T: float | None = None, delta: float | None = None, n: int = 10_000,
+                 seed: int = 0, callback: Any = None) -> tuple[torch.Tensor, dict[str, Any], Any]:
+    """Samples (in data units) from a trained model and what can be measured about them.
+
+    For data drawn from a built-in target: the metrics against the target and the eps_score(t)
+    profile on the sampling grid. For digits: the classifier-based evaluation.
+    """
+    import json
+
+    if sampler not in SAMPLERS:
+        raise ValueError(f"unknown sampler {sampler!r}; expected one of {sorted(SAMPLERS)}")
+    if grid not in GRIDS:
+        raise ValueError(f"unknown grid {grid!r}; expected one of {sorted(GRIDS)}")
+    res = load_model(folder)
+    spec_path = Path(folder) / "data.json"
+    spec = DataSpec(**{k: tuple(v) if k == "columns" and v else v
+                       for k, v in json.loads(spec_path.read_text()).items()}) if spec_path.exists() else None
+    T = res.config.T if T is None else T
+    delta = res.config.delta if delta is None else delta
+    g_times = GRIDS[grid](T, delta, steps)
+    g = torch.Generator().manual_seed(seed)
+    score = res.model.score_fn()
+    dim = res.standardizer.mean.shape[0]
+    x = SAMPLERS[sampler](score, OU().prior_sample(n, dim, generator=g), g_times, generator=g, callback=callback)
+    x = res.standardizer.inverse(x)
+    out: dict[str, Any] = {"model": str(folder), "sampler": sampler, "grid": grid, "steps": steps, "T": T,
+                           "delta": delta, "n": n, "seed": seed}
+    data = spec.load() if spec is not None else None
+    profile = None
+    if data is not None and data.target is not None:
+        target = data.target
+        ref = OU().marginal(target, delta)
+        sm = []
+        if isinstance(target, GaussianMixture):
+            sm.append(metrics.mode_tv(x, target, generator=g))
+        if target.dim <= 2:
+            sm.append(metrics.tv_histogram(x, ref, generator=g))
+        sm += [metrics.sliced_w2(x, ref, generator=g), metrics.mmd(x, ref, max_n=2000, generator=g)]
+        out["samples"] = {m.name: m.as_dict() for m in sm}
+        profile = score_error(score, standardized_target(target, res.standardizer), g_times, generator=g)
+        out["score_error"] = {"times": profile.times.tolist(), "eps2": profile.eps2.tolist(),
+                              "stderr": profile.stderr.tolist(), "time_average_eps2": profile.time_average,
+                              "time_average_stderr": profile.time_average_stderr,
+                              "coordinates": "standardized data (the model's own)"}
+    elif data is not None and data.image_shape is not None and data.labels is not None:
+        out["digits"] = evaluate.evaluate_digits(x, data.x, data.labels, seed=seed)
+    elif data is not None:
+        out["samples"] = {"sliced_w2_to_training_data": metrics.sliced_w2_samples(
+            x, data.x[torch.randint(data.x.shape[0], (min(n, data.x.shape[0]),), generator=g)], generator=g)}
+    return x, out, (data, profile)
+

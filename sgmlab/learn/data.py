@@ -1,0 +1,102 @@
+"""Training data: built-in targets, scikit-learn's bundled sets, and user files (.npy, .csv)."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..targets import BUILTIN, Target, builtin
+
+BUNDLED = {"digits": "scikit-learn's 8x8 handwritten digits (1797 images, d = 64)",
+           "wine": "scikit-learn's wine recognition data (178 rows, 13 numeric features)"}
+
+
+@dataclass(frozen=True)
+class Data:
+    """Rows (N, d) in float64, what they are, and the exact target when known."""
+
+    x: torch.Tensor
+    name: str
+    target: Target | None = None
+    image_shape: tuple[int, int] | None = None
+    labels: torch.Tensor | None = None
+    standardize: str = "feature"
+
+
+def _check(x: np.ndarray, source: str) -> torch.Tensor:
+    if x.ndim == 1:
+        x = x[:, None]
+    if x.ndim != 2:
+        raise ValueError(f"{source}: expected a table of shape (N, d); got shape {x.shape}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"{source}: no data (shape {x.shape})")
+    if not np.issubdtype(x.dtype, np.number):
+        raise ValueError(f"{source}: expected numbers; got dtype {x.dtype}")
+    bad = ~np.isfinite(x)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise ValueError(f"{source}: NaN or infinite value at row {r}, column {c}")
+    return torch.as_tensor(x, dtype=torch.float64)
+
+
+def read_csv(path: Path, columns: list[str] | None) -> torch.Tensor:
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        raise ValueError(f"{path}: the file is empty")
+    header = rows[0]
+    try:
+        [float(v) for v in header]
+        header, body = [f"c{i}" for i in range(len(rows[0]))], rows
+    except ValueError:
+        body = rows[1:]
+    if columns:
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise ValueError(f"{path}: unknown column(s) {missing}; the columns are {header}")
+        keep = [header.index(c) for c in columns]
+    else:
+        keep = list(range(len(header)))
+    try:
+        x = np.array([[float(r[i]) if r[i].strip() else np.nan for i in keep] for r in body], dtype=np.float64)
+    except (ValueError, IndexError) as e:
+        raise ValueError(f"{path}: a row is not numeric or too short ({e})") from None
+    return _check(x.reshape(len(body), len(keep)), str(path))
+
+
+def load_data(spec: str, *, n: int = 20_000, columns: list[str] | None = None, seed: int = 0) -> Data:
+    """``spec``: a built-in target name (``n`` exact samples), ``"digits"``, ``"wine"``, or a path to
+    a .npy or .csv file (``columns`` picks CSV columns by header name)."""
+    if spec in BUILTIN:
+        target = builtin(spec)
+        x = target.sample(n, generator=torch.Generator().manual_seed(seed))
+        return Data(x, spec, target=target)
+    if spec == "digits":
+        from sklearn.datasets import load_digits
+
+        ds = load_digits()
+        return Data(_check(ds.data, "digits"), spec, image_shape=(8, 8), labels=torch.as_tensor(ds.target),
+                    standardize="global")
+    if spec == "wine":
+        from sklearn.datasets import load_wine
+
+        return Data(_check(load_wine().data, "wine"), spec)
+    path = Path(spec)
+    if not path.exists():
+        raise ValueError(f"unknown data {spec!r}: not a built-in target ({sorted(BUILTIN)}), "
+                         f"not one of {sorted(BUNDLED)}, and no such file")
+    if path.suffix == ".npy":
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except Exception as e:
+            raise ValueError(f"{path}: cannot read as .npy ({e})") from None
+        if columns:
+            raise ValueError("columns apply to .csv files only")
+        return Data(_check(arr, str(path)), path.name)
+    if path.suffix == ".csv":
+        return Data(read_csv(path, columns), path.name)
+    raise ValueError(f"{path}: expected a .npy or .csv file")

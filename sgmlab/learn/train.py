@@ -1,0 +1,255 @@
+"""Training a score network by denoising score matching, with checkpoints that resume exactly.
+
+One checkpoint file, ``checkpoint.safetensors``, holds the network, its EMA, the optimizer state,
+the random generator's state, the standardization and (in its metadata) the step, the config and
+the history. It is replaced atomically, so a crash leaves the previous checkpoint intact, and it
+is loaded without unpickling anything.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from .. import _checks
+from ..processes import OU
+from . import networks
+from . import parametrization as param
+from .loss import TIME_SAMPLINGS, WEIGHTINGS, dsm_loss, sample_times, time_weights
+from .model import ScoreModel, Standardizer
+
+FORMAT = "sgmlab-checkpoint-1"
+CHECKPOINT = "checkpoint.safetensors"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run (saved in the checkpoint and as config.json)."""
+
+    net: str = "mlp"
+    hidden: int = 128
+    depth: int = 3
+    parametrization: str = "noise"
+    weighting: str = "a3"
+    time_sampling: str = "log-uniform"
+    T: float = 5.0
+    delta: float = 1e-3
+    steps: int = 4000
+    batch_size: int = 512
+    lr: float = 2e-3
+    ema: float = 0.999
+    seed: int = 0
+    standardize: str = "feature"
+    eval_every: int = 500
+    checkpoint_every: int = 500
+
+    def __post_init__(self) -> None:
+        if self.net not in ("mlp", "unet8"):
+            raise ValueError(f"net must be 'mlp' or 'unet8'; got {self.net!r}")
+        param.check(self.parametrization)
+        if self.weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {WEIGHTINGS}; got {self.weighting!r}")
+        if self.time_sampling not in TIME_SAMPLINGS:
+            raise ValueError(f"time_sampling must be one of {TIME_SAMPLINGS}; got {self.time_sampling!r}")
+        for name in ("hidden", "depth", "steps", "batch_size", "eval_every", "checkpoint_every"):
+            _checks.positive_int(name, getattr(self, name))
+        _checks.real("delta", self.delta, low=0.0, low_open=True)
+        _checks.real("T", self.T, low=self.delta, low_open=True)
+        _checks.real("lr", self.lr, low=0.0, low_open=True)
+        _checks.real("ema", self.ema, low=0.0, high=1.0, high_open=True)
+        if self.standardize not in ("feature", "global", "none"):
+            raise ValueError(f"standardize must be 'feature', 'global' or 'none'; got {self.standardize!r}")
+
+
+class TrainInfo(NamedTuple):
+    step: int
+    steps: int
+    loss: float
+    eval_loss: float | None
+
+
+@dataclass
+class TrainResult:
+    model: ScoreModel  # with the EMA weights
+    standardizer: Standardizer
+    config: TrainConfig
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def _data_hash(data: torch.Tensor) -> str:
+    return hashlib.sha256(data.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
+
+
+def _state_tensors(net: nn.Module, ema: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator,
+                   std: Standardizer) -> dict[str, torch.Tensor]:
+    out = {f"model.{k}": v.detach().clone().contiguous() for k, v in net.state_dict().items()}
+    out.update({f"ema.{k}": v.detach().clone().contiguous() for k, v in ema.state_dict().items()})
+    for i, st in opt.state_dict()["state"].items():
+        for k, v in st.items():
+            out[f"opt.{i}.{k}"] = torch.as_tensor(v).detach().clone().contiguous()
+    out["rng"] = gen.get_state()
+    out["standardizer.mean"], out["standardizer.scale"] = std.mean.contiguous(), std.scale.contiguous()
+    return out
+
+
+def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    """Write atomically: a temporary file in the same folder, then rename over the old one."""
+    from safetensors.torch import save_file
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".checkpoint.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def read_checkpoint(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a checkpoint; a clear ValueError if missing, truncated or corrupted."""
+    from safetensors import safe_open
+
+    path = Path(folder) / CHECKPOINT
+    if not path.is_file():
+        raise ValueError(f"no checkpoint at {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises its own error types for bad headers and short files
+        raise ValueError(f"checkpoint {path} is corrupted or truncated ({type(e).__name__}: {e})") from None
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"checkpoint {path} is not an sgmlab checkpoint (format {meta.get('format')!r})")
+    return tensors, meta
+
+
+def _load_module(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: str, path: str) -> None:
+    own = module.state_dict()
+    got = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+    if set(got) != set(own) or any(got[k].shape != own[k].shape for k in own):
+        raise ValueError(f"checkpoint {path} does not match the network of its config ({prefix} tensors differ)")
+    module.load_state_dict(got)
+
+
+def load_model(folder: str | Path) -> TrainResult:
+    """The trained model (EMA weights), standardization and config of a training folder."""
+    tensors, meta = read_checkpoint(folder)
+    config = TrainConfig(**json.loads(meta["config"]))
+    dim = tensors["standardizer.mean"].shape[0]
+    net = networks.build(config.net, dim, config.hidden, config.depth).float()
+    _load_module(net, tensors, "ema", str(folder))
+    std = Standardizer(tensors["standardizer.mean"], tensors["standardizer.scale"])
+    return TrainResult(ScoreModel(net, config.parametrization, OU()).eval(), std, config,
+                       json.loads(meta.get("history", "[]")))
+
+
+def train(data: torch.Tensor, config: TrainConfig = TrainConfig(), *, out: str | Path | None = None,
+          resume: bool = False, callback: Callable[[TrainInfo], Any] | None = None) -> TrainResult:
+    """Train a score network on ``data`` (shape (N, d)) by denoising score matching under OU.
+
+    Batches, times and noise come from one generator seeded by ``config.seed``; its state is
+    checkpointed, so ``resume=True`` continues exactly where the last checkpoint stopped and gives
+    the same result as an uninterrupted run. Under ``torchrun`` (a process group initialised) each
+    process takes its share of the same global batch and DistributedDataParallel averages the
+    gradients, which equals single-process training on the global batch up to rounding.
+    """
+    data = _checks.as_tensor("data", data, ndim=2)
+    if data.shape[0] < 2:
+        raise ValueError(f"data needs at least 2 rows; got {data.shape[0]}")
+    rank, world = _world()
+    if config.batch_size % world:
+        raise ValueError(f"batch_size {config.batch_size} must be divisible by the number of processes {world}")
+    folder = Path(out) if out is not None else None
+    if resume and folder is None:
+        raise ValueError("resume needs the folder of the run (out)")
+    std = Standardizer.fit(data, config.standardize)
+    x_all = std.forward(data).float()
+    torch.manual_seed(config.seed)  # network initialisation only
+    net = networks.build(config.net, data.shape[1], config.hidden, config.depth).float()  # whatever the default dtype
+    ema = copy.deepcopy(net).requires_grad_(False)
+    opt = torch.optim.Adam(net.parameters(), lr=config.lr)
+    gen = torch.Generator().manual_seed(config.seed)
+    process = OU()
+    step, history = 0, []
+    digest = _data_hash(data)
+    if resume and (folder / CHECKPOINT).exists():
+        tensors, meta = read_checkpoint(folder)
+        saved = TrainConfig(**json.loads(meta["config"]))
+        if replace(saved, steps=config.steps) != config:  # only the number of steps may change
+            raise ValueError(f"resume: the config differs from the checkpoint's ({asdict(saved)})")
+        if meta.get("data") != digest:
+            raise ValueError("resume: the data differs from the data the checkpoint was trained on")
+        _load_module(net, tensors, "model", str(folder))
+        _load_module(ema, tensors, "ema", str(folder))
+        state = opt.state_dict()
+        for i in range(len(state["param_groups"][0]["params"])):
+            keys = [k for k in tensors if k.startswith(f"opt.{i}.")]
+            if keys:
+                state["state"][i] = {k.split(".", 2)[2]: tensors[k] for k in keys}
+        opt.load_state_dict(state)
+        gen.set_state(tensors["rng"])
+        step, history = int(meta["step"]), json.loads(meta["history"])
+    elif folder is not None and rank == 0:
+        folder.mkdir(parents=True, exist_ok=True)
+    model = ScoreModel(net, config.parametrization, process)
+    trainable: nn.Module = model
+    if world > 1:
+        trainable = nn.parallel.DistributedDataParallel(model)
+    eval_gen = torch.Generator().manual_seed(config.seed + 1)
+    n_eval = min(4096, x_all.shape[0] * 4)
+    eval_x = x_all[torch.randint(x_all.shape[0], (n_eval,), generator=eval_gen)]
+    eval_t = sample_times(n_eval, config.T, config.delta, config.time_sampling, eval_gen)
+    eval_z = torch.randn(eval_x.shape, generator=eval_gen, dtype=x_all.dtype)
+    eval_w = time_weights(eval_t, config.T, config.delta, config.time_sampling, config.weighting, process)
+    ema_model = ScoreModel(ema, config.parametrization, process)
+    shard = slice(rank * config.batch_size // world, (rank + 1) * config.batch_size // world)
+
+    def checkpoint() -> None:
+        if folder is None or rank != 0:
+            return
+        meta = {"format": FORMAT, "step": str(step), "config": json.dumps(asdict(config)),
+                "history": json.dumps(history), "data": digest}
+        save_checkpoint(folder / CHECKPOINT, _state_tensors(net, ema, opt, gen, std), meta)
+
+    while step < config.steps:
+        idx = torch.randint(x_all.shape[0], (config.batch_size,), generator=gen)
+        t = sample_times(config.batch_size, config.T, config.delta, config.time_sampling, gen)
+        z = torch.randn(config.batch_size, x_all.shape[1], generator=gen, dtype=x_all.dtype)
+        w = time_weights(t, config.T, config.delta, config.time_sampling, config.weighting, process)
+        loss = dsm_loss(trainable, x_all[idx][shard], t[shard], z[shard], w[shard], process).mean()
+        loss_value = float(loss.detach())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        decay = min(config.ema, (1 + step) / (10 + step))  # warm-up: early weights do not linger in the EMA
+        with torch.no_grad():
+            for pe, p in zip(ema.parameters(), net.parameters()):
+                pe.lerp_(p, 1 - decay)
+        eval_loss = None
+        if step % config.eval_every == 0 or step == config.steps:
+            with torch.no_grad():
+                eval_loss = float(dsm_loss(ema_model, eval_x, eval_t, eval_z, eval_w, process).mean())
+            history.append({"step": step, "loss": loss_value, "eval_loss": eval_loss})
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            checkpoint()
+        if callback is not None and rank == 0:
+            callback(TrainInfo(step, config.steps, loss_value, eval_loss))
+    return TrainResult(ema_model.eval(), std, config, history)

@@ -1,0 +1,191 @@
+"""Learning the score: the DSM loss's minimum, training that reduces the measured score error,
+checkpoints (bitwise round trip, exact resume, crash safety), DDP equals single-process, data
+loading and bad input."""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import sgmlab as sg
+from sgmlab.learn import (TrainConfig, dsm_constant, dsm_loss, load_data, load_model, read_checkpoint, sample_times,
+                          score_error, standardized_target, time_weights, train)
+from sgmlab.learn import parametrization as param
+
+from helpers import random_gaussian, z_threshold
+
+OU = sg.processes.OU()
+SMALL = dict(hidden=32, depth=2, batch_size=128, eval_every=10, checkpoint_every=10)
+
+
+class Exact(torch.nn.Module):
+    """The exact score of a Gaussian target as a module with the ScoreModel signature (one time per row)."""
+
+    def __init__(self, q):
+        super().__init__()
+        self.lam, self.U = torch.linalg.eigh(q.cov)
+        self.m = q.mean
+
+    def forward(self, x, t):
+        tau = OU.ou_time(t)[:, None]
+        lam_t = torch.exp(-2 * tau) * self.lam + (-torch.expm1(-2 * tau))
+        y = (x - torch.exp(-tau) * self.m) @ self.U
+        return -(y / lam_t) @ self.U.T
+
+
+@pytest.mark.parametrize("sampling", ["uniform", "log-uniform"])
+def test_dsm_loss_at_the_exact_score_is_its_constant(sampling, gen):
+    """E w(t)|s* + z/sigma|^2 = avg_t [d/sigma_t^2 - tr(Sigma_t^{-1})]: the exact score attains the
+    known minimum, so it minimises the loss."""
+    q = random_gaussian(2, gen)
+    T, delta, n = 2.0, 0.05, 4000
+    x0 = q.sample(n, generator=gen)
+    t = sample_times(n, T, delta, sampling, gen)
+    z = torch.randn(n, 2, generator=gen)
+    w = time_weights(t, T, delta, sampling, "a3", OU)
+    loss = dsm_loss(Exact(q), x0, t, z, w, OU)
+    const = dsm_constant(q, OU, T, delta)
+    assert abs(float(loss.mean()) - const) < z_threshold(1e-3, 2) * float(loss.std()) / math.sqrt(n)
+
+
+@settings(max_examples=30, deadline=None)
+@given(kind=st.sampled_from(param.PARAMETRIZATIONS), t=st.floats(1e-3, 5.0), seed=st.integers(0, 1000))
+def test_parametrizations_round_trip(kind, t, seed):
+    g = torch.Generator().manual_seed(seed)
+    x, s = torch.randn(4, 3, generator=g), torch.randn(4, 3, generator=g)
+    a, sigma = torch.tensor(math.exp(-t)), torch.tensor(math.sqrt(-math.expm1(-2 * t)))
+    back = param.to_score(kind, param.from_score(kind, s, x, a, sigma), x, a, sigma)
+    assert torch.allclose(back, s, atol=1e-9 * (1 + 1 / float(sigma) ** 2))
+
+
+def test_training_brings_the_measured_score_error_down(gen):
+    """Threshold: time-averaged eps_score^2 below 0.01 (standardized coordinates) after 1500 steps
+    on a 2-D Gaussian; the untrained network is above 0.5."""
+    q = sg.targets.Gaussian([1.0, -2.0], [[1.0, 0.6], [0.6, 0.8]])
+    data = q.sample(20_000, generator=gen)
+    grid = sg.grids.uniform(5.0, 1e-2, 20)
+    before = train(data, TrainConfig(steps=1, lr=1e-9, hidden=64, eval_every=1))
+    res = train(data, TrainConfig(steps=1500, hidden=64, eval_every=500, T=5.0, delta=1e-2))
+    target = standardized_target(q, res.standardizer)
+    e0 = score_error(before.model.score_fn(), target, grid, generator=gen).time_average
+    e1 = score_error(res.model.score_fn(), target, grid, generator=gen)
+    assert e0 > 0.5 and e1.time_average < 0.01, (e0, e1.time_average)
+    assert [h["step"] for h in res.history] == [500, 1000, 1500]
+
+
+def test_checkpoint_round_trip_is_bitwise(tmp_path, gen):
+    data = sg.targets.mixture2d().sample(500, generator=gen)
+    res = train(data, TrainConfig(steps=20, **SMALL), out=tmp_path)
+    loaded = load_model(tmp_path)
+    for (k, a), (_, b) in zip(res.model.net.state_dict().items(), loaded.model.net.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert torch.equal(loaded.standardizer.mean, res.standardizer.mean) and loaded.config == res.config
+    tensors, meta = read_checkpoint(tmp_path)
+    assert meta["step"] == "20" and "rng" in tensors
+
+
+def test_resume_equals_an_uninterrupted_run_and_a_crash_loses_nothing(tmp_path, gen):
+    data = sg.targets.mixture2d().sample(500, generator=gen)
+    config = TrainConfig(steps=40, **SMALL)
+    straight = train(data, config, out=tmp_path / "a")
+
+    def crash(info):
+        if info.step == 25:
+            raise KeyboardInterrupt("simulated crash")
+
+    with pytest.raises(KeyboardInterrupt):
+        train(data, config, out=tmp_path / "b", callback=crash)
+    _, meta = read_checkpoint(tmp_path / "b")
+    assert meta["step"] == "20"  # the last checkpoint before the crash is intact
+    assert not [p for p in (tmp_path / "b").iterdir() if p.name.endswith(".tmp")]
+    resumed = train(data, config, out=tmp_path / "b", resume=True)
+    for a, b in zip(straight.model.net.parameters(), resumed.model.net.parameters()):
+        assert torch.equal(a, b)
+    assert straight.history == resumed.history
+
+
+def test_ddp_with_two_processes_equals_single_process_training(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "ddp.pt"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parent.parent)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+           f"--master_port={port}", str(Path(__file__).parent / "ddp_worker.py"), str(out)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ddp = torch.load(out)
+    data = sg.targets.mixture2d().sample(2000, generator=torch.Generator().manual_seed(0))
+    single = train(data, TrainConfig(steps=15, batch_size=64, hidden=32, depth=2, eval_every=15, checkpoint_every=15))
+    for k, v in single.model.net.state_dict().items():
+        assert torch.allclose(ddp[k], v, rtol=1e-4, atol=1e-6), k
+
+
+def test_data_sources(tmp_path):
+    digits = load_data("digits")
+    assert digits.x.shape == (1797, 64) and digits.image_shape == (8, 8) and digits.standardize == "global"
+    assert load_data("wine").x.shape == (178, 13)
+    assert load_data("ring", n=100).target is not None
+    np.save(tmp_path / "a.npy", np.arange(12.0).reshape(6, 2))
+    assert load_data(str(tmp_path / "a.npy")).x.shape == (6, 2)
+    (tmp_path / "a.csv").write_text("u,v,w\n1,2,3\n4,5,6\n")
+    assert load_data(str(tmp_path / "a.csv"), columns=["w", "u"]).x.tolist() == [[3.0, 1.0], [6.0, 4.0]]
+
+
+def test_standardization_is_undone_on_sampling(tmp_path, gen):
+    data = torch.randn(3000, 2, generator=gen) * torch.tensor([50.0, 0.01]) + torch.tensor([1000.0, -3.0])
+    res = train(data, TrainConfig(steps=300, **{**SMALL, "eval_every": 300}))
+    x = sg.samplers.exponential_integrator(res.model.score_fn(), OU.prior_sample(4000, 2, generator=gen),
+                                           sg.grids.uniform(5.0, 1e-3, 50), generator=gen)
+    x = res.standardizer.inverse(x)
+    assert abs(float(x[:, 0].mean()) - 1000) < 10 and abs(float(x[:, 1].mean()) + 3) < 0.01
+
+
+def test_learn_bad_input(tmp_path, gen):
+    with pytest.raises(ValueError, match="data contains NaN"):
+        train(torch.tensor([[0.0, float("nan")], [1.0, 2.0]]), TrainConfig(steps=1))
+    with pytest.raises(ValueError, match="data is empty"):
+        train(torch.zeros(0, 2), TrainConfig(steps=1))
+    with pytest.raises(ValueError, match="data must have 2 dimension"):
+        train(torch.zeros(5), TrainConfig(steps=1))
+    with pytest.raises(ValueError, match="net must be 'mlp' or 'unet8'"):
+        TrainConfig(net="transformer")
+    with pytest.raises(ValueError, match="UNet8 works on 8x8 images"):
+        train(torch.randn(10, 3), TrainConfig(net="unet8", steps=1))
+    (tmp_path / "a.csv").write_text("u,v\n1,2\n3,\n")
+    with pytest.raises(ValueError, match="NaN or infinite value at row 1, column 1"):
+        load_data(str(tmp_path / "a.csv"))
+    with pytest.raises(ValueError, match=r"unknown column\(s\) \['z'\]"):
+        load_data(str(tmp_path / "a.csv"), columns=["z"])
+    (tmp_path / "e.csv").write_text("")
+    with pytest.raises(ValueError, match="the file is empty"):
+        load_data(str(tmp_path / "e.csv"))
+    with pytest.raises(ValueError, match="unknown data 'nope'"):
+        load_data("nope")
+    # corrupted and truncated checkpoints
+    data = sg.targets.mixture2d().sample(300, generator=gen)
+    train(data, TrainConfig(steps=10, **SMALL), out=tmp_path / "m")
+    ck = tmp_path / "m" / "checkpoint.safetensors"
+    raw = ck.read_bytes()
+    ck.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ValueError, match="corrupted or truncated"):
+        load_model(tmp_path / "m")
+    ck.write_bytes(b"\x00" * 64)
+    with pytest.raises(ValueError, match="corrupted or truncated"):
+        load_model(tmp_path / "m")
+    with pytest.raises(ValueError, match="no checkpoint"):
+        load_model(tmp_path / "nothing")
+    # resuming with other data or another config is refused
+    train(data, TrainConfig(steps=10, **SMALL), out=tmp_path / "r")
+    with pytest.raises(ValueError, match="data differs"):
+        train(data + 1, TrainConfig(steps=20, **SMALL), out=tmp_path / "r", resume=True)
