@@ -235,6 +235,9 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     from .experiments.learned import DataSpec
     from .learn import TrainConfig, train
+    from .learn.train import init_distributed
+
+    init_distributed()  # under torchrun
 
     spec = DataSpec(args.data, n=args.n, columns=tuple(args.columns) if args.columns else None, seed=args.seed)
     data = spec.load()
@@ -245,14 +248,21 @@ def cmd_train(args: argparse.Namespace) -> None:
                          batch_size=args.batch_size, lr=args.lr, seed=args.seed, standardize=data.standardize,
                          eval_every=args.eval_every, checkpoint_every=args.eval_every)
     out = Path(args.out)
+    import torch
+
+    rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
     if args.resume:
         if not (out / "checkpoint.safetensors").exists():
             raise ValueError(f"--resume: no checkpoint in {out}")
-    else:
+    elif rank == 0:
         _io.prepare_dir(out, force=args.force)
         _io.write_json(out / "config.json", {"train": asdict(config), "data": spec.as_dict()})
         _io.write_json(out / "data.json", spec.as_dict())
-    print(f"training on {data.name}: {data.x.shape[0]} rows, d={data.x.shape[1]}; {config.net}, {config.steps} steps, "
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+        args.no_progress = args.no_progress or rank != 0
+    if rank == 0:
+        print(f"training on {data.name}: {data.x.shape[0]} rows, d={data.x.shape[1]}; {config.net}, {config.steps} steps, "
           f"batch {config.batch_size}; checkpoints in {out}")
     bar = None
     if not args.no_progress:
@@ -274,8 +284,9 @@ def cmd_train(args: argparse.Namespace) -> None:
     finally:
         if bar is not None:
             bar.close()
-    print(f"  done: final eval loss {res.history[-1]['eval_loss']:.5g}; sample with "
-          f"`sgmlab sample --model {out}`")
+    if rank == 0:
+        print(f"  done: final eval loss {res.history[-1]['eval_loss']:.5g}; sample with "
+              f"`sgmlab sample --model {out}`")
 
 
 def cmd_targets(args: argparse.Namespace) -> None:

@@ -52,7 +52,7 @@ class ScoreModel(nn.Module):
 
     def coefficients(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         tau = self.process.ou_time(t.detach().to(torch.float64))
-        return torch.exp(-tau), torch.sqrt(-torch.expm1(-2 * tau))
+        return torch.exp(-tau).to(t.device), torch.sqrt(-torch.expm1(-2 * tau)).to(t.device)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         a, sigma = (c.to(x.dtype)[:, None] for c in self.coefficients(t))
@@ -60,11 +60,11 @@ class ScoreModel(nn.Module):
         return param.to_score(self.parametrization, out, x, a, sigma)
 
     def score_fn(self):
-        dtype = next(self.net.parameters()).dtype
+        p = next(self.net.parameters())
 
         @torch.no_grad()
         def score(x: torch.Tensor, t: float) -> torch.Tensor:
-            tt = torch.full((x.shape[0],), float(t), dtype=torch.float64, device=x.device)
-            return self(x.to(dtype), tt).to(x.dtype)
+            tt = torch.full((x.shape[0],), float(t), dtype=torch.float64, device=p.device)
+            return self(x.to(device=p.device, dtype=p.dtype), tt).to(device=x.device, dtype=x.dtype)
 
         return score

@@ -98,11 +98,11 @@ def _data_hash(data: torch.Tensor) -> str:
 
 def _state_tensors(net: nn.Module, ema: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator,
                    std: Standardizer) -> dict[str, torch.Tensor]:
-    out = {f"model.{k}": v.detach().clone().contiguous() for k, v in net.state_dict().items()}
-    out.update({f"ema.{k}": v.detach().clone().contiguous() for k, v in ema.state_dict().items()})
+    out = {f"model.{k}": v.detach().cpu().clone().contiguous() for k, v in net.state_dict().items()}
+    out.update({f"ema.{k}": v.detach().cpu().clone().contiguous() for k, v in ema.state_dict().items()})
     for i, st in opt.state_dict()["state"].items():
         for k, v in st.items():
-            out[f"opt.{i}.{k}"] = torch.as_tensor(v).detach().clone().contiguous()
+            out[f"opt.{i}.{k}"] = torch.as_tensor(v).detach().cpu().clone().contiguous()
     out["rng"] = gen.get_state()
     out["standardizer.mean"], out["standardizer.scale"] = std.mean.contiguous(), std.scale.contiguous()
     return out
@@ -160,8 +160,26 @@ def load_model(folder: str | Path) -> TrainResult:
                        json.loads(meta.get("history", "[]")))
 
 
+def default_device() -> torch.device:
+    """CUDA when present (under torchrun: the process's local GPU), else CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return torch.device("cpu")
+
+
+def init_distributed() -> bool:
+    """Initialise the process group when launched by torchrun (WORLD_SIZE > 1): NCCL on GPUs, gloo on CPU."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.distributed.is_initialized():
+        if torch.cuda.is_available():
+            torch.cuda.set_device(default_device())
+        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        return True
+    return False
+
+
 def train(data: torch.Tensor, config: TrainConfig = TrainConfig(), *, out: str | Path | None = None,
-          resume: bool = False, callback: Callable[[TrainInfo], Any] | None = None) -> TrainResult:
+          resume: bool = False, callback: Callable[[TrainInfo], Any] | None = None,
+          device: torch.device | str | None = None) -> TrainResult:
     """Train a score network on ``data`` (shape (N, d)) by denoising score matching under OU.
 
     Batches, times and noise come from one generator seeded by ``config.seed``; its state is
@@ -169,7 +187,11 @@ def train(data: torch.Tensor, config: TrainConfig = TrainConfig(), *, out: str |
     the same result as an uninterrupted run. Under ``torchrun`` (a process group initialised) each
     process takes its share of the same global batch and DistributedDataParallel averages the
     gradients, which equals single-process training on the global batch up to rounding.
+
+    ``device`` defaults to CUDA when present. Randomness is drawn on the CPU and moved, so a run
+    is reproducible across devices up to the arithmetic of the network.
     """
+    device = default_device() if device is None else torch.device(device)
     data = _checks.as_tensor("data", data, ndim=2)
     if data.shape[0] < 2:
         raise ValueError(f"data needs at least 2 rows; got {data.shape[0]}")
@@ -180,9 +202,10 @@ def train(data: torch.Tensor, config: TrainConfig = TrainConfig(), *, out: str |
     if resume and folder is None:
         raise ValueError("resume needs the folder of the run (out)")
     std = Standardizer.fit(data, config.standardize)
-    x_all = std.forward(data).float()
+    x_all = std.forward(data).float().to(device)
     torch.manual_seed(config.seed)  # network initialisation only
     net = networks.build(config.net, data.shape[1], config.hidden, config.depth).float()  # whatever the default dtype
+    net = net.to(device)
     ema = copy.deepcopy(net).requires_grad_(False)
     opt = torch.optim.Adam(net.parameters(), lr=config.lr)
     gen = torch.Generator().manual_seed(config.seed)
@@ -202,7 +225,8 @@ def train(data: torch.Tensor, config: TrainConfig = TrainConfig(), *, out: str |
         for i in range(len(state["param_groups"][0]["params"])):
             keys = [k for k in tensors if k.startswith(f"opt.{i}.")]
             if keys:
-                state["state"][i] = {k.split(".", 2)[2]: tensors[k] for k in keys}
+                state["state"][i] = {k.split(".", 2)[2]: tensors[k] if k.endswith(".step") else tensors[k].to(device)
+                                     for k in keys}
         opt.load_state_dict(state)
         gen.set_state(tensors["rng"])
         step, history = int(meta["step"]), json.loads(meta["history"])
@@ -211,12 +235,12 @@ def train(data: torch.Tensor, config: TrainConfig = TrainConfig(), *, out: str |
     model = ScoreModel(net, config.parametrization, process)
     trainable: nn.Module = model
     if world > 1:
-        trainable = nn.parallel.DistributedDataParallel(model)
+        trainable = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
     eval_gen = torch.Generator().manual_seed(config.seed + 1)
     n_eval = min(4096, x_all.shape[0] * 4)
-    eval_x = x_all[torch.randint(x_all.shape[0], (n_eval,), generator=eval_gen)]
-    eval_t = sample_times(n_eval, config.T, config.delta, config.time_sampling, eval_gen)
-    eval_z = torch.randn(eval_x.shape, generator=eval_gen, dtype=x_all.dtype)
+    eval_x = x_all[torch.randint(x_all.shape[0], (n_eval,), generator=eval_gen).to(device)]
+    eval_t = sample_times(n_eval, config.T, config.delta, config.time_sampling, eval_gen).to(device)
+    eval_z = torch.randn(eval_x.shape, generator=eval_gen, dtype=x_all.dtype).to(device)
     eval_w = time_weights(eval_t, config.T, config.delta, config.time_sampling, config.weighting, process)
     ema_model = ScoreModel(ema, config.parametrization, process)
     shard = slice(rank * config.batch_size // world, (rank + 1) * config.batch_size // world)
@@ -229,9 +253,9 @@ def train(data: torch.Tensor, config: TrainConfig = TrainConfig(), *, out: str |
         save_checkpoint(folder / CHECKPOINT, _state_tensors(net, ema, opt, gen, std), meta)
 
     while step < config.steps:
-        idx = torch.randint(x_all.shape[0], (config.batch_size,), generator=gen)
-        t = sample_times(config.batch_size, config.T, config.delta, config.time_sampling, gen)
-        z = torch.randn(config.batch_size, x_all.shape[1], generator=gen, dtype=x_all.dtype)
+        idx = torch.randint(x_all.shape[0], (config.batch_size,), generator=gen).to(device)
+        t = sample_times(config.batch_size, config.T, config.delta, config.time_sampling, gen).to(device)
+        z = torch.randn(config.batch_size, x_all.shape[1], generator=gen, dtype=x_all.dtype).to(device)
         w = time_weights(t, config.T, config.delta, config.time_sampling, config.weighting, process)
         loss = dsm_loss(trainable, x_all[idx][shard], t[shard], z[shard], w[shard], process).mean()
         loss_value = float(loss.detach())
