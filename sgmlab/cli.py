@@ -246,7 +246,7 @@ def cmd_train(args: argparse.Namespace) -> None:
                          parametrization=args.parametrization, weighting=args.weighting,
                          time_sampling=args.time_sampling, T=args.T, delta=args.delta, steps=args.steps,
                          batch_size=args.batch_size, lr=args.lr, seed=args.seed, standardize=data.standardize,
-                         eval_every=args.eval_every, checkpoint_every=args.eval_every)
+                         eval_every=args.eval_every, checkpoint_every=args.eval_every, process=args.process)
     out = Path(args.out)
     import torch
 
@@ -287,6 +287,45 @@ def cmd_train(args: argparse.Namespace) -> None:
     if rank == 0:
         print(f"  done: final eval loss {res.history[-1]['eval_loss']:.5g}; sample with "
               f"`sgmlab sample --model {out}`")
+
+
+def cmd_compare_cld(args: argparse.Namespace) -> None:
+    import csv
+    import io
+
+    from .experiments.compare_cld import CompareCLDConfig, compare_cld, compare_figures
+
+    config = CompareCLDConfig(dims=tuple(args.dims), nfes=tuple(args.nfes), cond=args.cond, T=args.T,
+                              delta=args.delta, n=args.n, seed=args.seed)
+    out = _io.prepare_dir(args.out or _default_out("compare-cld", "gaussian"), force=args.force)
+    say = (lambda m: print(f"  ... {m}", file=sys.stderr)) if not args.no_progress else None
+    rows = compare_cld(config, progress=say)
+    print("DDPM (exponential integrator) against CLD (exponential integrator, splitting) at equal score evaluations")
+    for metric, title in (("kl_to_q", "KL(output x-law || q), exact"), ("path_kl", "path KL (Girsanov)")):
+        print(f"  gaussian targets, {title}; rows d, columns nfe = {list(config.nfes)}")
+        for method in ("ddpm", "cld", "cld_sscs"):
+            for d in config.dims:
+                vals = [r["value"] for r in rows if r["metric"] == metric and r["method"] == method and r["d"] == d
+                        and r["target"] == "gaussian"]
+                if vals:
+                    print(f"    {method:9s} d={d:<4d} " + " ".join(f"{v:10.3g}" for v in vals))
+    print(f"  mixture2d, binned TV (noise floor in brackets); columns nfe = {list(config.nfes)}")
+    for method in ("ddpm", "cld", "cld_sscs"):
+        vals = [(r["value"], r["noise_floor"]) for r in rows if r["target"] == "mixture2d"
+                and r["metric"] == "tv_histogram" and r["method"] == method]
+        print(f"    {method:9s} " + " ".join(f"{v:7.3f} ({f:.3f})" for v, f in vals))
+    figs = compare_figures(rows, config)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    _io.write_json(out / "config.json", config.as_dict())
+    from ._io import _atomic
+
+    _atomic(out / "results.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))
+    for name, fig in figs.items():
+        _io.write_figure(out / name, fig)
+    print(f"  wrote {out}/config.json, results.csv, {', '.join(figs)}")
 
 
 def cmd_targets(args: argparse.Namespace) -> None:
@@ -353,8 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "output against q_delta (exactly for Gaussian targets), and write samples.npy, "
                                    "metrics.json, config.json and samples.png.")
     _target_args(p)
-    p.add_argument("--sampler", choices=list(SAMPLERS), default="exponential_integrator",
-                   help="reverse-time sampler (default exponential_integrator, the paper's)")
+    p.add_argument("--sampler", choices=sorted(set(SAMPLERS) | {"sscs"}), default="exponential_integrator",
+                   help="reverse-time sampler (default exponential_integrator, the paper's; sscs for CLD models)")
     p.add_argument("--grid", choices=list(GRIDS), default="uniform",
                    help="time grid: uniform (the paper's), exponential (geometric), two_phase (Benton et al.)")
     p.add_argument("--process", choices=list(PROCESSES), default="ou", help="forward process (default ou)")
@@ -385,6 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a3: the loss estimates the time average of eps_score(t)^2 (default); likelihood: beta(t)")
     p.add_argument("--time-sampling", choices=["uniform", "log-uniform"], default="log-uniform",
                    help="distribution of training times on [delta, T] (default log-uniform)")
+    p.add_argument("--process", choices=["ou", "cld"], default="ou",
+                   help="ou: denoising score matching; cld: hybrid score matching of the CLD velocity score")
     p.add_argument("--T", type=_positive_float, default=5.0, help="largest training time (default 5)")
     p.add_argument("--delta", type=_positive_float, default=1e-3, help="smallest training time (default 1e-3)")
     p.add_argument("--steps", type=_positive_int, default=4000, help="optimizer steps (default 4000)")
@@ -432,6 +473,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="forward paths a step for the Monte-Carlo path KL (default 1000)")
     _common_io(p, n=10_000)
     p.set_defaults(func=cmd_bound)
+
+    p = sub.add_parser("compare-cld", help="DDPM against CLD at equal score evaluations (claim 5)",
+                       description="DDPM's and CLD's exponential integrators (and CLD's splitting sampler) at equal "
+                                   "numbers of score evaluations: exact output-law KL and path KL on anisotropic "
+                                   "Gaussians of growing d, and binned TV on the 2-D mixture. Writes results.csv "
+                                   "and figures.")
+    p.add_argument("--dims", type=_positive_int, nargs="+", default=[2, 4, 8, 16, 32, 64], help="dimensions")
+    p.add_argument("--nfes", type=_positive_int, nargs="+", default=[10, 20, 50, 100, 200],
+                   help="numbers of score evaluations")
+    p.add_argument("--cond", type=_positive_float, default=10.0, help="condition number of the Gaussians (default 10)")
+    p.add_argument("--T", type=_positive_float, default=5.0, help="time horizon (default 5)")
+    p.add_argument("--delta", type=_positive_float, default=1e-3, help="early-stopping time (default 1e-3)")
+    p.add_argument("--n", type=_positive_int, default=10_000, help="samples for the mixture (default 10000)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--out", type=Path, default=None, help="results folder (default results/compare-cld-...)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing results folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress messages")
+    p.set_defaults(func=cmd_compare_cld)
 
     p = sub.add_parser("targets", help="list the built-in targets", description="List the built-in targets.")
     p.set_defaults(func=cmd_targets)

@@ -322,8 +322,25 @@ class VP(Process):
 # critically damped Langevin diffusion
 # ---------------------------------------------------------------------------------------------
 
-def _expm2(M: torch.Tensor) -> torch.Tensor:
-    return torch.linalg.matrix_exp(M)
+def expm2(A: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    r""":math:`e^{tA}` for a 2x2 matrix A and a batch of times t (shape (m,) -> (m, 2, 2)), in closed form:
+    :math:`e^{tA} = e^{st}\bigl(c(t) I + g(t)(A - sI)\bigr)` with :math:`s = \mathrm{tr}A/2`,
+    :math:`\omega^2 = s^2 - \det A` and (c, g) = (cosh, sinh/omega), (cos, sin/|omega|) or the series
+    (1 + omega^2 t^2/2, t (1 + omega^2 t^2/6)) near critical damping."""
+    t = torch.as_tensor(t, dtype=torch.float64)
+    s = float(A.trace()) / 2
+    w2 = s * s - float(torch.linalg.det(A))
+    N = A - s * torch.eye(2, dtype=torch.float64)
+    if abs(w2) * float(t.abs().max()) ** 2 < 1e-8:
+        c, g = 1 + w2 * t**2 / 2, t * (1 + w2 * t**2 / 6)
+    elif w2 > 0:
+        w = w2**0.5
+        c, g = torch.cosh(w * t), torch.sinh(w * t) / w
+    else:
+        w = (-w2) ** 0.5
+        c, g = torch.cos(w * t), torch.sin(w * t) / w
+    e = torch.exp(s * t)
+    return e[..., None, None] * (c[..., None, None] * torch.eye(2, dtype=torch.float64) + g[..., None, None] * N)
 
 
 class CLD:
@@ -365,7 +382,7 @@ class CLD:
     def transition(self, t: Time) -> tuple[torch.Tensor, torch.Tensor]:
         """2x2 mean matrix e^{tA} and noise covariance Sigma_inf - e^{tA} Sigma_inf e^{tA^T}, per coordinate pair."""
         t = self.check_time(t)
-        E = _expm2(t * self.A)
+        E = expm2(self.A, torch.tensor(t, dtype=torch.float64))
         return E, self.stationary_cov - E @ self.stationary_cov @ E.T
 
     def _kron(self, B: torch.Tensor, d: int) -> torch.Tensor:

@@ -10,9 +10,14 @@ import torch
 
 from .. import metrics
 from ..learn import evaluate, load_data, load_model, score_error, standardized_target
-from ..processes import OU
+from .. import samplers as S
+from ..processes import CLD, OU
 from ..targets import GaussianMixture
 from .sampling import GRIDS, SAMPLERS
+
+# samplers for models trained with process "cld" (hybrid score matching)
+CLD_SAMPLERS = {"exponential_integrator": S.cld_exponential_integrator, "euler_maruyama": S.cld_euler_maruyama,
+                "sscs": S.cld_sscs}
 
 
 @dataclass(frozen=True)
@@ -41,11 +46,13 @@ def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator",
     """
     import json
 
-    if sampler not in SAMPLERS:
-        raise ValueError(f"unknown sampler {sampler!r}; expected one of {sorted(SAMPLERS)}")
     if grid not in GRIDS:
         raise ValueError(f"unknown grid {grid!r}; expected one of {sorted(GRIDS)}")
     res = load_model(folder)
+    is_cld = res.config.process == "cld"
+    table = CLD_SAMPLERS if is_cld else SAMPLERS
+    if sampler not in table:
+        raise ValueError(f"unknown sampler {sampler!r} for a {res.config.process} model; expected one of {sorted(table)}")
     spec_path = Path(folder) / "data.json"
     spec = DataSpec(**{k: tuple(v) if k == "columns" and v else v
                        for k, v in json.loads(spec_path.read_text()).items()}) if spec_path.exists() else None
@@ -55,9 +62,10 @@ def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator",
     g = torch.Generator().manual_seed(seed)
     score = res.model.score_fn()
     dim = res.standardizer.mean.shape[0]
-    x = SAMPLERS[sampler](score, OU().prior_sample(n, dim, generator=g), g_times, generator=g, callback=callback)
-    x = res.standardizer.inverse(x)
-    out: dict[str, Any] = {"model": str(folder), "sampler": sampler, "grid": grid, "steps": steps, "T": T,
+    process = CLD() if is_cld else OU()
+    x = table[sampler](score, process.prior_sample(n, dim, generator=g), g_times, generator=g, callback=callback)
+    x = res.standardizer.inverse(CLD.positions(x) if is_cld else x)
+    out: dict[str, Any] = {"model": str(folder), "process": res.config.process, "sampler": sampler, "grid": grid, "steps": steps, "T": T,
                            "delta": delta, "n": n, "seed": seed}
     data = spec.load() if spec is not None else None
     profile = None
@@ -71,11 +79,13 @@ def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator",
             sm.append(metrics.tv_histogram(x, ref, generator=g))
         sm += [metrics.sliced_w2(x, ref, generator=g), metrics.mmd(x, ref, max_n=2000, generator=g)]
         out["samples"] = {m.name: m.as_dict() for m in sm}
-        profile = score_error(score, standardized_target(target, res.standardizer), g_times, generator=g)
+        profile = score_error(score, standardized_target(target, res.standardizer), g_times, process=process,
+                              generator=g)
         out["score_error"] = {"times": profile.times.tolist(), "eps2": profile.eps2.tolist(),
                               "stderr": profile.stderr.tolist(), "time_average_eps2": profile.time_average,
                               "time_average_stderr": profile.time_average_stderr,
-                              "coordinates": "standardized data (the model's own)"}
+                              "coordinates": "standardized data (the model's own)",
+                              "score": "velocity score" if is_cld else "score"}
     elif data is not None and data.image_shape is not None and data.labels is not None:
         out["digits"] = evaluate.evaluate_digits(x, data.x, data.labels, seed=seed)
     elif data is not None:

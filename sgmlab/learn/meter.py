@@ -48,7 +48,7 @@ def standardized_target(target: Target, std: Any) -> Target:
     raise TypeError(f"cannot standardize a {type(target).__name__}")
 
 
-def score_error(score: ScoreFn, target: Target, grid: Any, *, process: Process | None = None, n: int = 4096,
+def score_error(score: ScoreFn, target: Target, grid: Any, *, process: Any = None, n: int = 4096,
                 generator: torch.Generator | None = None) -> ScoreErrorProfile:
     """Measure eps_score(t)^2 = E_{q_t}|s(x, t) - grad log q_t(x)|^2 for t in grid[:-1], q_t the law of
     ``target`` at time t (give the target in the score's coordinates: see :func:`standardized_target`)."""
@@ -60,6 +60,8 @@ def score_error(score: ScoreFn, target: Target, grid: Any, *, process: Process |
         qt = process.marginal(target, t)
         x = qt.sample(n, generator=generator)
         true = qt.score(x)
+        if hasattr(process, "score_part"):  # CLD: the velocity score over states [x, v]
+            true = process.score_part(true)
         sq = ((score(x, t) - true) ** 2).sum(1)
         eps2.append(float(sq.mean()))
         se.append(float(sq.std()) / math.sqrt(n))

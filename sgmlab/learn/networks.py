@@ -25,13 +25,14 @@ class FourierEmbedding(nn.Module):
 class MLP(nn.Module):
     """Residual MLP: input [x, embedding(c_noise)], ``depth`` hidden layers of width ``hidden``."""
 
-    def __init__(self, dim: int, hidden: int = 128, depth: int = 3, embedding: int = 16):
+    def __init__(self, dim: int, hidden: int = 128, depth: int = 3, embedding: int = 16, out_dim: int | None = None):
         super().__init__()
         self.dim, self.hidden, self.depth = dim, hidden, depth
+        out_dim = dim if out_dim is None else out_dim
         self.embed = FourierEmbedding(embedding)
         self.inp = nn.Linear(dim + 2 * embedding, hidden)
         self.blocks = nn.ModuleList(nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden)) for _ in range(depth))
-        self.out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, dim))
+        self.out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, out_dim))
 
     def forward(self, x: torch.Tensor, c_noise: torch.Tensor) -> torch.Tensor:
         h = self.inp(torch.cat([x, self.embed(c_noise)], 1))
@@ -85,14 +86,16 @@ class UNet8(nn.Module):
         return self.out(h).view(x.shape[0], self.dim)
 
 
-def build(kind: str, dim: int, hidden: int = 128, depth: int = 3) -> nn.Module:
-    """The network named by a config: ``"mlp"`` (width ``hidden``, ``depth`` blocks) or ``"unet8"``
-    (``hidden`` channels)."""
+def build(kind: str, dim: int, hidden: int = 128, depth: int = 3, out_dim: int | None = None) -> nn.Module:
+    """The network named by a config: ``"mlp"`` (width ``hidden``, ``depth`` blocks; input ``dim``,
+    output ``out_dim``, default ``dim``) or ``"unet8"`` (``hidden`` channels)."""
     if kind not in ("mlp", "unet8"):
         raise ValueError(f"net must be 'mlp' or 'unet8'; got {kind!r}")
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float32)  # the same float32 initialisation whatever the caller's default
     try:
-        return MLP(dim, hidden, depth) if kind == "mlp" else UNet8(dim, channels=hidden)
+        if kind == "unet8" and out_dim not in (None, dim):
+            raise ValueError("unet8 maps images to images; CLD velocity scores need net='mlp'")
+        return MLP(dim, hidden, depth, out_dim=out_dim) if kind == "mlp" else UNet8(dim, channels=hidden)
     finally:
         torch.set_default_dtype(previous)

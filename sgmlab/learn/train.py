@@ -52,8 +52,13 @@ class TrainConfig:
     standardize: str = "feature"
     eval_every: int = 500
     checkpoint_every: int = 500
+    process: str = "ou"
 
     def __post_init__(self) -> None:
+        if self.process not in ("ou", "cld"):
+            raise ValueError(f"process must be 'ou' or 'cld' (hybrid score matching); got {self.process!r}")
+        if self.process == "cld" and (self.weighting != "a3" or self.parametrization != "noise"):
+            raise ValueError("CLD training uses the a3 weighting and the noise parametrization")
         if self.net not in ("mlp", "unet8"):
             raise ValueError(f"net must be 'mlp' or 'unet8'; got {self.net!r}")
         param.check(self.parametrization)
@@ -148,16 +153,23 @@ def _load_module(module: nn.Module, tensors: dict[str, torch.Tensor], prefix: st
     module.load_state_dict(got)
 
 
+def _build_model(config: TrainConfig, dim: int) -> tuple[nn.Module, nn.Module]:
+    """(network, score model around it): OU models map x to the score; CLD models map z = [x, v]
+    (2d) to the velocity score (d). Networks are float32 whatever the default dtype."""
+    out_dim = dim if config.process == "cld" else None
+    net = networks.build(config.net, 2 * dim if out_dim else dim, config.hidden, config.depth, out_dim=out_dim)
+    return net, _build_model_around(config, net)
+
+
 def load_model(folder: str | Path) -> TrainResult:
     """The trained model (EMA weights), standardization and config of a training folder."""
     tensors, meta = read_checkpoint(folder)
     config = TrainConfig(**json.loads(meta["config"]))
     dim = tensors["standardizer.mean"].shape[0]
-    net = networks.build(config.net, dim, config.hidden, config.depth).float()
+    net, model = _build_model(config, dim)
     _load_module(net, tensors, "ema", str(folder))
     std = Standardizer(tensors["standardizer.mean"], tensors["standardizer.scale"])
-    return TrainResult(ScoreModel(net, config.parametrization, OU()).eval(), std, config,
-                       json.loads(meta.get("history", "[]")))
+    return TrainResult(model.eval(), std, config, json.loads(meta.get("history", "[]")))
 
 
 def default_device() -> torch.device:
@@ -175,6 +187,26 @@ def init_distributed() -> bool:
         torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
         return True
     return False
+
+
+def _build_model_around(config: TrainConfig, net: nn.Module) -> nn.Module:
+    if config.process == "cld":
+        from .cld import CLDScoreModel
+
+        return CLDScoreModel(net)
+    return ScoreModel(net, config.parametrization, OU())
+
+
+def _loss_for(config: TrainConfig) -> Callable[..., torch.Tensor]:
+    """loss(model, x0, t, noise, w) for the config's process: DSM (OU) or hybrid score matching (CLD)."""
+    if config.process == "cld":
+        from ..processes import CLD
+        from .cld import cld_dsm_loss
+
+        cld = CLD()
+        return lambda m, x0, t, z, w: cld_dsm_loss(m, x0, t, z, w, cld)
+    ou = OU()
+    return lambda m, x0, t, z, w: dsm_loss(m, x0, t, z, w, ou)
 
 
 def train(data: torch.Tensor, config: TrainConfig = TrainConfig(), *, out: str | Path | None = None,
@@ -204,7 +236,7 @@ def train(data: torch.Tensor, config: TrainConfig = TrainConfig(), *, out: str |
     std = Standardizer.fit(data, config.standardize)
     x_all = std.forward(data).float().to(device)
     torch.manual_seed(config.seed)  # network initialisation only
-    net = networks.build(config.net, data.shape[1], config.hidden, config.depth).float()  # whatever the default dtype
+    net, model = _build_model(config, data.shape[1])
     net = net.to(device)
     ema = copy.deepcopy(net).requires_grad_(False)
     opt = torch.optim.Adam(net.parameters(), lr=config.lr)
@@ -232,7 +264,6 @@ def train(data: torch.Tensor, config: TrainConfig = TrainConfig(), *, out: str |
         step, history = int(meta["step"]), json.loads(meta["history"])
     elif folder is not None and rank == 0:
         folder.mkdir(parents=True, exist_ok=True)
-    model = ScoreModel(net, config.parametrization, process)
     trainable: nn.Module = model
     if world > 1:
         trainable = nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
@@ -240,9 +271,11 @@ def train(data: torch.Tensor, config: TrainConfig = TrainConfig(), *, out: str |
     n_eval = min(4096, x_all.shape[0] * 4)
     eval_x = x_all[torch.randint(x_all.shape[0], (n_eval,), generator=eval_gen).to(device)]
     eval_t = sample_times(n_eval, config.T, config.delta, config.time_sampling, eval_gen).to(device)
-    eval_z = torch.randn(eval_x.shape, generator=eval_gen, dtype=x_all.dtype).to(device)
+    width = x_all.shape[1] * (2 if config.process == "cld" else 1)
+    eval_z = torch.randn(eval_x.shape[0], width, generator=eval_gen, dtype=x_all.dtype).to(device)
     eval_w = time_weights(eval_t, config.T, config.delta, config.time_sampling, config.weighting, process)
-    ema_model = ScoreModel(ema, config.parametrization, process)
+    ema_model = _build_model_around(config, ema)
+    loss_fn = _loss_for(config)
     shard = slice(rank * config.batch_size // world, (rank + 1) * config.batch_size // world)
 
     def checkpoint() -> None:
@@ -255,9 +288,9 @@ def train(data: torch.Tensor, config: TrainConfig = TrainConfig(), *, out: str |
     while step < config.steps:
         idx = torch.randint(x_all.shape[0], (config.batch_size,), generator=gen).to(device)
         t = sample_times(config.batch_size, config.T, config.delta, config.time_sampling, gen).to(device)
-        z = torch.randn(config.batch_size, x_all.shape[1], generator=gen, dtype=x_all.dtype).to(device)
+        z = torch.randn(config.batch_size, width, generator=gen, dtype=x_all.dtype).to(device)
         w = time_weights(t, config.T, config.delta, config.time_sampling, config.weighting, process)
-        loss = dsm_loss(trainable, x_all[idx][shard], t[shard], z[shard], w[shard], process).mean()
+        loss = loss_fn(trainable, x_all[idx][shard], t[shard], z[shard], w[shard]).mean()
         loss_value = float(loss.detach())
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -270,7 +303,7 @@ def train(data: torch.Tensor, config: TrainConfig = TrainConfig(), *, out: str |
         eval_loss = None
         if step % config.eval_every == 0 or step == config.steps:
             with torch.no_grad():
-                eval_loss = float(dsm_loss(ema_model, eval_x, eval_t, eval_z, eval_w, process).mean())
+                eval_loss = float(loss_fn(ema_model, eval_x, eval_t, eval_z, eval_w).mean())
             history.append({"step": step, "loss": loss_value, "eval_loss": eval_loss})
         if step % config.checkpoint_every == 0 or step == config.steps:
             checkpoint()

@@ -70,14 +70,22 @@ def _components(law: Target) -> list[tuple[float, Gaussian]]:
     raise TypeError(f"init_tv needs a Gaussian or mixture law at time T; got {type(law).__name__}")
 
 
-def init_tv_bound(target: Target, T: float) -> float:
-    r"""Upper bound on :math:`TV(\gamma^d, q_T)` (T in OU time). Gaussian: the closed-form bounds of
-    :func:`sgmlab.metrics.gaussian_tv_bounds`. Mixture (and point sets, whose :math:`q_T` is a
-    mixture): joint convexity, :math:`\min\bigl(\sum_k w_k\, \overline{TV}(\gamma, N_k),
-    \sqrt{\sum_k w_k KL(N_k\|\gamma)/2}\bigr)`."""
-    law = OU().marginal(target, T)
-    d = target.dim
-    std = Gaussian(torch.zeros(d, dtype=torch.float64), torch.eye(d, dtype=torch.float64))
+def stationary_law(process: Any, d: int) -> Gaussian:
+    """The stationary law of a process in d data dimensions: N(0, I_d), or for CLD N(0, diag(I_d, M I_d))."""
+    if hasattr(process, "stationary_cov"):
+        cov = torch.kron(process.stationary_cov, torch.eye(d, dtype=torch.float64))
+        return Gaussian(torch.zeros(2 * d, dtype=torch.float64), cov)
+    return Gaussian(torch.zeros(d, dtype=torch.float64), torch.eye(d, dtype=torch.float64))
+
+
+def init_tv_bound(target: Target, T: float, process: Any = None) -> float:
+    r"""Upper bound on TV(stationary law, law at T) for OU (T in OU time) or CLD. Gaussian: the
+    closed-form bounds of :func:`sgmlab.metrics.gaussian_tv_bounds`. Mixture (and point sets,
+    whose law at T > 0 is a mixture): joint convexity,
+    :math:`\min\bigl(\sum_k w_k\, \overline{TV}(\gamma, N_k), \sqrt{\sum_k w_k KL(N_k\|\gamma)/2}\bigr)`."""
+    process = OU() if process is None else process
+    law = process.marginal(target, T)
+    std = stationary_law(process, target.dim)
     comps = _components(law)
     tv = sum(w * gaussian_tv_bounds(std, g).upper for w, g in comps)
     kl = sum(w * gaussian_kl(g, std) for w, g in comps)
