@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from .. import _checks, grids
-from ..processes import OU, Process
+from ..processes import OU
 from ..scores import ScoreFn
 from ..targets.base import Target
 
