@@ -181,7 +181,7 @@ def _sample_model(args: argparse.Namespace) -> None:
     out = _io.prepare_dir(args.out or _default_out("sample", Path(args.model).name), force=args.force)
     callback, close = _progress(args.steps, not args.no_progress, args.sampler)
     try:
-        x, m, (data, profile) = sample_model(args.model, sampler=args.sampler, grid=args.grid, steps=args.steps,
+        x, m, (data, profile, ref) = sample_model(args.model, sampler=args.sampler, grid=args.grid, steps=args.steps,
                                              T=args.T, delta=args.delta, n=args.n, seed=args.seed, callback=callback)
     finally:
         close()
@@ -191,11 +191,8 @@ def _sample_model(args: argparse.Namespace) -> None:
     if data is not None and data.image_shape is not None:
         figs["samples.png"] = image_grid(x, data.image_shape, f"{args.sampler}, {args.steps} steps: generated digits")
     else:
-        if data is not None and data.target is not None:
-            from .processes import OU
-
-            law = OU().marginal(data.target, m["delta"])
-            figs["samples.png"] = samples_over_density(x, law, f"{args.sampler}, {args.steps} steps, learned score: "
+        if ref is not None:
+            figs["samples.png"] = samples_over_density(x, ref, f"{args.sampler}, {args.steps} steps, learned score: "
                                                        "samples over the exact density of q_delta")
         else:
             from .plotting import _plt
@@ -424,8 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a3: the loss estimates the time average of eps_score(t)^2 (default); likelihood: beta(t)")
     p.add_argument("--time-sampling", choices=["uniform", "log-uniform"], default="log-uniform",
                    help="distribution of training times on [delta, T] (default log-uniform)")
-    p.add_argument("--process", choices=["ou", "cld"], default="ou",
-                   help="ou: denoising score matching; cld: hybrid score matching of the CLD velocity score")
+    p.add_argument("--process", choices=["ou", "vp-linear", "vp-cosine", "cld"], default="ou",
+                   help="ou or vp-*: denoising score matching (times in that process's clock); "
+                        "cld: hybrid score matching of the CLD velocity score")
     p.add_argument("--T", type=_positive_float, default=5.0, help="largest training time (default 5)")
     p.add_argument("--delta", type=_positive_float, default=1e-3, help="smallest training time (default 1e-3)")
     p.add_argument("--steps", type=_positive_int, default=4000, help="optimizer steps (default 4000)")

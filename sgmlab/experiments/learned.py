@@ -62,16 +62,21 @@ def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator",
     g = torch.Generator().manual_seed(seed)
     score = res.model.score_fn()
     dim = res.standardizer.mean.shape[0]
-    process = CLD() if is_cld else OU()
-    x = table[sampler](score, process.prior_sample(n, dim, generator=g), g_times, generator=g, callback=callback)
+    from ..learn.train import vp_family
+
+    process = CLD() if is_cld else vp_family(res.config.process)
+    x = table[sampler](score, process.prior_sample(n, dim, generator=g), g_times, process=process, generator=g,
+                       callback=callback)
     x = res.standardizer.inverse(CLD.positions(x) if is_cld else x)
     out: dict[str, Any] = {"model": str(folder), "process": res.config.process, "sampler": sampler, "grid": grid, "steps": steps, "T": T,
                            "delta": delta, "n": n, "seed": seed}
     data = spec.load() if spec is not None else None
-    profile = None
+    profile, ref = None, None
     if data is not None and data.target is not None:
         target = data.target
-        ref = OU().marginal(target, delta)
+        # the law the sampler targets: the data noised to delta (CLD: the x-marginal of its law at delta)
+        ref = (CLD().marginal(target, delta).project(range(target.dim)) if is_cld
+               else OU().marginal(target, float(process.ou_time(delta))))
         sm = []
         if isinstance(target, GaussianMixture):
             sm.append(metrics.mode_tv(x, target, generator=g))
@@ -91,5 +96,5 @@ def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator",
     elif data is not None:
         out["samples"] = {"sliced_w2_to_training_data": metrics.sliced_w2_samples(
             x, data.x[torch.randint(data.x.shape[0], (min(n, data.x.shape[0]),), generator=g)], generator=g)}
-    return x, out, (data, profile)
+    return x, out, (data, profile, ref)
 

@@ -22,7 +22,15 @@ import torch
 from torch import nn
 
 from .. import _checks
-from ..processes import OU
+from ..processes import OU, VP, CosineBeta, LinearBeta, Process
+
+# the forward processes a model can be trained for (names at the config boundary)
+PROCESSES = ("ou", "vp-linear", "vp-cosine", "cld")
+
+
+def vp_family(name: str) -> Process:
+    """The OU or VP process of a config name ('cld' is handled separately)."""
+    return {"ou": OU, "vp-linear": lambda: VP(LinearBeta()), "vp-cosine": lambda: VP(CosineBeta())}[name]()
 from . import networks
 from . import parametrization as param
 from .loss import TIME_SAMPLINGS, WEIGHTINGS, dsm_loss, sample_times, time_weights
@@ -55,8 +63,10 @@ class TrainConfig:
     process: str = "ou"
 
     def __post_init__(self) -> None:
-        if self.process not in ("ou", "cld"):
-            raise ValueError(f"process must be 'ou' or 'cld' (hybrid score matching); got {self.process!r}")
+        if self.process not in PROCESSES:
+            raise ValueError(f"process must be one of {PROCESSES}; got {self.process!r}")
+        if self.process.startswith("vp") and self.T > vp_family(self.process).t_max:
+            raise ValueError(f"T={self.T} is beyond the range of {self.process} (t_max={vp_family(self.process).t_max})")
         if self.process == "cld" and (self.weighting != "a3" or self.parametrization != "noise"):
             raise ValueError("CLD training uses the a3 weighting and the noise parametrization")
         if self.net not in ("mlp", "unet8"):
@@ -194,7 +204,7 @@ def _build_model_around(config: TrainConfig, net: nn.Module) -> nn.Module:
         from .cld import CLDScoreModel
 
         return CLDScoreModel(net)
-    return ScoreModel(net, config.parametrization, OU())
+    return ScoreModel(net, config.parametrization, vp_family(config.process))
 
 
 def _loss_for(config: TrainConfig) -> Callable[..., torch.Tensor]:
@@ -205,14 +215,15 @@ def _loss_for(config: TrainConfig) -> Callable[..., torch.Tensor]:
 
         cld = CLD()
         return lambda m, x0, t, z, w: cld_dsm_loss(m, x0, t, z, w, cld)
-    ou = OU()
-    return lambda m, x0, t, z, w: dsm_loss(m, x0, t, z, w, ou)
+    process = vp_family(config.process)
+    return lambda m, x0, t, z, w: dsm_loss(m, x0, t, z, w, process)
 
 
 def train(data: torch.Tensor, config: TrainConfig = TrainConfig(), *, out: str | Path | None = None,
           resume: bool = False, callback: Callable[[TrainInfo], Any] | None = None,
           device: torch.device | str | None = None) -> TrainResult:
-    """Train a score network on ``data`` (shape (N, d)) by denoising score matching under OU.
+    """Train a score network on ``data`` (shape (N, d)) by denoising score matching under
+    ``config.process`` (OU, VP with a linear or cosine schedule; CLD by hybrid score matching).
 
     Batches, times and noise come from one generator seeded by ``config.seed``; its state is
     checkpointed, so ``resume=True`` continues exactly where the last checkpoint stopped and gives
@@ -241,7 +252,7 @@ def train(data: torch.Tensor, config: TrainConfig = TrainConfig(), *, out: str |
     ema = copy.deepcopy(net).requires_grad_(False)
     opt = torch.optim.Adam(net.parameters(), lr=config.lr)
     gen = torch.Generator().manual_seed(config.seed)
-    process = OU()
+    process = OU() if config.process == "cld" else vp_family(config.process)  # clock of the time weights
     step, history = 0, []
     digest = _data_hash(data)
     if resume and (folder / CHECKPOINT).exists():
