@@ -71,3 +71,32 @@ def two_phase(T: float, delta: float, steps: int) -> torch.Tensor:
     g = torch.where(u >= 1, u, torch.exp(u.clamp(max=1) - 1))
     g[0], g[-1] = T, delta
     return g
+
+
+def _log_snr(t: torch.Tensor) -> torch.Tensor:
+    """lambda(t) = log(alpha_t / sigma_t) for OU time t: -t - log(1 - e^{-2t}) / 2."""
+    return -t - 0.5 * torch.log(-torch.expm1(-2 * t))
+
+
+def log_snr(T: float, delta: float, steps: int) -> torch.Tensor:
+    r"""Uniform in the log signal-to-noise ratio :math:`\lambda = \log(\alpha_t/\sigma_t)` (OU time),
+    the grid of DPM-Solver: :math:`t = \tfrac12\log(1 + e^{-2\lambda})`."""
+    T, delta, steps = _check(T, delta, steps)
+    lam = torch.linspace(float(_log_snr(torch.tensor(T, dtype=torch.float64))),
+                         float(_log_snr(torch.tensor(delta, dtype=torch.float64))), steps + 1, dtype=torch.float64)
+    g = 0.5 * torch.log1p(torch.exp(-2 * lam))
+    g[0], g[-1] = T, delta
+    return g
+
+
+def karras(T: float, delta: float, steps: int, rho: float = 7.0) -> torch.Tensor:
+    r"""Karras et al. (2022) grid: uniform in :math:`\bar\sigma^{1/\rho}` for the EDM noise level
+    :math:`\bar\sigma = \sigma_t/\alpha_t = \sqrt{e^{2t} - 1}` (OU time), :math:`t = \tfrac12\log(1 + \bar\sigma^2)`."""
+    T, delta, steps = _check(T, delta, steps)
+    rho = _checks.real("rho", rho, low=0.0, low_open=True)
+    smax, smin = math.sqrt(math.expm1(2 * T)), math.sqrt(math.expm1(2 * delta))
+    i = torch.linspace(0, 1, steps + 1, dtype=torch.float64)
+    sig = (smax ** (1 / rho) + i * (smin ** (1 / rho) - smax ** (1 / rho))) ** rho
+    g = 0.5 * torch.log1p(sig**2)
+    g[0], g[-1] = T, delta
+    return g

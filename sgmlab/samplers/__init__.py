@@ -7,6 +7,9 @@ from .cld_euler_maruyama import CLDEulerMaruyama, cld_euler_maruyama
 from .cld_exponential_integrator import CLDExponentialIntegrator, cld_exponential_integrator
 from .cld_sscs import CLDSymmetricSplitting, cld_sscs
 from .ddpm_ancestral import DDPMAncestral, ddpm_ancestral
+from .dpm_solver_pp import DPMSolverPP, dpm_solver_pp_1, dpm_solver_pp_2m, dpm_solver_pp_3m
+from .exponential_multistep import ExponentialMultistepSDE, exponential_sde_1, exponential_sde_2, exponential_sde_3
+from .ode import deterministic_output_law, probability_flow_euler, probability_flow_heun
 from .euler_maruyama import EulerMaruyama, euler_maruyama
 from .exact_law import exact_output_law
 from .exponential_integrator import ExponentialIntegrator, exponential_integrator
@@ -14,4 +17,7 @@ from .exponential_integrator import ExponentialIntegrator, exponential_integrato
 __all__ = ["AffineStepSampler", "StepCoefficients", "StepInfo", "ExponentialIntegrator", "exponential_integrator",
            "EulerMaruyama", "euler_maruyama", "DDPMAncestral", "ddpm_ancestral", "exact_output_law",
            "CLDSampler", "Stage", "cld_exact_output_law", "CLDExponentialIntegrator", "cld_exponential_integrator",
-           "CLDEulerMaruyama", "cld_euler_maruyama", "CLDSymmetricSplitting", "cld_sscs"]
+           "CLDEulerMaruyama", "cld_euler_maruyama", "CLDSymmetricSplitting", "cld_sscs", "DPMSolverPP",
+           "dpm_solver_pp_1", "dpm_solver_pp_2m", "dpm_solver_pp_3m", "ExponentialMultistepSDE", "exponential_sde_1",
+           "exponential_sde_2", "exponential_sde_3", "probability_flow_euler", "probability_flow_heun",
+           "deterministic_output_law"]

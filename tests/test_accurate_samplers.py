@@ -1,0 +1,126 @@
+"""Accurate samplers (issue 6, first part): ODE solvers' orders, grids, the exponential SDE
+multistep family, deterministic exact laws, and sg.sample's budget."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import sgmlab as sg
+
+from helpers import fit_slope, random_gaussian
+
+OU = sg.processes.OU()
+
+
+@pytest.mark.parametrize("sampler, order", [
+    (sg.samplers.probability_flow_euler, 1), (sg.samplers.probability_flow_heun, 2),
+    (sg.samplers.dpm_solver_pp_1, 1), (sg.samplers.dpm_solver_pp_2m, 2), (sg.samplers.dpm_solver_pp_3m, 2)])
+def test_ode_solver_order_of_accuracy(sampler, order, gen):
+    """W2 between the solver's exact output law and the converged one (Heun, 20000 log-SNR steps)
+    falls like N^{-order}: log-log slope against 1/N. The 3M solver is third order per step, but
+    its first step is first order (no history): a one-time O(h^2) error, so globally second order
+    (tested below to be more accurate than 2M)."""
+    q = random_gaussian(3, gen)
+    T, delta = 3.0, 1e-2
+    ref = sg.samplers.deterministic_output_law(sg.samplers.probability_flow_heun, q, sg.grids.log_snr(T, delta, 20_000))
+    Ns = [40, 80, 160, 320]
+    errs = [sg.metrics.gaussian_w2(sg.samplers.deterministic_output_law(sampler, q, sg.grids.log_snr(T, delta, N)), ref)
+            for N in Ns]
+    slope = fit_slope([1 / N for N in Ns], errs)
+    assert abs(slope - order) < 0.3, (slope, errs)
+
+
+def test_three_step_is_more_accurate_than_two_step(gen):
+    q = random_gaussian(3, gen)
+    ref = sg.samplers.deterministic_output_law(sg.samplers.probability_flow_heun, q, sg.grids.log_snr(3.0, 1e-2, 20_000))
+    for N in (20, 80):
+        g = sg.grids.log_snr(3.0, 1e-2, N)
+        e2, e3 = (sg.metrics.gaussian_w2(sg.samplers.deterministic_output_law(s, q, g), ref)
+                  for s in (sg.samplers.dpm_solver_pp_2m, sg.samplers.dpm_solver_pp_3m))
+        assert e3 < e2
+
+
+def test_deterministic_exact_law_matches_running_the_sampler(gen):
+    q = random_gaussian(3, gen)
+    grid = sg.grids.karras(4.0, 1e-2, 12)
+    law = sg.samplers.deterministic_output_law(sg.samplers.dpm_solver_pp_3m, q, grid)
+    # Monte Carlo through the sampler itself agrees with the exact law
+    from helpers import assert_moments_match
+
+    x = sg.samplers.dpm_solver_pp_3m(sg.scores.exact(q), OU.prior_sample(40_000, 3, generator=gen), grid)
+    assert_moments_match(x, law.mean, law.cov)
+
+
+def test_order_one_exponential_sde_solver_is_the_papers_step(gen):
+    q = sg.targets.mixture2d()
+    x0 = OU.prior_sample(200, 2, generator=gen)
+    grid = sg.grids.uniform(3.0, 1e-2, 15)
+    a = sg.samplers.exponential_sde_1(sg.scores.exact(q), x0, grid, generator=torch.Generator().manual_seed(5))
+    b = sg.samplers.exponential_integrator(sg.scores.exact(q), x0, grid, generator=torch.Generator().manual_seed(5))
+    assert torch.allclose(a, b, atol=1e-12)
+
+
+def test_data_prediction_order_one_sde_step_is_ddpm_ancestral():
+    """A fact worth knowing: freezing the data prediction (not the score) over a step and
+    integrating exactly gives Ho et al.'s ancestral step with the posterior variance."""
+    for t, tn in [(1.0, 0.7), (0.05, 0.01)]:
+        c = sg.samplers.ddpm_ancestral.coefficients(OU, t, tn)
+        a, an = math.exp(-t), math.exp(-tn)
+        s, sn = math.sqrt(-math.expm1(-2 * t)), math.sqrt(-math.expm1(-2 * tn))
+        h = math.log(an / sn) - math.log(a / s)
+        cx = sn / s * math.exp(-h) + an * (-math.expm1(-2 * h)) / a
+        cs = an * (-math.expm1(-2 * h)) * s * s / a
+        assert c.cx == pytest.approx(cx) and c.cs == pytest.approx(cs)
+        assert c.noise_std == pytest.approx(sn * math.sqrt(-math.expm1(-2 * h)))
+
+
+@pytest.mark.parametrize("fn", [sg.grids.log_snr, sg.grids.karras])
+def test_new_grids(fn):
+    g = fn(5.0, 1e-3, 30)
+    assert g[0] == 5.0 and g[-1] == 1e-3 and bool((g[:-1] > g[1:]).all()) and g.shape == (31,)
+    with pytest.raises(ValueError, match="delta must be smaller than T"):
+        fn(1.0, 2.0, 3)
+
+
+def test_log_snr_grid_is_uniform_in_log_snr():
+    g = sg.grids.log_snr(4.0, 1e-3, 10)
+    lam = -g - 0.5 * torch.log(-torch.expm1(-2 * g))
+    assert torch.allclose(lam[1:] - lam[:-1], torch.full((10,), float(lam[1] - lam[0])), rtol=1e-9)
+
+
+@pytest.mark.parametrize("nfe", [1, 2, 5, 10, 19, 20, 37, 100])
+def test_sample_never_exceeds_its_budget(nfe, gen):
+    calls = []
+    q = sg.targets.mixture2d()
+    exact = sg.scores.exact(q)
+    score = lambda x, t: calls.append(t) or exact(x, t)  # noqa: E731
+    x = sg.sample(score, 50, 2, nfe=nfe, generator=gen)
+    assert len(calls) <= nfe and x.shape == (50, 2)
+    calls.clear()
+    sg.sample(score, 50, 2, nfe=nfe, sampler=sg.samplers.probability_flow_heun, generator=gen) if nfe >= 2 else None
+    assert len(calls) <= nfe
+
+
+def test_sample_default_beats_the_papers_sampler_at_20_evaluations():
+    q = sg.targets.anisotropic_gaussian(10)
+    plan = sg.default_plan(20)
+    default = sg.samplers.deterministic_output_law(plan.sampler, q, plan.grid)
+    paper = sg.samplers.exact_output_law(sg.samplers.exponential_integrator, q, sg.grids.uniform(5.0, 1e-3, 20))
+    assert sg.metrics.gaussian_kl(default, q) < 1e-3 < sg.metrics.gaussian_kl(paper, q)
+
+
+def test_sample_bad_input(gen):
+    s = sg.scores.exact(sg.targets.mixture2d())
+    with pytest.raises(ValueError, match="nfe must be an integer >= 1"):
+        sg.sample(s, 10, 2, nfe=0)
+    with pytest.raises(ValueError, match="more than the budget of 5"):
+        sg.sample(s, 10, 2, nfe=5, sampler=sg.samplers.exponential_integrator, grid=sg.grids.uniform(1.0, 0.1, 6))
+    with pytest.raises(ValueError, match="less than one step"):
+        sg.sample(s, 10, 2, nfe=1, sampler=sg.samplers.probability_flow_heun)
+    with pytest.raises(ValueError, match="a grid needs a sampler"):
+        sg.sample(s, 10, 2, nfe=5, grid=sg.grids.uniform(1.0, 0.1, 3))
+    with pytest.raises(ValueError, match="order must be 1, 2 or 3"):
+        sg.samplers.DPMSolverPP(4)
