@@ -325,6 +325,44 @@ def cmd_compare_cld(args: argparse.Namespace) -> None:
     print(f"  wrote {out}/config.json, results.csv, {', '.join(figs)}")
 
 
+def cmd_bench(args: argparse.Namespace) -> None:
+    import csv
+    import io
+
+    from ._io import _atomic
+    from .experiments.bench import BenchConfig, bench_figures, run_bench, summary
+
+    peers = not args.no_peers
+    if peers:
+        try:
+            import diffusers  # noqa: F401
+        except ImportError:
+            raise ValueError("diffusers is not installed: `pip install sgmlab[bench]`, or pass --no-peers") from None
+    config = BenchConfig(targets=tuple(args.targets), budgets=tuple(args.budgets), n=args.n, peers=peers,
+                         seed=args.seed)
+    out = _io.prepare_dir(args.out or _default_out("bench", "suite"), force=args.force)
+    say = (lambda m: print(f"  ... {m}", file=sys.stderr)) if not args.no_progress else None
+    rows = run_bench(config, progress=say)
+    table = summary(rows)
+    print(f"  {'target':12s} {'nfe':>4s} {'metric':16s} {'sgmlab':>10s} {'paper':>10s} {'best diffusers':>24s} "
+          f"{'floor':>8s} win")
+    for r in table:
+        peer = f"{r['best_peer_value']:.3g} ({r['best_peer'].split(':')[-1]})" if r["best_peer"] else "-"
+        print(f"  {r['target']:12s} {r['nfe']:4d} {r['metric']:16s} {r['sgmlab']:10.3g} {r['paper']:10.3g} "
+              f"{peer:>24s} {r['noise_floor']:8.2g} {'yes' if r['sgmlab_wins'] else 'NO'}")
+    figs = bench_figures(rows)
+    for name, data in (("results.csv", rows), ("summary.csv", table)):
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(data[0]))
+        w.writeheader()
+        w.writerows(data)
+        _atomic(out / name, lambda tmp, text=buf.getvalue(): Path(tmp).write_text(text))
+    _io.write_json(out / "config.json", config.as_dict())
+    for name, fig in figs.items():
+        _io.write_figure(out / name, fig)
+    print(f"  wrote {out}/config.json, results.csv, summary.csv, {len(figs)} figures")
+
+
 def cmd_targets(args: argparse.Namespace) -> None:
     width = max(map(len, BUILTIN))
     for name, spec in BUILTIN.items():
@@ -489,6 +527,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite an existing results folder")
     p.add_argument("--no-progress", action="store_true", help="no progress messages")
     p.set_defaults(func=cmd_compare_cld)
+
+    p = sub.add_parser("bench", help="ground-truth benchmark of samplers (sgmlab, the paper's, diffusers')",
+                       description="Targets with exact scores x samplers x budgets of score evaluations. Error: exact "
+                                   "KL where the output law is Gaussian and known, otherwise a sample metric with its "
+                                   "noise floor; wall time and time in the score. diffusers' schedulers need "
+                                   "`pip install sgmlab[bench]`.")
+    p.add_argument("--targets", nargs="+", default=["gaussian10", "gaussian100", "mixture2d", "mixture16", "digits"],
+                   help="benchmark targets (default all)")
+    p.add_argument("--budgets", type=_positive_int, nargs="+", default=[10, 20, 50, 100],
+                   help="numbers of score evaluations (default 10 20 50 100)")
+    p.add_argument("--n", type=_positive_int, default=10_000, help="samples for sample metrics (default 10000)")
+    p.add_argument("--no-peers", action="store_true", help="without diffusers' schedulers")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--out", type=Path, default=None, help="results folder (default results/bench-...)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing results folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress messages")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("targets", help="list the built-in targets", description="List the built-in targets.")
     p.set_defaults(func=cmd_targets)

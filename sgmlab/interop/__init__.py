@@ -1,0 +1,1 @@
+"""Interoperability with diffusers (an optional dependency: ``pip install sgmlab[bench]``)."""

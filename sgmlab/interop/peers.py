@@ -1,0 +1,84 @@
+"""diffusers' schedulers driven by an exact score, with their time-steps mapped to OU time exactly.
+
+A diffusers scheduler with the DDPM training schedule (1000 steps, linear betas 1e-4..0.02) asks
+for the noise prediction at timestep t. Its noise level there is the training
+:math:`\\bar\\sigma(t) = \\sqrt{(1 - \\bar\\alpha_t)/\\bar\\alpha_t}`, interpolated linearly in t for
+fractional timesteps (as diffusers' Euler schedulers do; exact at integers), which is OU time
+:math:`\\tau = \\tfrac12\\log(1 + \\bar\\sigma^2)`. The exact score becomes the noise prediction
+:math:`\\hat\\epsilon = -\\sigma_\\tau\\, s(x, \\tau)` with :math:`\\sigma_\\tau = \\sqrt{1 - e^{-2\\tau}}`.
+Sample clipping and thresholding are off.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..scores import ScoreFn
+
+
+def _schedulers() -> dict[str, Callable[[], Any]]:
+    import diffusers as D
+
+    return {
+        "ddpm": lambda: D.DDPMScheduler(clip_sample=False),
+        "ddim": lambda: D.DDIMScheduler(clip_sample=False),
+        "euler_ancestral": lambda: D.EulerAncestralDiscreteScheduler(),
+        "dpmpp_2m": lambda: D.DPMSolverMultistepScheduler(solver_order=2, algorithm_type="dpmsolver++"),
+        "dpmpp_3m": lambda: D.DPMSolverMultistepScheduler(solver_order=3, algorithm_type="dpmsolver++"),
+        "dpmpp_2m_sde": lambda: D.DPMSolverMultistepScheduler(solver_order=2, algorithm_type="sde-dpmsolver++"),
+        "dpmpp_3m_sde": lambda: D.DPMSolverMultistepScheduler(solver_order=3, algorithm_type="sde-dpmsolver++"),
+        "deis": lambda: D.DEISMultistepScheduler(),
+        "unipc": lambda: D.UniPCMultistepScheduler(),
+    }
+
+
+PEERS = ("ddpm", "ddim", "euler_ancestral", "dpmpp_2m", "dpmpp_3m", "dpmpp_2m_sde", "dpmpp_3m_sde", "deis", "unipc")
+DETERMINISTIC = {"ddim", "dpmpp_2m", "dpmpp_3m", "deis", "unipc"}
+
+
+class DiffusersPeer:
+    """A diffusers scheduler as an sgmlab sampler: ``peer(score, x_init, grid=None, *, process=None,
+    generator=None, callback=None)`` runs ``nfe`` scheduler steps (one score evaluation each) from
+    x_init ~ N(0, I); the grid is the scheduler's own (``grid`` is ignored)."""
+
+    def __init__(self, name: str, nfe: int):
+        if name not in PEERS:
+            raise ValueError(f"unknown diffusers peer {name!r}; expected one of {PEERS}")
+        self.name, self.nfe = name, int(nfe)
+        self.deterministic = name in DETERMINISTIC
+
+    def __repr__(self) -> str:
+        return f"DiffusersPeer({self.name!r}, nfe={self.nfe})"
+
+    def __call__(self, score: ScoreFn, x_init: torch.Tensor, grid: Any = None, *, process: Any = None,
+                 generator: torch.Generator | None = None, callback: Any = None) -> torch.Tensor:
+        previous = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float32)  # diffusers builds its tables assuming the default float32
+        try:
+            return self._run(score, x_init, generator)
+        finally:
+            torch.set_default_dtype(previous)
+
+    def _run(self, score: ScoreFn, x_init: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+        sched = _schedulers()[self.name]()
+        sched.set_timesteps(self.nfe)
+        import inspect
+
+        takes_generator = "generator" in inspect.signature(sched.step).parameters
+        abar = sched.alphas_cumprod.double().numpy()
+        sig_train = np.sqrt((1 - abar) / abar)
+        steps = np.arange(len(abar))
+        x = x_init.to(torch.float64) * float(sched.init_noise_sigma)
+        for t in sched.timesteps:
+            x_in = sched.scale_model_input(x, t)
+            sig = float(np.interp(float(t), steps, sig_train))
+            tau = 0.5 * math.log1p(sig * sig)
+            eps = -math.sqrt(-math.expm1(-2 * tau)) * score(x_in.to(torch.float64), tau)
+            kw = {"generator": generator} if takes_generator else {}
+            x = sched.step(eps, t, x, **kw).prev_sample.to(torch.float64)
+        return x

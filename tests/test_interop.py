@@ -1,0 +1,77 @@
+"""diffusers interoperability: the exponential-integrator scheduler matches the sgmlab sampler step
+for step; diffusers' schedulers driven by exact scores; the ground-truth bench."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import sgmlab as sg
+
+pytest.importorskip("diffusers")
+
+from sgmlab.interop.peers import PEERS, DiffusersPeer  # noqa: E402
+from sgmlab.interop.scheduler import ExponentialIntegratorScheduler  # noqa: E402
+
+OU = sg.processes.OU()
+
+
+def test_scheduler_matches_the_sampler_step_for_step(gen):
+    q = sg.targets.mixture2d()
+    score = sg.scores.exact(q)
+    sched = ExponentialIntegratorScheduler()
+    sched.set_timesteps(25)
+    grid = sched.ou_grid()
+    x0 = OU.prior_sample(300, 2, generator=gen)
+    states = []
+    sg.samplers.exponential_integrator(score, x0, grid, generator=torch.Generator().manual_seed(3),
+                                       callback=lambda info: states.append(info.x.clone()))
+    x, g = x0.clone(), torch.Generator().manual_seed(3)
+    for k, t in enumerate(sched.timesteps):
+        tau = sched.ou_time(int(t))
+        eps = -math.sqrt(-math.expm1(-2 * tau)) * score(x, tau)  # a pipeline's noise prediction
+        x = sched.step(eps, t, x, generator=g).prev_sample
+        assert torch.allclose(x, states[k], atol=1e-10), k
+    assert len(states) == 25
+
+
+def test_peer_time_mapping_is_exact():
+    """DDIM with the exact score converges to the target as the steps grow (exact laws), which fails
+    if timesteps were mapped to the wrong OU times."""
+    q = sg.targets.anisotropic_gaussian(3, cond=10.0)
+    kls = [sg.metrics.gaussian_kl(sg.samplers.deterministic_output_law(DiffusersPeer("ddim", n), q, None), q)
+           for n in (10, 50, 250)]
+    assert kls[0] > kls[1] > kls[2] and kls[2] < 2e-3
+
+
+@pytest.mark.parametrize("name", PEERS)
+def test_each_peer_runs_within_budget(name, gen):
+    calls = []
+    q = sg.targets.mixture2d()
+    exact = sg.scores.exact(q)
+    x = DiffusersPeer(name, 12)(lambda x, t: calls.append(t) or exact(x, t), OU.prior_sample(64, 2, generator=gen),
+                                generator=gen)
+    assert len(calls) <= 12 and x.shape == (64, 2) and torch.isfinite(x).all()
+
+
+def test_bench_smoke(tmp_path):
+    from sgmlab.experiments.bench import BenchConfig, run_bench, summary
+
+    rows = run_bench(BenchConfig(targets=("gaussian10", "mixture2d"), budgets=(10,), n=500, n_gaussian=2000))
+    table = summary(rows)
+    assert {r["target"] for r in table} == {"gaussian10", "mixture2d"}
+    g10 = next(r for r in table if r["target"] == "gaussian10")
+    assert g10["metric"] == "kl_exact" and g10["sgmlab_wins"] and g10["paper"] > g10["sgmlab"]
+
+
+def test_interop_bad_input():
+    with pytest.raises(ValueError, match="unknown diffusers peer"):
+        DiffusersPeer("lms", 10)
+    sched = ExponentialIntegratorScheduler()
+    with pytest.raises(ValueError, match="num_inference_steps must be in"):
+        sched.set_timesteps(0)
+    sched.set_timesteps(5)
+    with pytest.raises(ValueError, match="not one of this scheduler's timesteps"):
+        sched.step(torch.zeros(2, 2), 3, torch.zeros(2, 2))
