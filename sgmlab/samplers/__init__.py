@@ -9,7 +9,9 @@ from .cld_sscs import CLDSymmetricSplitting, cld_sscs
 from .ddpm_ancestral import DDPMAncestral, ddpm_ancestral
 from .dpm_solver_pp import DPMSolverPP, dpm_solver_pp_1, dpm_solver_pp_2m, dpm_solver_pp_3m
 from .exponential_multistep import ExponentialMultistepSDE, exponential_sde_1, exponential_sde_2, exponential_sde_3
+from .langevin import UnadjustedLangevin, unadjusted_langevin
 from .ode import deterministic_output_law, probability_flow_euler, probability_flow_heun
+from .predictor_corrector import PredictorCorrector, predictor_corrector
 from .euler_maruyama import EulerMaruyama, euler_maruyama
 from .exact_law import exact_output_law
 from .exponential_integrator import ExponentialIntegrator, exponential_integrator
@@ -20,4 +22,5 @@ __all__ = ["AffineStepSampler", "StepCoefficients", "StepInfo", "ExponentialInte
            "CLDEulerMaruyama", "cld_euler_maruyama", "CLDSymmetricSplitting", "cld_sscs", "DPMSolverPP",
            "dpm_solver_pp_1", "dpm_solver_pp_2m", "dpm_solver_pp_3m", "ExponentialMultistepSDE", "exponential_sde_1",
            "exponential_sde_2", "exponential_sde_3", "probability_flow_euler", "probability_flow_heun",
-           "deterministic_output_law"]
+           "deterministic_output_law", "PredictorCorrector", "predictor_corrector", "UnadjustedLangevin",
+           "unadjusted_langevin"]

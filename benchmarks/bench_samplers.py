@@ -1,0 +1,68 @@
+"""Throughput of the samplers: overhead outside the score as a ratio to the time in the score, and
+total time against diffusers' schedulers at the same budget with the same exact score, in one run.
+
+    .venv/bin/python benchmarks/bench_samplers.py [--n 100000 --d 10 --k 8 --nfe 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+import sgmlab as sg
+from sgmlab.experiments.sampling import TimedScore
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--d", type=int, default=10)
+    ap.add_argument("--k", type=int, default=8)
+    ap.add_argument("--nfe", type=int, default=50)
+    ap.add_argument("--repeats", type=int, default=3)
+    args = ap.parse_args()
+    q = sg.targets.mixture(args.d, args.k)
+    score = sg.scores.exact(q)
+    g = torch.Generator().manual_seed(0)
+    x0 = sg.processes.OU().prior_sample(args.n, args.d, generator=g)
+    grid = sg.grids.log_snr(5.0, 1e-3, args.nfe)
+    runs = {
+        "sgmlab default (sg.sample)": lambda s: sg.sample(s, args.n, args.d, nfe=args.nfe, generator=g),
+        "exponential_integrator": lambda s: sg.samplers.exponential_integrator(s, x0, grid, generator=g),
+        "euler_maruyama": lambda s: sg.samplers.euler_maruyama(s, x0, grid, generator=g),
+        "ddpm_ancestral": lambda s: sg.samplers.ddpm_ancestral(s, x0, grid, generator=g),
+        "dpm_solver_pp_2m": lambda s: sg.samplers.dpm_solver_pp_2m(s, x0, grid),
+        "dpm_solver_pp_3m": lambda s: sg.samplers.dpm_solver_pp_3m(s, x0, grid),
+        "exponential_sde_2": lambda s: sg.samplers.exponential_sde_2(s, x0, grid, generator=g),
+        "probability_flow_euler": lambda s: sg.samplers.probability_flow_euler(s, x0, grid),
+    }
+    try:
+        from sgmlab.interop.peers import PEERS, DiffusersPeer
+
+        for name in PEERS:
+            runs[f"diffusers {name}"] = lambda s, p=DiffusersPeer(name, args.nfe): p(s, x0, generator=g)
+    except ImportError:
+        print("(diffusers not installed: pip install sgmlab[bench])")
+    print(f"n={args.n}, d={args.d}, K={args.k} full-covariance mixture, {args.nfe} score evaluations; "
+          f"median of {args.repeats}")
+    base = None
+    for name, fn in runs.items():
+        walls, ratios = [], []
+        for _ in range(args.repeats):
+            timed = TimedScore(score)
+            t0 = time.perf_counter()
+            fn(timed)
+            wall = time.perf_counter() - t0
+            walls.append(wall)
+            ratios.append((wall - timed.seconds) / timed.seconds)
+        w = statistics.median(walls)
+        base = base or w
+        print(f"  {name:32s} {w:7.2f} s  overhead/score {100 * statistics.median(ratios):6.1f}%  "
+              f"time / sgmlab default {w / base:5.2f}")
+
+
+if __name__ == "__main__":
+    main()
