@@ -349,7 +349,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     for r in table:
         peer = f"{r['best_peer_value']:.3g} ({r['best_peer'].split(':')[-1]})" if r["best_peer"] else "-"
         print(f"  {r['target']:12s} {r['nfe']:4d} {r['metric']:16s} {r['sgmlab']:10.3g} {r['paper']:10.3g} "
-              f"{peer:>24s} {r['noise_floor']:8.2g} {'yes' if r['sgmlab_wins'] else 'NO'}")
+              f"{peer:>24s} {r['noise_floor']:8.2g} {r['sgmlab_wins']}")
     figs = bench_figures(rows)
     for name, data in (("results.csv", rows), ("summary.csv", table)):
         buf = io.StringIO()

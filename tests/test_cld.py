@@ -160,16 +160,19 @@ def test_cld_certified_bound_is_above_the_true_tv(gen):
         assert est.value - z_threshold(1e-3, 2) * est.stderr <= b.tv_bound
 
 
-def test_hybrid_score_matching_learns_the_velocity_score(gen):
-    """CLD training with the same train(): the velocity-score error drops below 0.01 (time average,
-    standardized coordinates) on a 2-D Gaussian, and sampling gives the right moments."""
+@pytest.mark.parametrize("hybrid, threshold", [(True, 0.01), (False, 0.05)])
+def test_score_matching_learns_the_velocity_score(hybrid, threshold, gen):
+    """CLD training with the same train(): the velocity-score error drops below the threshold (time
+    average, standardized coordinates) on a 2-D Gaussian, for hybrid and for plain denoising score
+    matching (whose targets have more variance), and sampling gives the right moments."""
     from sgmlab.learn import TrainConfig, score_error, standardized_target, train
 
     q = sg.targets.Gaussian([1.0, -2.0], [[1.0, 0.6], [0.6, 0.8]])
-    res = train(q.sample(20_000, generator=gen), TrainConfig(steps=1500, hidden=64, eval_every=500, process="cld"))
+    res = train(q.sample(20_000, generator=gen), TrainConfig(steps=1500, hidden=64, eval_every=500, process="cld",
+                                                             cld_hybrid=hybrid, delta=1e-2))
     target = standardized_target(q, res.standardizer)
     err = score_error(res.model.score_fn(), target, sg.grids.uniform(5.0, 1e-2, 20), process=CLD, generator=gen)
-    assert err.time_average < 0.01
+    assert err.time_average < threshold, err.time_average
     z = sg.samplers.cld_exponential_integrator(res.model.score_fn(), CLD.prior_sample(20_000, 2, generator=gen),
                                                sg.grids.uniform(5.0, 1e-3, 100), generator=gen)
     x = res.standardizer.inverse(CLD.positions(z))

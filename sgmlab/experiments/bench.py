@@ -126,8 +126,19 @@ def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "paper": get["paper"]["value"], "best_peer": best["method"] if best else None,
                     "best_peer_value": best["value"] if best else math.nan,
                     "noise_floor": max(r["noise_floor"] for r in sel),
-                    "sgmlab_wins": best is None or get["sgmlab"]["value"] < best["value"]})
+                    "sgmlab_wins": _verdict(get["sgmlab"]["value"], best["value"] if best else None,
+                                            max(r["noise_floor"] for r in sel))})
     return out
+
+
+def _verdict(ours: float, peer: float | None, floor: float) -> str:
+    """'yes' if sgmlab's default is more accurate than the best peer; 'noise' when both are within
+    20% of the metric's noise floor (the comparison is below what the sample size resolves)."""
+    if peer is None or ours < peer:
+        return "yes"
+    if floor > 0 and max(ours, peer) <= 1.2 * floor:
+        return "noise"
+    return "no"
 
 
 def bench_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:

@@ -37,6 +37,7 @@ class CLDScoreModel(nn.Module):
     """s_v(z, t) for states z = [x, v] of shape (n, 2d); the network maps (z, c_noise) to eps_v."""
 
     def __init__(self, net: nn.Module, process: CLD | None = None, hybrid: bool = True):
+        # the network's time input is log of the hybrid conditional scale at t, whichever loss trained it
         super().__init__()
         self.net = net
         self.process = CLD() if process is None else process
@@ -44,7 +45,7 @@ class CLDScoreModel(nn.Module):
         self.parametrization = "noise"
 
     def forward(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        _, L = conditional_factors(self.process, t.detach().cpu(), self.hybrid)
+        _, L = conditional_factors(self.process, t.detach().cpu(), True)
         l22 = L[:, 1, 1].to(device=z.device, dtype=z.dtype)[:, None]
         return -self.net(z, (l22.log() / 4).squeeze(1)) / l22
 
@@ -61,15 +62,21 @@ class CLDScoreModel(nn.Module):
 
 def cld_dsm_loss(model: nn.Module, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, w: torch.Tensor,
                  process: CLD, hybrid: bool = True) -> torch.Tensor:
-    """Per-sample weighted (hybrid) denoising score matching loss for the velocity score, shape (n,).
-    ``eps`` has shape (n, 2d): the standard normals [eps_x, eps_v] (and, for plain DSM, v_0 is drawn
-    from the same generator by the caller through ``eps``'s extra columns: not needed for HSM)."""
+    """Per-sample weighted score-matching loss for the velocity score, shape (n,).
+
+    ``eps`` holds standard normals: [eps_x, eps_v] (n, 2d) for hybrid score matching; for plain
+    denoising score matching a third block (n, 3d) draws the initial velocity v_0 = sqrt(M) eps_0.
+    Either way z_t = E_t (x_0, v_0) + L_t (eps_x, eps_v) per pair and the target is -eps_v / (L_t)_22."""
     d = x0.shape[1]
+    if eps.shape[1] != (2 if hybrid else 3) * d:
+        raise ValueError(f"eps must have {(2 if hybrid else 3) * d} columns for "
+                         f"{'hybrid' if hybrid else 'denoising'} score matching; got {eps.shape[1]}")
     E, L = conditional_factors(process, t.detach().cpu(), hybrid)
     E, L = E.to(x0), L.to(x0)
-    ex, ev = eps[:, :d], eps[:, d:]
-    x = E[:, 0, 0, None] * x0 + L[:, 0, 0, None] * ex
-    v = E[:, 1, 0, None] * x0 + L[:, 1, 0, None] * ex + L[:, 1, 1, None] * ev
+    ex, ev = eps[:, :d], eps[:, d:2 * d]
+    v0 = 0.0 if hybrid else process.mass**0.5 * eps[:, 2 * d:]
+    x = E[:, 0, 0, None] * x0 + E[:, 0, 1, None] * v0 + L[:, 0, 0, None] * ex
+    v = E[:, 1, 0, None] * x0 + E[:, 1, 1, None] * v0 + L[:, 1, 0, None] * ex + L[:, 1, 1, None] * ev
     s = model(torch.cat([x, v], 1), t)
     target = -ev / L[:, 1, 1, None]
     return w.to(x0.dtype) * ((s - target) ** 2).sum(1)

@@ -61,6 +61,7 @@ class TrainConfig:
     eval_every: int = 500
     checkpoint_every: int = 500
     process: str = "ou"
+    cld_hybrid: bool = True  # CLD: hybrid score matching (v_0 marginalised) or plain denoising score matching
 
     def __post_init__(self) -> None:
         if self.process not in PROCESSES:
@@ -214,7 +215,7 @@ def _loss_for(config: TrainConfig) -> Callable[..., torch.Tensor]:
         from .cld import cld_dsm_loss
 
         cld = CLD()
-        return lambda m, x0, t, z, w: cld_dsm_loss(m, x0, t, z, w, cld)
+        return lambda m, x0, t, z, w: cld_dsm_loss(m, x0, t, z, w, cld, hybrid=config.cld_hybrid)
     process = vp_family(config.process)
     return lambda m, x0, t, z, w: dsm_loss(m, x0, t, z, w, process)
 
@@ -282,7 +283,7 @@ def train(data: torch.Tensor, config: TrainConfig = TrainConfig(), *, out: str |
     n_eval = min(4096, x_all.shape[0] * 4)
     eval_x = x_all[torch.randint(x_all.shape[0], (n_eval,), generator=eval_gen).to(device)]
     eval_t = sample_times(n_eval, config.T, config.delta, config.time_sampling, eval_gen).to(device)
-    width = x_all.shape[1] * (2 if config.process == "cld" else 1)
+    width = x_all.shape[1] * ((2 if config.cld_hybrid else 3) if config.process == "cld" else 1)
     eval_z = torch.randn(eval_x.shape[0], width, generator=eval_gen, dtype=x_all.dtype).to(device)
     eval_w = time_weights(eval_t, config.T, config.delta, config.time_sampling, config.weighting, process)
     ema_model = _build_model_around(config, ema)
