@@ -13,7 +13,7 @@ from .langevin import UnadjustedLangevin, unadjusted_langevin
 from .ode import deterministic_output_law, probability_flow_euler, probability_flow_heun
 from .predictor_corrector import PredictorCorrector, predictor_corrector
 from .euler_maruyama import EulerMaruyama, euler_maruyama
-from .exact_law import exact_output_law
+from .exact_law import exact_output_law, multistep_output_law
 from .exponential_integrator import ExponentialIntegrator, exponential_integrator
 
 __all__ = ["AffineStepSampler", "StepCoefficients", "StepInfo", "ExponentialIntegrator", "exponential_integrator",
@@ -23,4 +23,4 @@ __all__ = ["AffineStepSampler", "StepCoefficients", "StepInfo", "ExponentialInte
            "dpm_solver_pp_1", "dpm_solver_pp_2m", "dpm_solver_pp_3m", "ExponentialMultistepSDE", "exponential_sde_1",
            "exponential_sde_2", "exponential_sde_3", "probability_flow_euler", "probability_flow_heun",
            "deterministic_output_law", "PredictorCorrector", "predictor_corrector", "UnadjustedLangevin",
-           "unadjusted_langevin"]
+           "unadjusted_langevin", "multistep_output_law"]

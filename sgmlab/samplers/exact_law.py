@@ -70,3 +70,52 @@ def exact_output_law(sampler: AffineStepSampler, target: Gaussian, grid: Any, *,
         v = M * M * v + c.noise_std**2
     cov = (U * v) @ U.T
     return Gaussian(U @ mu, 0.5 * (cov + cov.T))
+
+
+def multistep_output_law(sampler: Any, target: Gaussian, grid: Any, *, process: Process | None = None) -> Gaussian:
+    r"""Exact output law of an :class:`ExponentialMultistepSDE` on a Gaussian target with its exact
+    score. Per coordinate of the target's eigenbasis the step is affine in the last (up to three)
+    states, :math:`Y_{k+1} = e^h Y_k + 2\sum_j w_j s_j(Y_{k-j}) + \sqrt{e^{2h}-1}\xi`, so the joint law
+    of (Y_k, Y_{k-1}, Y_{k-2}) is Gaussian and is propagated exactly (3-vectors and 3x3 covariances)."""
+    import math
+
+    from .exponential_multistep import ExponentialMultistepSDE
+
+    if not isinstance(sampler, ExponentialMultistepSDE):
+        raise TypeError(f"sampler must be an ExponentialMultistepSDE; got {type(sampler).__name__}")
+    if not isinstance(target, Gaussian):
+        raise TypeError(f"exact output laws need a Gaussian target; got {type(target).__name__}")
+    process = OU() if process is None else process
+    g = grids.from_times(grid)
+    tau = process.ou_time(g).to(torch.float64)
+    lam, U = torch.linalg.eigh(target.cov)
+    m = U.T @ target.mean
+    d = target.dim
+    mu = torch.zeros(d, 3, dtype=torch.float64)  # (Y_k, Y_{k-1}, Y_{k-2})
+    C = torch.zeros(d, 3, 3, dtype=torch.float64)
+    C[:, 0, 0] = 1.0
+    coef: list[tuple[torch.Tensor, torch.Tensor]] = []  # score at each past time: alpha y + beta
+    rs: list[float] = []
+    for k in range(g.shape[0] - 1):
+        a = math.exp(-float(tau[k]))
+        lam_t = a * a * lam + (1 - a * a)
+        coef = (coef + [(-1 / lam_t, a * m / lam_t)])[-sampler.order:]
+        rs = (rs + [float(tau[0] - tau[k])])[-sampler.order:]
+        h = float(tau[k] - tau[k + 1])
+        w = sampler.weights(rs, h)
+        row = torch.zeros(d, 3, dtype=torch.float64)  # Y_{k+1} = row . (Y_k, Y_{k-1}, Y_{k-2}) + off + noise
+        row[:, 0] = math.exp(h)
+        off = torch.zeros(d, dtype=torch.float64)
+        for j, (wj, (al, be)) in enumerate(zip(reversed(w), reversed(coef))):  # j = 0 is the newest
+            row[:, j] += 2 * wj * al
+            off += 2 * wj * be
+        M = torch.zeros(d, 3, 3, dtype=torch.float64)
+        M[:, 0] = row
+        M[:, 1, 0] = 1.0
+        M[:, 2, 1] = 1.0
+        mu = (M @ mu[..., None]).squeeze(-1)
+        mu[:, 0] += off
+        C = M @ C @ M.transpose(-1, -2)
+        C[:, 0, 0] += math.expm1(2 * h)
+    cov = (U * C[:, 0, 0]) @ U.T
+    return Gaussian(U @ mu[:, 0], 0.5 * (cov + cov.T))

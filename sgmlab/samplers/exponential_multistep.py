@@ -24,7 +24,8 @@ class ExponentialMultistepSDE:
 
     :math:`\int_0^h e^{h-r}dr = e^h - 1`, :math:`\int_0^h r e^{h-r}dr = e^h - 1 - h`,
     :math:`\int_0^h r^2 e^{h-r}dr = 2(e^h - 1 - h - h^2/2)`. Order 1 is exactly the paper's step.
-    The polynomial interpolates the scores at the current and previous grid times (Newton form).
+    The polynomial interpolates the scores at the current and previous grid times (Newton form);
+    :meth:`weights` gives the resulting linear combination, which :func:`multistep_output_law` uses.
     """
 
     order: int = 2
@@ -33,6 +34,28 @@ class ExponentialMultistepSDE:
         if self.order not in (1, 2, 3):
             raise ValueError(f"order must be 1, 2 or 3; got {self.order}")
 
+    def weights(self, rs: list[float], h: float) -> list[float]:
+        """Coefficients w_j of the scores in the history (reverse times ``rs``, oldest first, newest
+        last) in the drift term: Y' = e^h Y + 2 sum_j w_j s_j + noise."""
+        k = min(self.order, len(rs))
+        eh = math.expm1(h)
+        I0, I1, I2 = eh, eh - h, 2 * (eh - h - h * h / 2)
+        r0 = rs[-1]
+        w = [0.0] * len(rs)
+        w[-1] += I0
+        if k >= 2:  # + I1 * f01, f01 = (s0 - s1) / (r0 - r1)
+            r1 = rs[-2]
+            c = I1 / (r0 - r1)
+            w[-1] += c
+            w[-2] -= c
+        if k == 3:  # + (I2 + (r0 - r1) I1) * f012, f012 = (f01 - f12) / (r0 - r2)
+            r1, r2 = rs[-2], rs[-3]
+            c = (I2 + (r0 - r1) * I1) / (r0 - r2)
+            w[-1] += c / (r0 - r1)
+            w[-2] -= c / (r0 - r1) + c / (r1 - r2)
+            w[-3] += c / (r1 - r2)
+        return w
+
     def __call__(self, score: ScoreFn, x_init: torch.Tensor, grid: Any, *, process: Process | None = None,
                  generator: torch.Generator | None = None, callback: Callback | None = None) -> torch.Tensor:
         process, g = check_run(score, x_init, grid, process, generator)
@@ -40,30 +63,15 @@ class ExponentialMultistepSDE:
         x = x_init.clone()
         noise = torch.empty_like(x)
         hist: list[tuple[float, torch.Tensor]] = []  # (reverse time, score), newest last
-        T = tau[0]
         for i, (t, tn) in enumerate(zip(g[:-1].tolist(), g[1:].tolist())):
             s = score(x, t)
             if i == 0:
                 check_score_output(s, x)
-            r0 = T - tau[i]
-            hist = (hist + [(r0, s)])[-3:]
+            hist = (hist + [(tau[0] - tau[i], s)])[-self.order:]
             h = tau[i] - tau[i + 1]
-            k = min(self.order, len(hist))
-            eh = math.expm1(h)
-            I0, I1, I2 = eh, eh - h, 2 * (eh - h - h * h / 2)
-            # s(r0 + u) ~ s0 + a (u) + b (u)(u + dr1), Newton form in u = r - r0 >= 0
-            drift = I0 * s
-            if k >= 2:
-                (r1, s1) = hist[-2]
-                f01 = (s - s1) / (r0 - r1)
-                drift = drift + I1 * f01
-                if k == 3:
-                    (r2, s2) = hist[-3]
-                    f12 = (s1 - s2) / (r1 - r2)
-                    f012 = (f01 - f12) / (r0 - r2)
-                    # (u)(u + r0 - r1) = u^2 + (r0 - r1) u
-                    drift = drift + f012 * (I2 + (r0 - r1) * I1)
-            x = (eh + 1) * x + 2 * drift
+            w = self.weights([r for r, _ in hist], h)
+            drift = sum(wj * sj for wj, (_, sj) in zip(w, hist))
+            x = math.exp(h) * x + 2 * drift
             x.add_(standard_normal_(noise, generator), alpha=math.sqrt(math.expm1(2 * h)))
             if callback is not None:
                 callback(StepInfo(i, g.shape[0] - 1, t, tn, x))
