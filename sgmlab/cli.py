@@ -389,6 +389,12 @@ def _positive_float(s: str) -> float:
     return v
 
 
+def _output_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, default=None, help="results folder (default results/<command>-<time>)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing results folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress messages")
+
+
 def _target_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", choices=sorted(BUILTIN), default="mixture2d", help="built-in target (default mixture2d)")
     p.add_argument("--dim", type=_positive_int, default=None, help="dimension, for targets that take one")
@@ -523,9 +529,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delta", type=_positive_float, default=1e-3, help="early-stopping time (default 1e-3)")
     p.add_argument("--n", type=_positive_int, default=10_000, help="samples for the mixture (default 10000)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    p.add_argument("--out", type=Path, default=None, help="results folder (default results/compare-cld-...)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing results folder")
-    p.add_argument("--no-progress", action="store_true", help="no progress messages")
+    _output_args(p)
     p.set_defaults(func=cmd_compare_cld)
 
     p = sub.add_parser("bench", help="ground-truth benchmark of samplers (sgmlab, the paper's, diffusers')",
@@ -540,9 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=_positive_int, default=10_000, help="samples for sample metrics (default 10000)")
     p.add_argument("--no-peers", action="store_true", help="without diffusers' schedulers")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    p.add_argument("--out", type=Path, default=None, help="results folder (default results/bench-...)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing results folder")
-    p.add_argument("--no-progress", action="store_true", help="no progress messages")
+    _output_args(p)
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("targets", help="list the built-in targets", description="List the built-in targets.")

@@ -50,14 +50,9 @@ class CLDScoreModel(nn.Module):
         return -self.net(z, (l22.log() / 4).squeeze(1)) / l22
 
     def score_fn(self):
-        p = next(self.net.parameters())
+        from .model import sampler_score
 
-        @torch.no_grad()
-        def score(z: torch.Tensor, t: float) -> torch.Tensor:
-            tt = torch.full((z.shape[0],), float(t), dtype=torch.float64, device=p.device)
-            return self(z.to(device=p.device, dtype=p.dtype), tt).to(device=z.device, dtype=z.dtype)
-
-        return score
+        return sampler_score(self)
 
 
 def cld_dsm_loss(model: nn.Module, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, w: torch.Tensor,

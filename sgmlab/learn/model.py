@@ -60,11 +60,17 @@ class ScoreModel(nn.Module):
         return param.to_score(self.parametrization, out, x, a, sigma)
 
     def score_fn(self):
-        p = next(self.net.parameters())
+        return sampler_score(self)
 
-        @torch.no_grad()
-        def score(x: torch.Tensor, t: float) -> torch.Tensor:
-            tt = torch.full((x.shape[0],), float(t), dtype=torch.float64, device=p.device)
-            return self(x.to(device=p.device, dtype=p.dtype), tt).to(device=x.device, dtype=x.dtype)
 
-        return score
+def sampler_score(model: nn.Module):
+    """The sampler contract s(x, t_float) for a module ``model(x, t)`` with t of shape (n,): the state
+    keeps its dtype and device, the network runs in its own (float32), without gradients."""
+    p = next(model.parameters())
+
+    @torch.no_grad()
+    def score(x: torch.Tensor, t: float) -> torch.Tensor:
+        tt = torch.full((x.shape[0],), float(t), dtype=torch.float64, device=p.device)
+        return model(x.to(device=p.device, dtype=p.dtype), tt).to(device=x.device, dtype=x.dtype)
+
+    return score
