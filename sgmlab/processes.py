@@ -192,6 +192,10 @@ class Process(ABC):
     def check_time(self, t: Time, name: str = "t") -> float:
         return _checks.real(name, t, low=0.0, high=self.t_max)
 
+    def score_part(self, full_score: torch.Tensor) -> torch.Tensor:
+        """The part of grad log q_t a sampler of this process uses: all of it (CLD: the velocity part)."""
+        return full_score
+
     # -- transition --------------------------------------------------------------------------
 
     def mean_coef(self, t: Time) -> torch.Tensor:

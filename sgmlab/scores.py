@@ -47,7 +47,7 @@ class ExactScore:
 
     def __call__(self, x: torch.Tensor, t: float) -> torch.Tensor:
         s = self.marginal(t).score(x)
-        return self.process.score_part(s) if isinstance(self.process, CLD) else s
+        return self.process.score_part(s)
 
     def affine(self, t: float) -> tuple[torch.Tensor, torch.Tensor] | None:
         """(A, c) with s(x, t) = x A^T + c for a Gaussian target (A = -P_t, c = P_t mu_t); None otherwise."""

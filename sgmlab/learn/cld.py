@@ -36,12 +36,11 @@ def conditional_factors(process: CLD, t: torch.Tensor, hybrid: bool = True) -> t
 class CLDScoreModel(nn.Module):
     """s_v(z, t) for states z = [x, v] of shape (n, 2d); the network maps (z, c_noise) to eps_v."""
 
-    def __init__(self, net: nn.Module, process: CLD | None = None, hybrid: bool = True):
-        # the network's time input is log of the hybrid conditional scale at t, whichever loss trained it
+    def __init__(self, net: nn.Module, process: CLD | None = None):
+        # time enters as log of the hybrid conditional scale at t, whichever loss (HSM or DSM) trained it
         super().__init__()
         self.net = net
         self.process = CLD() if process is None else process
-        self.hybrid = hybrid
         self.parametrization = "noise"
 
     def forward(self, z: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

@@ -59,9 +59,7 @@ def score_error(score: ScoreFn, target: Target, grid: Any, *, process: Any = Non
     for t in g[:-1].tolist():
         qt = process.marginal(target, t)
         x = qt.sample(n, generator=generator)
-        true = qt.score(x)
-        if hasattr(process, "score_part"):  # CLD: the velocity score over states [x, v]
-            true = process.score_part(true)
+        true = process.score_part(qt.score(x))  # CLD: the velocity score over states [x, v]
         sq = ((score(x, t) - true) ** 2).sum(1)
         eps2.append(float(sq.mean()))
         se.append(float(sq.std()) / math.sqrt(n))

@@ -17,37 +17,45 @@ def _flow(process: Process, score: ScoreFn, x: torch.Tensor, t: float) -> torch.
     return process.drift(x, t) - 0.5 * float(process.beta(t)) * score(x, t)
 
 
+def _integrate(step: Any, score: ScoreFn, x_init: torch.Tensor, grid: Any, process: Process | None,
+               generator: torch.Generator | None, callback: Callback | None) -> torch.Tensor:
+    """The loop both ODE samplers share; ``step(flow, x, t, t_next)`` returns the next state."""
+    process, g = check_run(score, x_init, grid, process, generator)
+    first = []
+
+    def flow(x: torch.Tensor, t: float) -> torch.Tensor:
+        d = _flow(process, score, x, t)
+        if not first:
+            check_score_output(d, x)
+            first.append(True)
+        return d
+
+    x = x_init.clone()
+    for i, (t, tn) in enumerate(zip(g[:-1].tolist(), g[1:].tolist())):
+        x = step(flow, x, t, tn)
+        if callback is not None:
+            callback(StepInfo(i, g.shape[0] - 1, t, tn, x))
+    return x
+
+
 def probability_flow_euler(score: ScoreFn, x_init: torch.Tensor, grid: Any, *, process: Process | None = None,
                            generator: torch.Generator | None = None, callback: Callback | None = None) -> torch.Tensor:
     r"""Euler steps on the probability-flow ODE :math:`\dot x = f(x, t) - \tfrac12 g(t)^2 \nabla\log q_t(x)`
     (Song et al. 2021) from t_k to t_{k+1}; one score evaluation per step. Deterministic."""
-    process, g = check_run(score, x_init, grid, process, generator)
-    x = x_init.clone()
-    for i, (t, tn) in enumerate(zip(g[:-1].tolist(), g[1:].tolist())):
-        d = _flow(process, score, x, t)
-        if i == 0:
-            check_score_output(d, x)
-        x = x + (tn - t) * d
-        if callback is not None:
-            callback(StepInfo(i, g.shape[0] - 1, t, tn, x))
-    return x
+    return _integrate(lambda flow, x, t, tn: x + (tn - t) * flow(x, t), score, x_init, grid, process, generator,
+                      callback)
 
 
 def probability_flow_heun(score: ScoreFn, x_init: torch.Tensor, grid: Any, *, process: Process | None = None,
                           generator: torch.Generator | None = None, callback: Callback | None = None) -> torch.Tensor:
     """Heun's second-order method on the probability-flow ODE (EDM's deterministic sampler): two
     score evaluations per step, so 2N score evaluations for N steps."""
-    process, g = check_run(score, x_init, grid, process, generator)
-    x = x_init.clone()
-    for i, (t, tn) in enumerate(zip(g[:-1].tolist(), g[1:].tolist())):
-        d = _flow(process, score, x, t)
-        if i == 0:
-            check_score_output(d, x)
-        x_euler = x + (tn - t) * d
-        x = x + (tn - t) * 0.5 * (d + _flow(process, score, x_euler, tn))
-        if callback is not None:
-            callback(StepInfo(i, g.shape[0] - 1, t, tn, x))
-    return x
+
+    def step(flow: Any, x: torch.Tensor, t: float, tn: float) -> torch.Tensor:
+        d = flow(x, t)
+        return x + (tn - t) * 0.5 * (d + flow(x + (tn - t) * d, tn))
+
+    return _integrate(step, score, x_init, grid, process, generator, callback)
 
 
 probability_flow_heun.evaluations_per_step = 2  # type: ignore[attr-defined]
