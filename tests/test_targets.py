@@ -214,3 +214,55 @@ def test_evaluation_bad_input(gen):
         q.project([0, 5])
     with pytest.raises(ValueError, match="weights must be non-negative and sum to one"):
         sg.targets.Empirical([[0.0], [1.0]], [0.7, 0.7])
+
+
+def _any_target(kind: str, d: int, k: int, g: torch.Generator) -> sg.targets.Target:
+    if kind == "gaussian":
+        return random_gaussian(d, g)
+    if kind == "empirical":
+        return sg.targets.Empirical(torch.randn(k + 1, d, generator=g))
+    return random_mixture(d, k, g, kind)
+
+
+@settings(max_examples=40, deadline=None)
+@given(d=st.integers(1, 6), k=st.integers(1, 4), a=st.floats(0.05, 2.0), sigma=st.floats(0.0, 2.0),
+       kind=st.sampled_from(["gaussian", "full", "diag", "spherical", "empirical"]), seed=st.integers(0, 2**31))
+def test_characteristic_function_identities(d, k, a, sigma, kind, seed):
+    """Exact identities: phi(0) = 1, |phi| <= 1, phi(-w) = conj phi(w); the noised law's
+    phi_{aX+sZ}(w) = phi(a w) exp(-s^2 |w|^2 / 2); a projection's phi is phi at w padded with zeros."""
+    g = torch.Generator().manual_seed(seed)
+    q = _any_target(kind, d, k, g)
+    w = torch.randn(9, d, generator=g)
+    phi = q.characteristic_function(w)
+    assert phi.shape == (9,) and phi.is_complex()
+    assert torch.allclose(q.characteristic_function(torch.zeros(1, d)), torch.ones(1, dtype=phi.dtype), atol=1e-14)
+    assert bool((phi.abs() <= 1 + 1e-12).all())
+    assert torch.allclose(q.characteristic_function(-w), phi.conj(), atol=1e-13)
+    expected = q.characteristic_function(a * w) * torch.exp(-0.5 * sigma**2 * (w * w).sum(-1))
+    assert torch.allclose(q.noised(a, sigma).characteristic_function(w), expected, atol=1e-12)
+    dims = list(range(0, d, 2))
+    padded = torch.zeros(9, d)
+    padded[:, dims] = w[:, dims]
+    assert torch.allclose(q.project(dims).characteristic_function(w[:, dims]), q.characteristic_function(padded),
+                          atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "full", "empirical"])
+def test_characteristic_function_matches_monte_carlo(gen, kind):
+    q = _any_target(kind, 3, 3, gen)
+    w = torch.randn(6, 3, generator=gen)
+    x = q.sample(200_000, generator=gen)
+    e = torch.exp(1j * (x @ w.T))
+    se = (e.real.var(0) + e.imag.var(0)).sqrt() / math.sqrt(x.shape[0])
+    z = (e.mean(0) - q.characteristic_function(w)).abs() / se
+    assert float(z.max()) < z_threshold(1e-3, 6)
+
+
+def test_characteristic_function_bad_input(gen):
+    q = sg.targets.mixture2d()
+    with pytest.raises(ValueError, match=r"w must have shape \(D, 2\)"):
+        q.characteristic_function(torch.zeros(3, 5))
+    with pytest.raises(ValueError, match="NaN"):
+        q.characteristic_function(torch.full((1, 2), math.nan))
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        q.characteristic_function([[0.0, 1.0]])

@@ -61,6 +61,20 @@ class Target(ABC):
     def second_moment(self) -> float:
         """m_2^2 = E |X|^2 (PAPER.md, assumption A2)."""
 
+    def characteristic_function(self, w: torch.Tensor) -> torch.Tensor:
+        r""":math:`\varphi(w) = E\, e^{i w^\top X}` at the frequencies ``w`` of shape (D, d);
+        returns a complex tensor of shape (D,). Targets without a closed form raise."""
+        raise NotImplementedError(f"{type(self).__name__} has no closed-form characteristic function")
+
+    def _check_frequencies(self, w: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        if not isinstance(w, torch.Tensor):
+            raise TypeError(f"w must be a torch.Tensor of shape (D, {self.dim}); got {type(w).__name__}")
+        if w.ndim != 2 or w.shape[1] != self.dim:
+            raise ValueError(f"w must have shape (D, {self.dim}); got {tuple(w.shape)}")
+        if not bool(torch.isfinite(w).all()):
+            raise ValueError("w contains NaN or infinite values")
+        return w.to(like)
+
     def _check_dims(self, dims: Sequence[int]) -> list[int]:
         dims = [int(i) for i in dims]
         if not dims or any(i < 0 or i >= self.dim for i in dims) or len(set(dims)) != len(dims):

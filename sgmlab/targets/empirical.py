@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from .. import _checks
-from .base import Target
+from .base import CHUNK_ELEMENTS, Target
 from .mixture import GaussianMixture
 
 
@@ -60,8 +60,15 @@ class Empirical(Target):
     log_prob = _no_density
     score = _no_density
 
+    def characteristic_function(self, w: torch.Tensor) -> torch.Tensor:
+        r""":math:`\varphi(w) = \sum_i w_i e^{i w^\top x_i}`, w of shape (D, d) (chunked over D)."""
+        w = self._check_frequencies(w, self.points)
+        rows = max(1, CHUNK_ELEMENTS // self.points.shape[0])
+        return torch.cat([torch.polar(self.weights.expand(c.shape[0], -1), c @ self.points.T).sum(-1)
+                          for c in w.split(rows)]) if w.shape[0] else torch.zeros(0, dtype=torch.complex128)
+
     def noised(self, a: float, sigma: float) -> Target:
-        if sigma == 0:
+        if sigma * sigma == 0:  # sigma^2 underflows: no noise at all
             return Empirical(a * self.points, self.weights)
         spherical = torch.full_like(self.weights, sigma * sigma)
         return GaussianMixture(self.weights, a * self.points, spherical)

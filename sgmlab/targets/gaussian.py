@@ -100,6 +100,11 @@ class Gaussian(Target):
         x = _checks.points("x", x, self.dim, like=self.mean)
         return -(x - self.mean) @ self._precision
 
+    def characteristic_function(self, w: torch.Tensor) -> torch.Tensor:
+        r""":math:`\varphi(w) = \exp(i w^\top m - \tfrac12 w^\top \Sigma w)`, w of shape (D, d)."""
+        w = self._check_frequencies(w, self.mean)
+        return torch.polar(torch.exp(-0.5 * ((w @ self.cov) * w).sum(-1)), w @ self.mean)
+
     def noised(self, a: float, sigma: float) -> Gaussian:
         eye = torch.eye(self.dim, dtype=self.mean.dtype, device=self.mean.device)
         return Gaussian(a * self.mean, a * a * self.cov + sigma * sigma * eye)

@@ -160,6 +160,17 @@ class GaussianMixture(Target):
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.sample_with_labels(n, generator=generator)[0]
 
+    def characteristic_function(self, w: torch.Tensor) -> torch.Tensor:
+        r""":math:`\varphi(w) = \sum_k w_k \exp(i w^\top m_k - \tfrac12 w^\top \Sigma_k w)`, w of shape (D, d)."""
+        w = self._check_frequencies(w, self.means)
+        if self.covariance_type == "full":
+            quad = torch.einsum("ja,kab,jb->jk", w, self.covs, w)
+        elif self.covariance_type == "diag":
+            quad = (w * w) @ self.covs.T
+        else:
+            quad = (w * w).sum(-1, keepdim=True) * self.covs
+        return torch.polar(self.weights * torch.exp(-0.5 * quad), w @ self.means.T).sum(-1)
+
     def noised(self, a: float, sigma: float) -> GaussianMixture:
         s2 = sigma * sigma
         if self.covariance_type == "full":
