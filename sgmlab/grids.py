@@ -22,8 +22,9 @@ def _check(T: Any, delta: Any, steps: Any) -> tuple[float, float, int]:
     return T, delta, _checks.positive_int("steps", steps)
 
 
-def from_times(t: Any) -> torch.Tensor:
-    """Check and return a user grid: 1-D, at least 2 entries, finite, strictly decreasing, last > 0."""
+def from_times(t: Any, *, allow_zero_end: bool = False) -> torch.Tensor:
+    """Check and return a user grid: 1-D, at least 2 entries, finite, strictly decreasing, last > 0
+    (or last = 0 with ``allow_zero_end``: a final denoising step, see :func:`denoised`)."""
     g = _checks.as_tensor("grid", t, ndim=1, dtype=torch.float64)
     if g.shape[0] < 2:
         raise ValueError(f"grid needs at least 2 times (one step); got {g.shape[0]}")
@@ -32,9 +33,19 @@ def from_times(t: Any) -> torch.Tensor:
         i = int(torch.nonzero(steps <= 0)[0])
         raise ValueError(f"grid must be strictly decreasing; got t[{i}]={g[i].item():.6g} <= "
                          f"t[{i + 1}]={g[i + 1].item():.6g}")
-    if g[-1] <= 0:
-        raise ValueError(f"grid must end at a positive time delta (early stopping); got {g[-1].item():.6g}")
+    if g[-1] < 0 or g[-1] == 0 and not allow_zero_end:
+        hint = (" (a grid ending at t = 0, a final denoising step, works only with samplers that take one, "
+                "such as DPM-Solver++)" if g[-1] == 0 else "")
+        raise ValueError(f"grid must end at a positive time delta (early stopping); got {g[-1].item():.6g}{hint}")
     return g
+
+
+def denoised(grid: Any) -> torch.Tensor:
+    r"""``grid`` with t = 0 appended: the last step returns the data prediction (Tweedie's
+    :math:`E[X_0 | X_\delta]`) at the last time delta instead of a noisy sample at delta. Same number
+    of score evaluations as ``grid``'s steps plus one. For DPM-Solver++."""
+    g = from_times(grid)
+    return torch.cat([g, g.new_zeros(1)])
 
 
 def uniform(T: float, delta: float, steps: int) -> torch.Tensor:
@@ -85,6 +96,25 @@ def log_snr(T: float, delta: float, steps: int) -> torch.Tensor:
     lam = torch.linspace(float(_log_snr(torch.tensor(T, dtype=torch.float64))),
                          float(_log_snr(torch.tensor(delta, dtype=torch.float64))), steps + 1, dtype=torch.float64)
     g = 0.5 * torch.log1p(torch.exp(-2 * lam))
+    g[0], g[-1] = T, delta
+    return g
+
+
+def vp_linear(T: float, delta: float, steps: int, beta_min: float = 0.1, beta_max: float = 20.0) -> torch.Tensor:
+    r"""Uniform in the clock s of the linear VP schedule :math:`\beta(s) = \beta_{\min} + s(\beta_{\max} -
+    \beta_{\min})` (DDPM's spacing, which diffusers' schedulers use): OU time
+    :math:`t = \tfrac12(\beta_{\min}s + \tfrac12(\beta_{\max} - \beta_{\min})s^2)`, inverted exactly; s may run
+    past 1 when T exceeds the schedule's :math:`(\beta_{\min} + \beta_{\max})/4`."""
+    T, delta, steps = _check(T, delta, steps)
+    b0 = _checks.real("beta_min", beta_min, low=0.0, low_open=True)
+    b1 = _checks.real("beta_max", beta_max, low=b0)
+    c = 0.5 * (b1 - b0)
+
+    def clock(t: float) -> float:  # root of c s^2 + b0 s - 2t = 0
+        return 4 * t / (b0 + math.sqrt(b0 * b0 + 8 * c * t))
+
+    s = torch.linspace(clock(T), clock(delta), steps + 1, dtype=torch.float64)
+    g = 0.5 * (b0 * s + c * s * s)
     g[0], g[-1] = T, delta
     return g
 

@@ -77,7 +77,7 @@ def test_data_prediction_order_one_sde_step_is_ddpm_ancestral():
         assert c.noise_std == pytest.approx(sn * math.sqrt(-math.expm1(-2 * h)))
 
 
-@pytest.mark.parametrize("fn", [sg.grids.log_snr, sg.grids.karras])
+@pytest.mark.parametrize("fn", [sg.grids.log_snr, sg.grids.karras, sg.grids.vp_linear])
 def test_new_grids(fn):
     g = fn(5.0, 1e-3, 30)
     assert g[0] == 5.0 and g[-1] == 1e-3 and bool((g[:-1] > g[1:]).all()) and g.shape == (31,)
@@ -89,6 +89,47 @@ def test_log_snr_grid_is_uniform_in_log_snr():
     g = sg.grids.log_snr(4.0, 1e-3, 10)
     lam = -g - 0.5 * torch.log(-torch.expm1(-2 * g))
     assert torch.allclose(lam[1:] - lam[:-1], torch.full((10,), float(lam[1] - lam[0])), rtol=1e-9)
+
+
+def test_vp_linear_grid_is_uniform_in_the_linear_schedules_clock():
+    """OU time of the linear VP schedule at clock s is (b0 s + (b1 - b0) s^2 / 2) / 2: the grid's
+    clock values, recovered from its times through VP(LinearBeta), are equally spaced."""
+    vp = sg.processes.VP(sg.processes.LinearBeta(0.1, 20.0))
+    g = sg.grids.vp_linear(5.0, 1e-3, 12)
+    s = vp.time_from_ou(g)
+    assert torch.allclose(s[:-1] - s[1:], torch.full((12,), float(s[0] - s[1])), rtol=1e-9)
+    # beyond the schedule's range (T > (b0 + b1)/4) the clock runs past 1
+    assert sg.grids.vp_linear(8.0, 1e-3, 4)[0] == 8.0
+    with pytest.raises(ValueError, match="beta_max"):
+        sg.grids.vp_linear(5.0, 1e-3, 4, beta_min=1.0, beta_max=0.5)
+
+
+def test_denoised_grid_ends_with_the_data_prediction(gen):
+    """A grid ending at t = 0: DPM-Solver++'s last step returns Tweedie's (x + sigma^2 s)/alpha at the
+    previous time. One step from T is the denoiser itself; on a Gaussian the output law is exact
+    (affine sampler) and matches running it; samplers without a final denoising step refuse the grid."""
+    q = random_gaussian(3, gen)
+    score = sg.scores.exact(q)
+    x = OU.prior_sample(5, 3, generator=gen)
+    for order in (1, 2, 3):
+        out = sg.samplers.DPMSolverPP(order)(score, x, torch.tensor([0.7, 0.0]))
+        a, s2 = math.exp(-0.7), -math.expm1(-1.4)
+        assert torch.allclose(out, (x + s2 * score(x, 0.7)) / a, atol=1e-13)
+    g = sg.grids.denoised(sg.grids.log_snr(5.0, 1e-3, 12))
+    assert g.shape == (14,) and g[-1] == 0 and g[-2] == 1e-3
+    law = sg.samplers.deterministic_output_law(sg.samplers.dpm_solver_pp_3m, q, g)
+    y = sg.samplers.dpm_solver_pp_3m(score, OU.prior_sample(100_000, 3, generator=gen), g)
+    from helpers import assert_moments_match
+    assert_moments_match(y, law.mean, law.cov)
+    # the denoiser at delta removes the noise of early stopping: nearer the target than stopping there
+    # (on this Gaussian), with the same number of score evaluations
+    noisy = sg.samplers.deterministic_output_law(sg.samplers.dpm_solver_pp_3m, q, sg.grids.log_snr(5.0, 1e-2, 13))
+    den = sg.samplers.deterministic_output_law(sg.samplers.dpm_solver_pp_3m, q,
+                                               sg.grids.denoised(sg.grids.log_snr(5.0, 1e-2, 12)))
+    assert sg.metrics.gaussian_kl(den, q) < sg.metrics.gaussian_kl(noisy, q)
+    for sampler in (sg.samplers.exponential_integrator, sg.samplers.probability_flow_heun):
+        with pytest.raises(ValueError, match="DPM-Solver"):
+            sampler(score, x, g)
 
 
 @pytest.mark.parametrize("nfe", [1, 2, 5, 10, 19, 20, 37, 100])
@@ -104,12 +145,17 @@ def test_sample_never_exceeds_its_budget(nfe, gen):
     assert len(calls) <= nfe
 
 
-def test_sample_default_beats_the_papers_sampler_at_20_evaluations():
+@pytest.mark.parametrize("nfe, bound", [(10, 0.05), (20, 5e-3), (50, 1e-3), (100, 1e-5)])
+def test_sample_default_beats_the_papers_sampler(nfe, bound):
+    """Exact KL on the bench's 10-d Gaussian: the default against the paper's sampler (34.8, 8.87,
+    1.75, 0.484) and against the best diffusers peer measured there (DEIS 0.548, 4.96e-3, 1.97e-3;
+    DPM-Solver++ 2M 1.4e-4 at 100)."""
     q = sg.targets.anisotropic_gaussian(10)
-    plan = sg.default_plan(20)
+    plan = sg.default_plan(nfe)
+    assert plan.evaluations == nfe == plan.grid.shape[0] - 1
     default = sg.samplers.deterministic_output_law(plan.sampler, q, plan.grid)
-    paper = sg.samplers.exact_output_law(sg.samplers.exponential_integrator, q, sg.grids.uniform(5.0, 1e-3, 20))
-    assert sg.metrics.gaussian_kl(default, q) < 1e-3 < sg.metrics.gaussian_kl(paper, q)
+    paper = sg.samplers.exact_output_law(sg.samplers.exponential_integrator, q, sg.grids.uniform(5.0, 1e-3, nfe))
+    assert sg.metrics.gaussian_kl(default, q) < bound < 0.1 * sg.metrics.gaussian_kl(paper, q)
 
 
 def test_sample_bad_input(gen):

@@ -88,7 +88,8 @@ class AffineStepSampler(ABC):
         return x
 
 
-def check_run(score: Any, x_init: Any, grid: Any, process: Any, generator: Any) -> tuple[Process, torch.Tensor]:
+def check_run(score: Any, x_init: Any, grid: Any, process: Any, generator: Any, *,
+              allow_zero_end: bool = False) -> tuple[Process, torch.Tensor]:
     """Validate a sampler call; returns the process (default OU) and the checked grid."""
     check_score(score)
     if not isinstance(x_init, torch.Tensor) or x_init.ndim != 2 or not x_init.is_floating_point():
@@ -99,15 +100,15 @@ def check_run(score: Any, x_init: Any, grid: Any, process: Any, generator: Any) 
     if not bool(torch.isfinite(x_init).all()):
         raise ValueError("x_init contains NaN or infinite values")
     _checks.generator_for(generator, x_init.device)
-    return check_process_grid(process, grid)
+    return check_process_grid(process, grid, allow_zero_end=allow_zero_end)
 
 
-def check_process_grid(process: Any, grid: Any) -> tuple[Process, torch.Tensor]:
+def check_process_grid(process: Any, grid: Any, *, allow_zero_end: bool = False) -> tuple[Process, torch.Tensor]:
     """The process (default OU) and the checked grid, which must lie in the process's time range."""
     process = OU() if process is None else process
     if not isinstance(process, Process):
         raise TypeError(f"process must be an sgmlab process; got {type(process).__name__}")
-    g = grids.from_times(grid)
+    g = grids.from_times(grid, allow_zero_end=allow_zero_end)
     if g[0] > process.t_max:
         raise ValueError(f"grid starts at t={g[0].item():.6g}, beyond the process's range (t_max={process.t_max})")
     return process, g

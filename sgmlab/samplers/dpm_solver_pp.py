@@ -25,6 +25,10 @@ class DPMSolverPP:
 
     D the data prediction (order 1, DDIM), or its linear (2M) or quadratic (3M) extrapolation from
     earlier steps; the first steps use the lower orders. One score evaluation per step.
+
+    The grid may end at t = 0 (:func:`sgmlab.grids.denoised`): the last step then returns the data
+    prediction at the previous time (:math:`h = \infty`, first order, as diffusers' final step to
+    :math:`\sigma = 0`), a denoised sample instead of one carrying the noise of early stopping.
     """
 
     order: int = 2
@@ -35,10 +39,10 @@ class DPMSolverPP:
 
     def __call__(self, score: ScoreFn, x_init: torch.Tensor, grid: Any, *, process: Process | None = None,
                  generator: torch.Generator | None = None, callback: Callback | None = None) -> torch.Tensor:
-        process, g = check_run(score, x_init, grid, process, generator)
+        process, g = check_run(score, x_init, grid, process, generator, allow_zero_end=True)
         tau = process.ou_time(g)
         alpha, sigma = torch.exp(-tau).tolist(), torch.sqrt(-torch.expm1(-2 * tau)).tolist()
-        lam = [math.log(a / s) for a, s in zip(alpha, sigma)]
+        lam = [math.log(a / s) if s > 0 else math.inf for a, s in zip(alpha, sigma)]
         x = x_init.clone()
         hist: list[torch.Tensor] = []  # data predictions, newest last
         for i, (t, tn) in enumerate(zip(g[:-1].tolist(), g[1:].tolist())):
@@ -46,9 +50,14 @@ class DPMSolverPP:
             if i == 0:
                 check_score_output(s, x)
             hist = (hist + [(x + sigma[i] ** 2 * s) / alpha[i]])[-3:]
+            m0 = hist[-1]
+            if sigma[i + 1] == 0:  # final denoising step
+                x = alpha[i + 1] * m0
+                if callback is not None:
+                    callback(StepInfo(i, g.shape[0] - 1, t, tn, x))
+                break
             h = lam[i + 1] - lam[i]
             k = min(self.order, len(hist))
-            m0 = hist[-1]
             em = math.expm1(-h)
             if k == 1:
                 D, extra = m0, 0.0
