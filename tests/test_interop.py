@@ -59,11 +59,28 @@ def test_each_peer_runs_within_budget(name, gen):
 def test_bench_smoke(tmp_path):
     from sgmlab.experiments.bench import BenchConfig, run_bench, summary
 
-    rows = run_bench(BenchConfig(targets=("gaussian10", "mixture2d"), budgets=(10,), n=500, n_gaussian=2000))
+    rows = run_bench(BenchConfig(targets=("gaussian10", "mixture2d"), budgets=(10,), n=2000, n_gaussian=2000))
     table = summary(rows)
     assert {r["target"] for r in table} == {"gaussian10", "mixture2d"}
     g10 = next(r for r in table if r["target"] == "gaussian10")
     assert g10["metric"] == "kl_exact" and g10["sgmlab_wins"] == "yes" and g10["paper"] > g10["sgmlab"]
+    m2 = [r for r in rows if r["target"] == "mixture2d"]
+    assert {r["metric"] for r in m2} == {"mmd2_exact"} and all(r["se"] > 0 and r["noise_floor"] > 0 for r in m2)
+    # every method started from the same prior draws; sgmlab's difference to itself is exactly zero
+    ours = next(r for r in m2 if r["method"] == "sgmlab")
+    assert ours["diff_vs_sgmlab"] == 0.0 and ours["diff_se"] == 0.0
+
+
+def test_bench_verdict_rules():
+    from sgmlab.experiments.bench import Z_VERDICT, verdict
+
+    def peer(diff, se):
+        return {"diff_vs_sgmlab": diff, "diff_se": se}
+
+    assert verdict([peer(1.0, 0.0), peer(3.0 * Z_VERDICT, 1.0)]) == "yes"
+    assert verdict([peer(1.0, 0.0), peer(0.5 * Z_VERDICT, 1.0)]) == "tie"   # one peer not resolved
+    assert verdict([peer(1.0, 0.0), peer(-2.0 * Z_VERDICT, 1.0)]) == "no"   # one peer resolved better
+    assert verdict([peer(-1e-9, 0.0)]) == "no" and verdict([]) == "yes"
 
 
 def test_interop_bad_input():
