@@ -287,6 +287,9 @@ class MMDEstimate(NamedTuple):
     se: float
     leave_out: torch.Tensor
 
+    def __repr__(self) -> str:
+        return f"MMDEstimate(value={self.value:.4g}, se={self.se:.2g}, groups={self.leave_out.shape[0]})"
+
 
 class ExactMMD:
     r"""Squared MMD to a target against its exact characteristic function: no reference sample, no
