@@ -205,3 +205,10 @@ def test_exact_mmd_bad_input(gen):
         class Bare(sg.targets.Gaussian):
             characteristic_function = sg.targets.Target.characteristic_function
         M.ExactMMD(Bare([0.0], [[1.0]]))
+
+
+def test_exact_mmd_needs_two_rows_per_jackknife_group():
+    meter = M.ExactMMD(sg.targets.mixture2d(), features=8)
+    with pytest.raises(ValueError, match="at least 4 samples"):
+        meter(torch.zeros(3, 2))
+    assert math.isfinite(meter(torch.randn(4, 2)).se)

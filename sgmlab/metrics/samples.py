@@ -328,6 +328,8 @@ class ExactMMD:
 
     def __call__(self, x: torch.Tensor) -> MMDEstimate:
         x = _check_samples(x, self.target)
+        if x.shape[0] < 4:
+            raise ValueError(f"x needs at least 4 samples: at least 2 in each of 2 jackknife groups; got {x.shape[0]}")
         u, leave_out = _mmd_jackknife(*_mmd_group_sums(x, self.w.to(x), self.groups), self.phi)
         return MMDEstimate(u, _jackknife_se(leave_out), leave_out)
 
