@@ -338,8 +338,12 @@ def cmd_bench(args: argparse.Namespace) -> None:
             import diffusers  # noqa: F401
         except ImportError:
             raise ValueError("diffusers is not installed: `pip install sgmlab[bench]`, or pass --no-peers") from None
-    config = BenchConfig(targets=tuple(args.targets), budgets=tuple(args.budgets), n=args.n, peers=peers,
-                         seed=args.seed)
+    sizes = [v for v in args.n or [] if isinstance(v, tuple)]
+    common = [v for v in args.n or [] if not isinstance(v, tuple)]
+    if len(common) > 1:
+        raise ValueError(f"--n takes one common sample size and any number of TARGET=N; got {common}")
+    config = BenchConfig(targets=tuple(args.targets), budgets=tuple(args.budgets), n=common[0] if common else None,
+                         peers=peers, seed=args.seed, n_by_target=tuple(sizes))
     out = _io.prepare_dir(args.out or _default_out("bench", "suite"), force=args.force)
     say = (lambda m: print(f"  ... {m}", file=sys.stderr)) if not args.no_progress else None
     rows = run_bench(config, progress=say)
@@ -350,6 +354,13 @@ def cmd_bench(args: argparse.Namespace) -> None:
         peer = f"{r['best_peer_value']:.3g} ({r['best_peer'].split(':')[-1]})" if r["best_peer"] else "-"
         print(f"  {r['target']:12s} {r['nfe']:4d} {r['metric']:16s} {r['sgmlab']:10.3g} {r['paper']:10.3g} "
               f"{peer:>26s} {r['noise_floor']:8.2g} {r['min_z']:6.3g} {r['sgmlab_wins']}")
+    atoms = [r for r in table if r["tv_wins"]]
+    if atoms:
+        print(f"\n  TV to the data, outputs within a rounding tolerance of a data point counted as it (bounds at p = 0.01)")
+        print(f"  {'target':12s} {'nfe':>4s} {'sgmlab':>17s} {'peers >=':>9s} win")
+        for r in atoms:
+            print(f"  {r['target']:12s} {r['nfe']:4d} [{r['sgmlab_tv_lower']:.3g}, {r['sgmlab_tv_upper']:.3g}]".ljust(37)
+                  + f" {r['peers_tv_lower']:9.3g} {r['tv_wins']}")
     figs = bench_figures(rows)
     for name, data in (("results.csv", rows), ("summary.csv", table)):
         buf = io.StringIO()
@@ -361,6 +372,18 @@ def cmd_bench(args: argparse.Namespace) -> None:
     for name, fig in figs.items():
         _io.write_figure(out / name, fig)
     print(f"  wrote {out}/config.json, results.csv, summary.csv, {len(figs)} figures")
+
+
+def _bench_size(s: str) -> int | tuple[str, int]:
+    """``N`` or ``TARGET=N`` for ``sgmlab bench --n``."""
+    name, eq, size = s.rpartition("=")
+    try:
+        value = int(size) if size.strip().lstrip("+").isdigit() else int(float(size)) if float(size).is_integer() else -1
+    except ValueError:
+        value = -1
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected N or TARGET=N with N an integer >= 1 (1e5 is fine); got {s!r}")
+    return (name, value) if eq else value
 
 
 def cmd_targets(args: argparse.Namespace) -> None:
@@ -543,9 +566,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="benchmark targets (default all)")
     p.add_argument("--budgets", type=_positive_int, nargs="+", default=[10, 20, 50, 100],
                    help="numbers of score evaluations (default 10 20 50 100)")
-    p.add_argument("--n", type=_positive_int, default=None,
-                   help="samples for the sample-metric targets (default 1e6 for mixture2d, 2e5 for mixture16, "
-                        "1e4 for digits)")
+    p.add_argument("--n", type=_bench_size, nargs="+", default=None, metavar="N|TARGET=N",
+                   help="samples for the sample-metric targets: one size for all, and/or TARGET=N for some "
+                        "(default 1e6 for mixture2d, 2e5 for mixture16, 5e4 for digits)")
     p.add_argument("--no-peers", action="store_true", help="without diffusers' schedulers")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     _output_args(p)
