@@ -151,4 +151,4 @@ def _wilson(p: float, n: int, z: float = Z_99) -> tuple[float, float]:
     """Wilson's score interval for a binomial proportion: each end one-sided at level z (sound at p = 0 or 1)."""
     c = z * z / n
     mid, half = (p + c / 2) / (1 + c), z * math.sqrt(p * (1 - p) / n + c / (4 * n)) / (1 + c)
-    return max(0.0, mid - half), min(1.0, mid + half)
+    return (0.0 if p == 0 else max(0.0, mid - half)), (1.0 if p == 1 else min(1.0, mid + half))
