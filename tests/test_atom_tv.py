@@ -56,6 +56,18 @@ def test_bounds_cover_the_quantized_tv():
     assert all(0 <= r.lower <= r.upper <= 1 for r in res)
 
 
+def test_uneven_frequencies_raise_the_lower_bound():
+    """No blends, but the atoms reproduced unevenly: TV = 0.2, seen by the split-sample bound."""
+    q = sg.targets.Empirical(ATOMS, W)
+    pi = torch.tensor([0.3, 0.1, 0.3, 0.1, 0.2])
+    g = torch.Generator().manual_seed(4)
+    res = [sg.metrics.atom_tv(ATOMS[torch.multinomial(pi, 2000, replacement=True, generator=g)], q)
+           for _ in range(50)]
+    assert all(r.off_support == 0 for r in res)
+    assert sum(r.lower <= 0.2 <= r.upper for r in res) >= 48
+    assert float(torch.tensor([r.lower for r in res]).mean()) > 0.15
+
+
 def test_exact_samples_are_on_the_support():
     q = sg.targets.Empirical(ATOMS, W)
     r = sg.metrics.atom_tv(q.sample(20_000, generator=torch.Generator().manual_seed(2)), q)

@@ -17,6 +17,12 @@ the lower bound because :math:`\sum_i (w_i - \pi_i) = \pi_{off}`, the upper by C
 :math:`\pi_{off}` is estimated by the fraction of samples off the balls, :math:`\sum_i \pi_i^2/w_i`
 by the U-statistic :math:`\sum_i c_i(c_i - 1) / (n(n-1) w_i)` of the counts :math:`c_i`.
 
+Uneven frequencies on the atoms raise the lower bound too: for any set S of cells,
+:math:`TV_r \ge \pi(S) - q(S)` (Le Cam). S is chosen on the even rows (the atoms they
+over-represent, and "off") and :math:`\pi(S)` is estimated on the odd rows, which keeps the
+estimate unbiased given S. ``lower`` is the larger of the two bounds (each one-sided at p = 0.01,
+so jointly at p <= 0.02).
+
 The lower bound is linear in the misplaced mass, so it resolves errors that any smooth-kernel
 metric (the MMD) averages away when they are spread thinly over many atoms; the upper bound
 certifies a sampler that reproduces data points.
@@ -37,8 +43,9 @@ from .samples import Z_99, _check_samples, _jackknife_se
 
 class AtomTV(NamedTuple):
     """:func:`atom_tv`'s result. ``lower`` and ``upper`` are confidence bounds on the quantized TV
-    (each part one-sided at p = 0.01): ``lower`` is the Wilson lower bound of the off-support
-    fraction, ``upper = (off_hi + sqrt(max(0, chi2 + z chi2_se))) / 2`` (at most 1) with off_hi its
+    (each part one-sided at p = 0.01): ``lower`` is the larger of the Wilson lower bound of the
+    off-support fraction and a split-sample bound that also sees uneven frequencies (module
+    docstring), ``upper = (off_hi + sqrt(max(0, chi2 + z chi2_se))) / 2`` (at most 1) with off_hi its
     Wilson upper bound; ``off_support_se`` is the binomial standard error."""
 
     lower: float
@@ -144,7 +151,19 @@ def atom_tv(x: torch.Tensor, target: Empirical, *, radius: float | None = None, 
     off = float(total[K]) / n
     off_lo, off_hi = _wilson(off, n)
     upper = min(1.0, 0.5 * (off_hi + math.sqrt(max(0.0, value + Z_99 * chi2_se))))
-    return AtomTV(off_lo, upper, off, math.sqrt(off * (1 - off) / n), value, chi2_se, float(radius), n)
+    lower = max(off_lo, _split_lower(torch.where(on, idx, K), w))
+    return AtomTV(lower, upper, off, math.sqrt(off * (1 - off) / n), value, chi2_se, float(radius), n)
+
+
+def _split_lower(cell: torch.Tensor, w: torch.Tensor) -> float:
+    """Le Cam's bound TV >= pi(S) - q(S) with the set S chosen on one half of the samples (the atoms
+    they over-represent, and "off") and pi(S) bounded below on the other half (Wilson)."""
+    K = w.shape[0]
+    first, second = cell[0::2], cell[1::2]
+    freq = torch.bincount(first, minlength=K + 1).to(w.dtype) / first.shape[0]
+    chosen = torch.cat([freq[:K] > w, torch.ones(1, dtype=torch.bool, device=w.device)])
+    hits = float(chosen[second].double().mean())
+    return max(0.0, _wilson(hits, second.shape[0])[0] - float(w[chosen[:K]].sum()))
 
 
 def _wilson(p: float, n: int, z: float = Z_99) -> tuple[float, float]:
