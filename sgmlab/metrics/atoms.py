@@ -90,7 +90,10 @@ def atom_separation(target: Empirical) -> tuple[float, float]:
     """The smallest and the median distance from a distinct data point to its nearest other one."""
     if not isinstance(target, Empirical):
         raise TypeError(f"target must be an Empirical law; got {type(target).__name__}")
-    atoms, _ = _distinct_atoms(target)
+    return _separation(_distinct_atoms(target)[0])
+
+
+def _separation(atoms: torch.Tensor) -> tuple[float, float]:
     if atoms.shape[0] < 2:
         return math.inf, math.inf
     d, _ = _nearest(atoms, atoms, exclude_self=True)
@@ -102,8 +105,8 @@ def atom_tv(x: torch.Tensor, target: Empirical, *, radius: float | None = None, 
     within ``radius`` of a data point counted as that point (module docstring).
 
     ``radius`` defaults to 1e-3 times the median nearest-neighbour distance of the data (a rounding
-    tolerance), or a quarter of the smallest if that is less; it must be less than half the smallest distance between distinct data points, so
-    that no sample is within reach of two. Standard errors: binomial for the off-support fraction,
+    tolerance), or a quarter of the smallest if that is less; it must be less than half the
+    smallest distance between distinct data points, so that no sample is within reach of two. Standard errors: binomial for the off-support fraction,
     delete-a-group jackknife (``groups`` groups of consecutive rows) for chi2.
 
     Examples
@@ -124,7 +127,7 @@ def atom_tv(x: torch.Tensor, target: Empirical, *, radius: float | None = None, 
         raise ValueError(f"x needs at least 4 samples (two per jackknife group); got {n}")
     groups = max(2, min(_checks.positive_int("groups", groups, minimum=2), n // 2))
     atoms, w = _distinct_atoms(target)
-    smallest, median = atom_separation(target)
+    smallest, median = _separation(atoms)
     if radius is None:
         radius = min(1e-3 * median, 0.25 * smallest) if math.isfinite(median) else 1.0
     if isinstance(radius, bool) or not isinstance(radius, (int, float)) or not math.isfinite(radius) or radius <= 0:
@@ -134,11 +137,9 @@ def atom_tv(x: torch.Tensor, target: Empirical, *, radius: float | None = None, 
                          f"points ({smallest:.4g}), so that the balls around them are disjoint")
 
     dist, idx = _nearest(x, atoms)
-    on = dist <= radius
     K = atoms.shape[0]
-    counts = torch.zeros(groups, K + 1, dtype=x.dtype, device=x.device)  # last column: off
-    for b, (ob, ib) in enumerate(zip(on.tensor_split(groups), idx.tensor_split(groups))):
-        counts[b].index_add_(0, torch.where(ob, ib, K), torch.ones(ib.shape[0], dtype=x.dtype, device=x.device))
+    cell = torch.where(dist <= radius, idx, K)  # the atom's index, or K: off every ball
+    counts = torch.stack([torch.bincount(cb, minlength=K + 1) for cb in cell.tensor_split(groups)]).to(x.dtype)
 
     def chi2(c: torch.Tensor) -> torch.Tensor:  # unbiased, from counts of shape (..., K + 1)
         m = c.sum(-1)
@@ -151,7 +152,7 @@ def atom_tv(x: torch.Tensor, target: Empirical, *, radius: float | None = None, 
     off = float(total[K]) / n
     off_lo, off_hi = _wilson(off, n)
     upper = min(1.0, 0.5 * (off_hi + math.sqrt(max(0.0, value + Z_99 * chi2_se))))
-    lower = max(off_lo, _split_lower(torch.where(on, idx, K), w))
+    lower = max(off_lo, _split_lower(cell, w))
     return AtomTV(lower, upper, off, math.sqrt(off * (1 - off) / n), value, chi2_se, float(radius), n)
 
 
