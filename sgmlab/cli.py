@@ -460,7 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="reverse-time sampler (default exponential_integrator, the paper's; sscs for CLD models)")
     p.add_argument("--grid", choices=list(GRIDS), default="uniform",
                    help="time grid: uniform (the paper's), exponential (geometric), two_phase (Benton et al.), "
-                        "log_snr (DPM-Solver), karras, vp_linear (DDPM spacing)")
+                        "log_snr (DPM-Solver), log_snr_focused (denser where trajectories choose a mode), "
+                        "karras, vp_linear (DDPM spacing)")
     p.add_argument("--process", choices=list(PROCESSES), default="ou", help="forward process (default ou)")
     p.add_argument("--T", type=_positive_float, default=None,
                    help="time horizon T, in the process's clock (default 5, or the model's)")

@@ -11,11 +11,13 @@ from hypothesis import strategies as st
 
 import sgmlab as sg
 
-GRIDS = [sg.grids.uniform, sg.grids.exponential, sg.grids.two_phase]
+GRIDS = [sg.grids.uniform, sg.grids.exponential, sg.grids.two_phase, sg.grids.log_snr, sg.grids.log_snr_focused,
+         sg.grids.karras, sg.grids.vp_linear]
 
 
-@settings(max_examples=60, deadline=None)
-@given(T=st.floats(0.05, 50), ratio=st.floats(1e-6, 0.9), steps=st.integers(1, 500), i=st.integers(0, 2))
+@settings(max_examples=150, deadline=None)
+@given(T=st.floats(0.05, 50), ratio=st.floats(1e-6, 0.9), steps=st.integers(1, 500),
+       i=st.integers(0, len(GRIDS) - 1))
 def test_grids_are_strictly_decreasing_from_T_to_delta(T, ratio, steps, i):
     g = GRIDS[i](T, T * ratio, steps)
     assert g.dtype == torch.float64 and g.shape == (steps + 1,)

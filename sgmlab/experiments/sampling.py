@@ -20,7 +20,8 @@ SAMPLERS: dict[str, samplers.AffineStepSampler] = {
     "ddpm_ancestral": samplers.ddpm_ancestral,
 }
 GRIDS = {"uniform": grids.uniform, "exponential": grids.exponential, "two_phase": grids.two_phase,
-         "log_snr": grids.log_snr, "karras": grids.karras, "vp_linear": grids.vp_linear}
+         "log_snr": grids.log_snr, "log_snr_focused": grids.log_snr_focused, "karras": grids.karras,
+         "vp_linear": grids.vp_linear}
 PROCESSES: dict[str, P.Process] = {
     "ou": P.OU(),
     "vp-linear": P.VP(P.LinearBeta()),

@@ -64,21 +64,36 @@ class DiffusersPeer:
         finally:
             torch.set_default_dtype(previous)
 
+    def ou_grid(self) -> torch.Tensor:
+        """The OU times of the scheduler's time-steps, then 0 where its last step goes to sigma = 0
+        (DPM-Solver++, UniPC, DEIS with ``final_sigmas_type="zero"``): the grid on which sgmlab's
+        samplers reproduce it (``UniPC(2)``, ``DPMSolverPP(3, lower_order_final=True)``)."""
+        sched = _schedulers()[self.name]()
+        sched.set_timesteps(self.nfe)
+        times = [_ou_time(sched, t) for t in sched.timesteps]
+        if getattr(sched.config, "final_sigmas_type", None) == "zero":
+            times.append(0.0)
+        return torch.tensor(times, dtype=torch.float64)
+
     def _run(self, score: ScoreFn, x_init: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         sched = _schedulers()[self.name]()
         sched.set_timesteps(self.nfe)
         import inspect
 
         takes_generator = "generator" in inspect.signature(sched.step).parameters
-        abar = sched.alphas_cumprod.double().numpy()
-        sig_train = np.sqrt((1 - abar) / abar)
-        steps = np.arange(len(abar))
         x = x_init.to(torch.float64) * float(sched.init_noise_sigma)
         for t in sched.timesteps:
             x_in = sched.scale_model_input(x, t)
-            sig = float(np.interp(float(t), steps, sig_train))
-            tau = 0.5 * math.log1p(sig * sig)
+            tau = _ou_time(sched, t)
             eps = -math.sqrt(-math.expm1(-2 * tau)) * score(x_in.to(torch.float64), tau)
             kw = {"generator": generator} if takes_generator else {}
             x = sched.step(eps, t, x, **kw).prev_sample.to(torch.float64)
         return x
+
+
+def _ou_time(sched: Any, t: Any) -> float:
+    """OU time of a (possibly fractional) training timestep: the training noise level interpolated
+    linearly in t, tau = log(1 + sigma^2) / 2."""
+    abar = sched.alphas_cumprod.double().numpy()
+    sig = float(np.interp(float(t), np.arange(len(abar)), np.sqrt((1 - abar) / abar)))
+    return 0.5 * math.log1p(sig * sig)

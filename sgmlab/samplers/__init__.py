@@ -8,6 +8,7 @@ from .cld_exponential_integrator import CLDExponentialIntegrator, cld_exponentia
 from .cld_sscs import CLDSymmetricSplitting, cld_sscs
 from .ddpm_ancestral import DDPMAncestral, ddpm_ancestral
 from .dpm_solver_pp import DPMSolverPP, dpm_solver_pp_1, dpm_solver_pp_2m, dpm_solver_pp_3m
+from .unipc import UniPC, unipc_2, unipc_3, unipc_weights
 from .exponential_multistep import ExponentialMultistepSDE, exponential_sde_1, exponential_sde_2, exponential_sde_3
 from .langevin import UnadjustedLangevin, unadjusted_langevin
 from .ode import deterministic_output_law, probability_flow_euler, probability_flow_heun
@@ -23,4 +24,4 @@ __all__ = ["AffineStepSampler", "StepCoefficients", "StepInfo", "ExponentialInte
            "dpm_solver_pp_1", "dpm_solver_pp_2m", "dpm_solver_pp_3m", "ExponentialMultistepSDE", "exponential_sde_1",
            "exponential_sde_2", "exponential_sde_3", "probability_flow_euler", "probability_flow_heun",
            "deterministic_output_law", "PredictorCorrector", "predictor_corrector", "UnadjustedLangevin",
-           "unadjusted_langevin", "multistep_output_law"]
+           "unadjusted_langevin", "multistep_output_law", "UniPC", "unipc_2", "unipc_3", "unipc_weights"]

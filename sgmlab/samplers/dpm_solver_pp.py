@@ -25,6 +25,8 @@ class DPMSolverPP:
 
     D the data prediction (order 1, DDIM), or its linear (2M) or quadratic (3M) extrapolation from
     earlier steps; the first steps use the lower orders. One score evaluation per step.
+    ``lower_order_final`` caps the order at the number of steps left (the last step first order,
+    the one before it second), as diffusers does below 15 steps.
 
     The grid may end at t = 0 (:func:`sgmlab.grids.denoised`): the last step then returns the data
     prediction at the previous time (:math:`h = \infty`, first order, as diffusers' final step to
@@ -32,6 +34,7 @@ class DPMSolverPP:
     """
 
     order: int = 2
+    lower_order_final: bool = False
 
     def __post_init__(self) -> None:
         if self.order not in (1, 2, 3):
@@ -57,7 +60,7 @@ class DPMSolverPP:
                     callback(StepInfo(i, g.shape[0] - 1, t, tn, x))
                 break
             h = lam[i + 1] - lam[i]
-            k = min(self.order, len(hist))
+            k = min(self.order, len(hist), g.shape[0] - 1 - i if self.lower_order_final else self.order)
             em = math.expm1(-h)
             if k == 1:
                 D, extra = m0, 0.0
