@@ -1,30 +1,34 @@
 """``sg.sample``: n samples within a budget of score evaluations, with the sampler and grid that
 were most accurate for that budget in ``sgmlab bench``.
 
-Every default is DPM-Solver++ 3M (data prediction, multistep) on a grid uniform in log-SNR from T
-down to delta with nfe - 1 steps, then a final denoising step to t = 0 (the data prediction at
-delta; :func:`sgmlab.grids.denoised`):
+Every default is DPM-Solver++ 3M (data prediction, multistep) on a grid of nfe - 1 steps from T
+down to delta, then a final denoising step to t = 0 (the data prediction at delta;
+:func:`sgmlab.grids.denoised`):
 
-=========  =====  =======  ==============================================================
-budget     T      delta    why
-=========  =====  =======  ==============================================================
-< 35       5      3e-3     few steps: spend none on the smallest noise levels
-35 - 74    7      1e-3     T = 5 leaves a prior mismatch that shows from about 50 steps on
->= 75      7      1e-4     enough steps to resolve the last noise levels (Gaussians' KL)
-=========  =====  =======  ==============================================================
+=========  ====================  =====  =======  ===================================================
+budget     grid                  T      delta    why
+=========  ====================  =====  =======  ===================================================
+< 13       ``log_snr_focused``   5      2e-2     few steps: most where trajectories choose a mode
+13 - 34    ``log_snr``           5      3e-3     spend no steps on the smallest noise levels
+35 - 74    ``log_snr``           7      1e-3     T = 5 leaves a prior mismatch that shows from 50 on
+>= 75      ``log_snr``           7      1e-4     enough steps for the last noise levels (Gaussians)
+=========  ====================  =====  =======  ===================================================
 
 They were chosen on the bench's targets (anisotropic Gaussians, d = 10 and 100, by exact KL; the
 2-D and 16-D mixtures and the digits by the exact-law MMD, every method from the same prior
-draws) among T in {5, 6, 7}, delta in {1e-4, 3e-4, 1e-3, 3e-3, 1e-2}, with or without the
-denoising step, orders 2 and 3, and log-SNR, Karras and DDPM (``vp_linear``) spacings.
-Measured numbers: the README's benchmark table.
+draws) among T in {5, 6, 7}, delta in {1e-4, ..., 3e-2}, with or without the denoising step,
+orders 2 and 3, UniPC's corrector, and log-SNR, focused log-SNR, Karras and DDPM (``vp_linear``)
+spacings. Measured numbers: the README's benchmark table.
 
-Known trade-off at 10 evaluations: on the digits, diffusers' DPM-Solver++ 3M and UniPC reproduce
-the frequencies of the training images more evenly (exact-law MMD, coupled z = -8.6 and -8.3 at
-n = 1e5), because they spend more of their steps where the trajectories choose an image (t from
-0.2 to 1.3). A DDPM-spaced grid to delta = 1e-2 beats them there (z = +6.5) but loses on mixture2d
-by z > 100, whose narrow modes need the small-t steps; no grid tried wins both. The default never
-outputs a blend of training images, while those peers blend 16% of theirs (``metrics.atom_tv``).
+At 10 evaluations the uniform log-SNR grid lost to diffusers' DPM-Solver++ 3M and UniPC on the
+digits (coupled z = -8.6 at n = 1e5): they spend more of their steps where the trajectories choose
+a training image (t from 0.2 to 1.3), while mixture2d needs steps down to small t. The focused grid
+(steps up to 2.3 times denser around lambda = log(alpha/sigma) = -1/2) with delta = 2e-2 does both:
+on a seed not used to choose it, z = +4.5 (digits, n = 1e5), +41 (mixture2d, n = 1e6) and +43
+(mixture16, n = 2e5) against the best peer. The price: the Gaussians' exact KL at 10 rises from
+0.023 to 0.12 (d = 10; DEIS, the best peer, 0.55) and from 0.24 to 0.92 (d = 100; DEIS 4.8), and
+0.7% of the digits come out as blends of training images (diffusers' DPM-Solver++: 14%;
+``metrics.atom_tv``). From 14 evaluations on, the uniform grid is as good on the digits.
 """
 
 from __future__ import annotations
@@ -48,11 +52,12 @@ class SamplePlan(NamedTuple):
     evaluations: int
 
 
-# (smallest budget, sampler, T, delta): see the module docstring.
-DEFAULT_TABLE: tuple[tuple[int, Any, float, float], ...] = (
-    (1, dpm_solver_pp_3m, 5.0, 3e-3),
-    (35, dpm_solver_pp_3m, 7.0, 1e-3),
-    (75, dpm_solver_pp_3m, 7.0, 1e-4),
+# (smallest budget, sampler, grid, T, delta): see the module docstring.
+DEFAULT_TABLE: tuple[tuple[int, Any, Callable[[float, float, int], torch.Tensor], float, float], ...] = (
+    (1, dpm_solver_pp_3m, grids.log_snr_focused, 5.0, 2e-2),
+    (13, dpm_solver_pp_3m, grids.log_snr, 5.0, 3e-3),
+    (35, dpm_solver_pp_3m, grids.log_snr, 7.0, 1e-3),
+    (75, dpm_solver_pp_3m, grids.log_snr, 7.0, 1e-4),
 )
 
 
@@ -63,12 +68,12 @@ def evaluations_per_step(sampler: Any) -> int:
 
 def default_plan(nfe: int) -> SamplePlan:
     """The default sampler and grid for a budget of ``nfe`` score evaluations (see the table above):
-    nfe - 1 steps uniform in log-SNR from T to delta, then the final denoising step to t = 0."""
+    nfe - 1 steps of the budget's grid from T to delta, then the final denoising step to t = 0."""
     nfe = _checks.positive_int("nfe", nfe)
-    _, sampler, T, delta = [row for row in DEFAULT_TABLE if row[0] <= nfe][-1]
+    _, sampler, grid, T, delta = [row for row in DEFAULT_TABLE if row[0] <= nfe][-1]
     if nfe == 1:
         return SamplePlan(sampler, torch.tensor([T, 0.0], dtype=torch.float64), 1)
-    return SamplePlan(sampler, grids.denoised(grids.log_snr(T, delta, nfe - 1)), nfe)
+    return SamplePlan(sampler, grids.denoised(grid(T, delta, nfe - 1)), nfe)
 
 
 class _Budget:
