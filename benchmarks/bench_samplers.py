@@ -36,6 +36,8 @@ def main() -> None:
         "ddpm_ancestral": lambda s: sg.samplers.ddpm_ancestral(s, x0, grid, generator=g),
         "dpm_solver_pp_2m": lambda s: sg.samplers.dpm_solver_pp_2m(s, x0, grid),
         "dpm_solver_pp_3m": lambda s: sg.samplers.dpm_solver_pp_3m(s, x0, grid),
+        "unipc_2": lambda s: sg.samplers.unipc_2(s, x0, grid),
+        "unipc_3": lambda s: sg.samplers.unipc_3(s, x0, grid),
         "exponential_sde_2": lambda s: sg.samplers.exponential_sde_2(s, x0, grid, generator=g),
         "probability_flow_euler": lambda s: sg.samplers.probability_flow_euler(s, x0, grid),
     }
