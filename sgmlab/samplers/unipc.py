@@ -14,11 +14,12 @@ from .base import Callback, StepInfo, check_run, check_score_output
 
 
 def unipc_weights(rs: list[float], h: float) -> list[float]:
-    r"""The weights :math:`a_1, ..., a_p` of the differences :math:`D_m = (\hat x_0(s_m) - \hat x_0(s_0)) / r_m`
-    in one UniPC step of length h in log-SNR, :math:`r_m = (\lambda_{s_m} - \lambda_{s_0}) / h`
-    (``rs``; the corrector's last is 1, the new point). They solve :math:`R a = b` with
-    :math:`R_{km} = r_m^{k-1}` and :math:`b_k = k!\,z\varphi_{k+1}(z) / B(h)`, :math:`z = -h`, :math:`B(h) = e^{-h} - 1`
-    (the "B2" choice), :math:`\varphi_1(z) = (e^z - 1)/z`, :math:`\varphi_{k+1}(z) = (\varphi_k(z) - 1/k!)/z`.
+    r"""The weights :math:`a_1, ..., a_p` of the differences
+    :math:`D_m = (\hat x_0(s_m) - \hat x_0(s_0)) / r_m` in one UniPC step of length h in log-SNR,
+    :math:`r_m = (\lambda_{s_m} - \lambda_{s_0}) / h` (``rs``; the corrector's last is 1, the new
+    point). They solve :math:`R a = b` with :math:`R_{km} = r_m^{k-1}` and
+    :math:`b_k = k!\,z\varphi_{k+1}(z) / B(h)`, :math:`z = -h`, :math:`B(h) = e^{-h} - 1` (the "B2"
+    choice), :math:`\varphi_1(z) = (e^z - 1)/z`, :math:`\varphi_{k+1}(z) = (\varphi_k(z) - 1/k!)/z`.
     With one difference the weight is 1/2, as in the paper (the second-order condition)."""
     p = len(rs)
     if p == 1:
