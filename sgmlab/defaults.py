@@ -28,8 +28,9 @@ a training image (t from 0.2 to 1.3), while mixture2d needs steps down to small 
 on a seed not used to choose it, z = +4.5 (digits, n = 1e5), +41 (mixture2d, n = 1e6) and +43
 (mixture16, n = 2e5) against the best peer. The price: the Gaussians' exact KL at 10 rises from
 0.023 to 0.12 (d = 10; DEIS, the best peer, 0.55) and from 0.24 to 0.92 (d = 100; DEIS 4.8), and
-0.7% of the digits come out as blends of training images (diffusers' DPM-Solver++: 14%;
-``metrics.atom_tv``). From 14 evaluations on, the uniform grid is as good on the digits.
+0.7-0.8% of the digits come out as blends of training images (diffusers' DPM-Solver++: 14%;
+``metrics.atom_tv``). At 12 the focused grid is still ahead on all three; at 14 the uniform grid
+ties it on the digits and wins on mixture16 (z = +8.5 for the uniform grid, -5.6 for the focused).
 
 Below 10 evaluations (not in the bench; coupled z at n = 2e4 digits, 1e6 mixture2d, 1e5 mixture16,
 seed 1): at 6, 2M with delta = 3e-2 beats every peer on the three (z >= 16), where 3M loses
