@@ -70,7 +70,7 @@ class DiffusersPeer:
         samplers reproduce it (``UniPC(2)``, ``DPMSolverPP(3, lower_order_final=True)``)."""
         sched = _schedulers()[self.name]()
         sched.set_timesteps(self.nfe)
-        times = [_ou_time(sched, t) for t in sched.timesteps]
+        times = _ou_times(sched)
         if getattr(sched.config, "final_sigmas_type", None) == "zero":
             times.append(0.0)
         return torch.tensor(times, dtype=torch.float64)
@@ -82,18 +82,17 @@ class DiffusersPeer:
 
         takes_generator = "generator" in inspect.signature(sched.step).parameters
         x = x_init.to(torch.float64) * float(sched.init_noise_sigma)
-        for t in sched.timesteps:
+        for t, tau in zip(sched.timesteps, _ou_times(sched)):
             x_in = sched.scale_model_input(x, t)
-            tau = _ou_time(sched, t)
             eps = -math.sqrt(-math.expm1(-2 * tau)) * score(x_in.to(torch.float64), tau)
             kw = {"generator": generator} if takes_generator else {}
             x = sched.step(eps, t, x, **kw).prev_sample.to(torch.float64)
         return x
 
 
-def _ou_time(sched: Any, t: Any) -> float:
-    """OU time of a (possibly fractional) training timestep: the training noise level interpolated
-    linearly in t, tau = log(1 + sigma^2) / 2."""
+def _ou_times(sched: Any) -> list[float]:
+    """OU times of the scheduler's (possibly fractional) training timesteps: the training noise level
+    interpolated linearly in t, tau = log(1 + sigma^2) / 2."""
     abar = sched.alphas_cumprod.double().numpy()
-    sig = float(np.interp(float(t), np.arange(len(abar)), np.sqrt((1 - abar) / abar)))
-    return 0.5 * math.log1p(sig * sig)
+    sig = np.interp(sched.timesteps.double().numpy(), np.arange(len(abar)), np.sqrt((1 - abar) / abar))
+    return (0.5 * np.log1p(sig * sig)).tolist()

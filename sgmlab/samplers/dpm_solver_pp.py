@@ -13,6 +13,19 @@ from ..scores import ScoreFn
 from .base import Callback, StepInfo, check_run, check_score_output
 
 
+def check_order(order: Any) -> None:
+    if order not in (1, 2, 3):
+        raise ValueError(f"order must be 1, 2 or 3; got {order}")
+
+
+def data_prediction_schedule(process: Process, g: torch.Tensor) -> tuple[list[float], list[float], list[float]]:
+    r""":math:`\alpha_t = e^{-\tau}`, :math:`\sigma_t = \sqrt{1 - e^{-2\tau}}` and
+    :math:`\lambda = \log(\alpha/\sigma)` (:math:`\infty` at t = 0) on the grid, in OU time."""
+    tau = process.ou_time(g)
+    alpha, sigma = torch.exp(-tau).tolist(), torch.sqrt(-torch.expm1(-2 * tau)).tolist()
+    return alpha, sigma, [math.log(a / s) if s > 0 else math.inf for a, s in zip(alpha, sigma)]
+
+
 @dataclass(frozen=True)
 class DPMSolverPP:
     r"""Multistep DPM-Solver++ of order 1, 2 or 3 for the probability-flow ODE, in OU time
@@ -37,15 +50,12 @@ class DPMSolverPP:
     lower_order_final: bool = False
 
     def __post_init__(self) -> None:
-        if self.order not in (1, 2, 3):
-            raise ValueError(f"order must be 1, 2 or 3; got {self.order}")
+        check_order(self.order)
 
     def __call__(self, score: ScoreFn, x_init: torch.Tensor, grid: Any, *, process: Process | None = None,
                  generator: torch.Generator | None = None, callback: Callback | None = None) -> torch.Tensor:
         process, g = check_run(score, x_init, grid, process, generator, allow_zero_end=True)
-        tau = process.ou_time(g)
-        alpha, sigma = torch.exp(-tau).tolist(), torch.sqrt(-torch.expm1(-2 * tau)).tolist()
-        lam = [math.log(a / s) if s > 0 else math.inf for a, s in zip(alpha, sigma)]
+        alpha, sigma, lam = data_prediction_schedule(process, g)
         x = x_init.clone()
         hist: list[torch.Tensor] = []  # data predictions, newest last
         for i, (t, tn) in enumerate(zip(g[:-1].tolist(), g[1:].tolist())):

@@ -11,6 +11,7 @@ import torch
 from ..processes import Process
 from ..scores import ScoreFn
 from .base import Callback, StepInfo, check_run, check_score_output
+from .dpm_solver_pp import check_order, data_prediction_schedule
 
 
 def unipc_weights(rs: list[float], h: float) -> list[float]:
@@ -62,15 +63,12 @@ class UniPC:
     lower_order_final: bool = False
 
     def __post_init__(self) -> None:
-        if self.order not in (1, 2, 3):
-            raise ValueError(f"order must be 1, 2 or 3; got {self.order}")
+        check_order(self.order)
 
     def __call__(self, score: ScoreFn, x_init: torch.Tensor, grid: Any, *, process: Process | None = None,
                  generator: torch.Generator | None = None, callback: Callback | None = None) -> torch.Tensor:
         process, g = check_run(score, x_init, grid, process, generator, allow_zero_end=True)
-        tau = process.ou_time(g)
-        alpha, sigma = torch.exp(-tau).tolist(), torch.sqrt(-torch.expm1(-2 * tau)).tolist()
-        lam = [math.log(a / s) if s > 0 else math.inf for a, s in zip(alpha, sigma)]
+        alpha, sigma, lam = data_prediction_schedule(process, g)
         steps = g.shape[0] - 1
         x = x_init.clone()
         hist: list[tuple[int, torch.Tensor]] = []  # (grid index, data prediction), newest last
