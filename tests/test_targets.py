@@ -78,6 +78,26 @@ def test_mixture_is_stable_far_from_all_modes(gen, kind):
     assert torch.allclose(r.sum(1), torch.ones(2))
 
 
+def test_spherical_fast_path_matches_the_plain_formula_at_small_noise(gen):
+    """Spherical and diagonal mixtures take matrix-product shortcuts and raise responsibilities below
+    e^-600 of the largest; near well-separated atoms (most responsibilities far below that) the score
+    still equals softmax-weighted means in float64, and no responsibility is subnormal."""
+    pts = 3.0 * torch.randn(400, 8, generator=gen)
+    x = pts[:50] + 1e-3 * torch.randn(50, 8, generator=gen)
+    s2 = torch.rand(400, generator=gen, dtype=torch.float64) * 1e-5 + 1e-5
+    w = torch.rand(400, generator=gen, dtype=torch.float64)
+    for covs in (s2, s2[:, None].expand(400, 8).contiguous()):
+        m = sg.targets.GaussianMixture(w / w.sum(), pts, covs)
+        logits = (w / w.sum()).log() - 0.5 * (8 * s2.log() + ((x[:, None] - pts) ** 2).sum(-1) / s2)
+        r = torch.softmax(logits, dim=1)
+        assert float(r.min()) == 0.0  # the plain softmax underflows here
+        ref = (r[:, :, None] * (pts - x[:, None]) / s2[:, None]).sum(1)
+        torch.testing.assert_close(m.score(x), ref, rtol=1e-10, atol=1e-8)  # |m/s| ~ 1e6: rounding ~1e-10
+        got = m.responsibilities(x)
+        assert float(got[got > 0].min()) >= torch.finfo(torch.float64).tiny
+        torch.testing.assert_close(got.sum(1), torch.ones(50, dtype=torch.float64), rtol=1e-14, atol=0)
+
+
 def test_chunked_evaluation_equals_unchunked(gen, monkeypatch):
     m = random_mixture(4, 50, gen, "full")
     e = sg.processes.OU().marginal(sg.targets.Empirical(torch.randn(300, 4, generator=gen)), 0.3)
