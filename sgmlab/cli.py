@@ -333,6 +333,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
     from .experiments.bench import BenchConfig, bench_figures, run_bench, summary
 
     peers = not args.no_peers
+    if args.peers and not peers:
+        raise ValueError("--peers names diffusers peers to run; it cannot go with --no-peers")
     if peers:
         try:
             import diffusers  # noqa: F401
@@ -343,7 +345,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
     if len(common) > 1:
         raise ValueError(f"--n takes one common sample size and any number of TARGET=N; got {common}")
     config = BenchConfig(targets=tuple(args.targets), budgets=tuple(args.budgets), n=common[0] if common else None,
-                         peers=peers, seed=args.seed, n_by_target=tuple(sizes))
+                         peers=peers, seed=args.seed, n_by_target=tuple(sizes),
+                         peer_names=tuple(args.peers) if args.peers else None)
     out = _io.prepare_dir(args.out or _default_out("bench", "suite"), force=args.force)
     say = (lambda m: print(f"  ... {m}", file=sys.stderr)) if not args.no_progress else None
     rows = run_bench(config, progress=say)
@@ -571,6 +574,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="samples for the sample-metric targets: one size for all, and/or TARGET=N for some "
                         "(default 1e6 for mixture2d, 2e5 for mixture16, 5e4 for digits)")
     p.add_argument("--no-peers", action="store_true", help="without diffusers' schedulers")
+    p.add_argument("--peers", nargs="+", default=None, metavar="NAME",
+                   help="only these diffusers schedulers (default all: ddpm ddim euler_ancestral dpmpp_2m dpmpp_3m "
+                        "dpmpp_2m_sde dpmpp_3m_sde deis unipc); verdicts are then against these alone")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     _output_args(p)
     p.set_defaults(func=cmd_bench)

@@ -124,6 +124,20 @@ def test_bench_tv_verdict_and_sizes():
         BenchConfig(n_by_target=(("ring", 100),))
     with pytest.raises(ValueError, match="integer >= 4"):
         BenchConfig(n_by_target=(("digits", 2),))
+    with pytest.raises(ValueError, match="unknown diffusers peer"):
+        BenchConfig(peer_names=())
+    with pytest.raises(ValueError, match="peers is False"):
+        BenchConfig(peers=False, peer_names=("unipc",))
+
+
+def test_bench_runs_only_the_named_peers(tmp_path):
+    from sgmlab.cli import main
+
+    out = tmp_path / "bench"
+    assert main(["bench", "--targets", "mixture2d", "--budgets", "10", "--n", "200", "--peers", "dpmpp_2m", "unipc",
+                 "--out", str(out), "--no-progress"]) == 0
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert [r["method"] for r in rows] == ["sgmlab", "paper", "diffusers:dpmpp_2m", "diffusers:unipc"]
 
 
 def test_bench_bad_sizes_write_nothing(tmp_path, capsys):
@@ -131,7 +145,9 @@ def test_bench_bad_sizes_write_nothing(tmp_path, capsys):
 
     out = tmp_path / "bench"
     for argv, match in ((["--n", "1.5"], "integer >= 1"), (["--n", "foo=100"], "unknown target"),
-                        (["--n", "10", "20"], "one common sample size"), (["--n", "digits=0"], "integer >= 1")):
+                        (["--n", "10", "20"], "one common sample size"), (["--n", "digits=0"], "integer >= 1"),
+                        (["--peers", "lms"], "unknown diffusers peer"),
+                        (["--peers", "dpmpp_2m", "--no-peers"], "cannot go with --no-peers")):
         try:
             code = main(["bench", "--targets", "digits", "--out", str(out), *argv])
         except SystemExit as e:  # refused by the parser

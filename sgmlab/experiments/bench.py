@@ -51,7 +51,9 @@ Z_VERDICT = metrics.samples.Z_99  # one-sided p = 0.01 for each comparison with 
 class BenchConfig:
     """``n`` overrides the per-target sample sizes of ``DEFAULT_N`` (sample-metric targets) for every
     target, ``n_by_target`` (pairs of target name and size) for some; ``n_gaussian`` is for the
-    Gaussian-fit KL of the stochastic diffusers peers on Gaussian targets."""
+    Gaussian-fit KL of the stochastic diffusers peers on Gaussian targets. ``peer_names`` runs
+    only those diffusers peers (default: all of ``sgmlab.interop.peers.PEERS``); a verdict is then
+    against those alone."""
 
     targets: tuple[str, ...] = tuple(TARGETS)
     budgets: tuple[int, ...] = (10, 20, 50, 100)
@@ -60,6 +62,7 @@ class BenchConfig:
     peers: bool = True
     seed: int = 0
     n_by_target: tuple[tuple[str, int], ...] = ()
+    peer_names: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         bad = [t for t in self.targets if t not in TARGETS]
@@ -74,6 +77,14 @@ class BenchConfig:
                 raise ValueError(f"unknown target {name!r} in n_by_target; expected one of {sorted(TARGETS)}")
             if isinstance(size, bool) or not isinstance(size, int) or size < 4:
                 raise ValueError(f"the sample size for {name} must be an integer >= 4; got {size!r}")
+        if self.peer_names is not None:
+            from ..interop.peers import PEERS
+
+            bad = [p for p in self.peer_names if p not in PEERS]
+            if bad or not self.peer_names:
+                raise ValueError(f"unknown diffusers peer(s) {bad}; expected some of {list(PEERS)}")
+            if not self.peers:
+                raise ValueError("peer_names names diffusers peers, but peers is False")
 
     def samples(self, target: str) -> int:
         given = dict(self.n_by_target)
@@ -85,7 +96,7 @@ class BenchConfig:
         return asdict(self)
 
 
-def _methods(nfe: int, peers: bool) -> dict[str, tuple[Any, Any, bool]]:
+def _methods(nfe: int, peers: bool, names: tuple[str, ...] | None = None) -> dict[str, tuple[Any, Any, bool]]:
     """name -> (sampler, grid, deterministic)."""
     plan = default_plan(nfe)
     out = {"sgmlab": (plan.sampler, plan.grid, True),
@@ -93,7 +104,7 @@ def _methods(nfe: int, peers: bool) -> dict[str, tuple[Any, Any, bool]]:
     if peers:
         from ..interop.peers import PEERS, DiffusersPeer
 
-        for name in PEERS:
+        for name in PEERS if names is None else names:
             p = DiffusersPeer(name, nfe)
             out[f"diffusers:{name}"] = (p, None, p.deterministic)
     return out
@@ -127,7 +138,7 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None
         for nfe in config.budgets:
             estimates: dict[str, metrics.MMDEstimate] = {}
             block = []
-            for mname, (sampler, grid, det) in _methods(nfe, config.peers).items():
+            for mname, (sampler, grid, det) in _methods(nfe, config.peers, config.peer_names).items():
                 g = torch.Generator().manual_seed(config.seed)
                 timed = TimedScore(score)
                 row = {"target": tname, "d": q.dim, "nfe": nfe, "method": mname}
