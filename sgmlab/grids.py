@@ -48,6 +48,25 @@ def denoised(grid: Any) -> torch.Tensor:
     return torch.cat([g, g.new_zeros(1)])
 
 
+def start_at(grid: Any, T: float) -> torch.Tensor:
+    r"""``grid`` with its first time moved up to T (at least the first time): the same steps, the
+    first one longer. No extra score evaluations.
+
+    The reverse process starts from N(0, I) in place of the noised data law :math:`q_T`. For data
+    with mean m that mismatch is, to first order, a shift by :math:`e^{-T} m`: for the bench's
+    digits (|m| = 5.6) a total variation of 0.015 at T = 5 that no solver removes afterwards, and
+    2.7e-4 at T = 9. Far from the data the data prediction barely changes (by about
+    :math:`e^{-t}` times its spread), so one long first step to the grid's second time loses little.
+    """
+    g = from_times(grid, allow_zero_end=True)
+    T = _checks.real("T", T)
+    if T < float(g[0]):
+        raise ValueError(f"T must be at least the grid's first time {g[0].item():.6g}; got {T}")
+    g = g.clone()
+    g[0] = T
+    return g
+
+
 def uniform(T: float, delta: float, steps: int) -> torch.Tensor:
     """Equal steps h = (T - delta)/steps from T down to delta (the paper's grid)."""
     T, delta, steps = _check(T, delta, steps)

@@ -76,3 +76,40 @@ def test_grid_bad_input(fn, kwargs, err, match):
 def test_from_times_bad_input(t, match):
     with pytest.raises(ValueError, match=match):
         sg.grids.from_times(t)
+
+
+def test_start_at_moves_only_the_first_time():
+    g = sg.grids.denoised(sg.grids.log_snr(5.0, 3e-3, 19))
+    s = sg.grids.start_at(g, 9.0)
+    assert s[0] == 9.0 and torch.equal(s[1:], g[1:]) and g[0] == 5.0  # the input is not changed
+    assert torch.equal(sg.grids.start_at(g, 5.0), g)
+
+
+@pytest.mark.parametrize("T, err, match", [
+    (4.0, ValueError, "at least the grid's first time 5"), (float("nan"), ValueError, "T must be finite"),
+    ("9", TypeError, "T must be a real number")])
+def test_start_at_bad_input(T, err, match):
+    with pytest.raises(err, match=match):
+        sg.grids.start_at(sg.grids.log_snr(5.0, 1e-3, 10), T)
+    with pytest.raises(ValueError, match="strictly decreasing"):
+        sg.grids.start_at([1.0, 2.0], 3.0)
+
+
+def test_start_at_removes_the_prior_mismatch_of_a_shifted_target():
+    """A Gaussian target with mean m: the reverse flow is a bijection, so with an exact solver the
+    output's KL to q is exactly KL(N(0, I) || q_T), the prior mismatch (about |e^{-T} m|^2 / 2). On a
+    fine grid DPM-Solver++ 3M reproduces that closed form, and moving the first time from 5 to 12
+    divides the KL by more than 1e3 at the same number of score evaluations."""
+    d = 4
+    q = sg.targets.Gaussian(torch.full((d,), 3.0, dtype=torch.float64),
+                            torch.diag(torch.tensor([0.5, 1.0, 2.0, 0.2], dtype=torch.float64)))
+    ou = sg.processes.OU()
+    g = sg.grids.denoised(sg.grids.log_snr(5.0, 1e-4, 400))
+    kl5 = sg.metrics.gaussian_kl(sg.samplers.deterministic_output_law(sg.samplers.dpm_solver_pp_3m, q, g), q)
+    prior = sg.metrics.gaussian_kl(sg.targets.Gaussian(torch.zeros(d, dtype=torch.float64),
+                                                       torch.eye(d, dtype=torch.float64)), ou.marginal(q, 5.0))
+    assert prior == pytest.approx(0.5 * math.exp(-10) * 36.0, rel=0.05)
+    assert kl5 == pytest.approx(prior, rel=1e-3)
+    kl12 = sg.metrics.gaussian_kl(
+        sg.samplers.deterministic_output_law(sg.samplers.dpm_solver_pp_3m, q, sg.grids.start_at(g, 12.0)), q)
+    assert kl12 < kl5 / 1e3
