@@ -12,6 +12,7 @@ from typing import Any
 
 from . import _io
 from .experiments.sampling import GRIDS, PROCESSES, SAMPLERS, SampleConfig, SampleResult, run_sampling
+from .interop.peers import PEERS
 from .targets import BUILTIN
 
 
@@ -575,8 +576,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default 1e6 for mixture2d, 2e5 for mixture16, 5e4 for digits)")
     p.add_argument("--no-peers", action="store_true", help="without diffusers' schedulers")
     p.add_argument("--peers", nargs="+", default=None, metavar="NAME",
-                   help="only these diffusers schedulers (default all: ddpm ddim euler_ancestral dpmpp_2m dpmpp_3m "
-                        "dpmpp_2m_sde dpmpp_3m_sde deis unipc); verdicts are then against these alone")
+                   help=f"only these diffusers schedulers (default all: {' '.join(PEERS)}); verdicts are then "
+                        "against these alone")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     _output_args(p)
     p.set_defaults(func=cmd_bench)
