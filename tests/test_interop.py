@@ -124,8 +124,10 @@ def test_bench_tv_verdict_and_sizes():
         BenchConfig(n_by_target=(("ring", 100),))
     with pytest.raises(ValueError, match="integer >= 4"):
         BenchConfig(n_by_target=(("digits", 2),))
-    with pytest.raises(ValueError, match="unknown diffusers peer"):
+    with pytest.raises(ValueError, match="peer_names is empty"):
         BenchConfig(peer_names=())
+    with pytest.raises(ValueError, match=r"unknown diffusers peer\(s\) \['dpm'\]"):
+        BenchConfig(peer_names=("unipc", "dpm"))
     with pytest.raises(ValueError, match="peers is False"):
         BenchConfig(peers=False, peer_names=("unipc",))
 

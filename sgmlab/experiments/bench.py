@@ -80,8 +80,10 @@ class BenchConfig:
         if self.peer_names is not None:
             from ..interop.peers import PEERS
 
+            if not self.peer_names:
+                raise ValueError(f"peer_names is empty; name some of {list(PEERS)}, or set peers=False")
             bad = [p for p in self.peer_names if p not in PEERS]
-            if bad or not self.peer_names:
+            if bad:
                 raise ValueError(f"unknown diffusers peer(s) {bad}; expected some of {list(PEERS)}")
             if not self.peers:
                 raise ValueError("peer_names names diffusers peers, but peers is False")
