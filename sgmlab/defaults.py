@@ -40,7 +40,8 @@ to first order, a shift by e^{-T} m, which no solver removes afterwards: for the
 20 evaluations it was the largest error left on the digits: every deterministic sampler starting
 near T = 5 had MMD^2 1.1e-6 to 1.4e-6 (n = 5e5, seed 2; sgmlab's old log-SNR grid from 5: 1.44e-6,
 diffusers' DPM-Solver++ 2M 1.06e-6, z = -1.5), and moving the first time to 9 took it to 4.3e-7
-on the log-SNR grid and 2.4e-7 on the focused grid with gain 0.5 (z = +2.8). On mixture16
+on the log-SNR grid and 2.4e-7 on the focused grid with gain 0.5 (z = +2.8; the bench's own run,
+``sgmlab bench --budgets 20 --n digits=1000000``, seed 0: 4.7e-7, z = +3.04). On mixture16
 (|m| = 1.75) the start at 9 also helps; there the focused grid's gain costs accuracy, which is why
 the 19 - 34 row uses gain 0.5 (seed 1: mixture16 z = +3.1 for gain 0.5, +2.6 for 0.8, +2.0 for
 1.3; mixture2d z = +8.4). Below 19 the focus costs mixture2d its lead (seed 1, n = 3e5: at 14,
