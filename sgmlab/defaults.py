@@ -128,9 +128,10 @@ def sample(score: ScoreFn, n: int, d: int, *, nfe: int, process: Process | None 
 
     The defaults were chosen on data of about unit scale (the bench's targets; data sets
     standardized as ``sgmlab.learn`` does): their grids put steps where such data's trajectories
-    choose a mode (log-SNR near -1/2), and the prior mismatch e^{-T} |mean| stays small for means
-    of norm up to about 10. For data far from that scale, standardize it or pass ``sampler`` and
-    ``grid``.
+    choose a mode (log-SNR near -1/2), and the prior mismatch, a total variation of about
+    0.4 e^{-start} |mean| (module docstring), is small for data centred near 0 (for the digits,
+    |mean| = 5.6: 0.015 below 13 evaluations, 3e-4 from 13 to 34, 2e-3 from 35). For data far
+    from that scale, standardize it or pass ``sampler`` and ``grid``.
 
     Examples
     --------
