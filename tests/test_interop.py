@@ -60,7 +60,12 @@ def test_each_peer_runs_within_budget(name, gen):
 def test_bench_smoke(tmp_path):
     from sgmlab.experiments.bench import BenchConfig, run_bench, summary
 
-    rows = run_bench(BenchConfig(targets=("gaussian10", "mixture2d"), budgets=(10,), n=2000, n_gaussian=2000))
+    said: list[str] = []
+    rows = run_bench(BenchConfig(targets=("gaussian10", "mixture2d"), budgets=(10,), n=2000, n_gaussian=2000),
+                     progress=said.append)
+    # a line per method as it finishes (a digits run at large n takes minutes per method), then per budget
+    assert len(said) == len(rows) + 2 and said[0].startswith("gaussian10, 10 evaluations, sgmlab: kl_exact ")
+    assert said[-1] == "mixture2d, 10 evaluations done"
     table = summary(rows)
     assert {r["target"] for r in table} == {"gaussian10", "mixture2d"}
     g10 = next(r for r in table if r["target"] == "gaussian10")

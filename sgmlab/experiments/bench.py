@@ -169,6 +169,9 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None
                     if timed.calls > nfe:
                         raise RuntimeError(f"{mname} used {timed.calls} score evaluations for a budget of {nfe}")
                 block.append({**row, **{k: row.get(k, math.nan) for k in ("tv_lower", "tv_upper", "off_support")}})
+                if progress is not None:
+                    progress(f"{tname}, {nfe} evaluations, {mname}: {row['metric']} {row['value']:.3g} "
+                             f"({row['wall_seconds']:.0f} s)")
             ours = next(r for r in block if r["method"] == "sgmlab")
             for r in block:
                 if r["method"] in estimates and "sgmlab" in estimates:
