@@ -78,6 +78,30 @@ def test_three_step_is_more_accurate_than_two_step(two, three, reference, Ns, ge
         assert e3 < e2
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(0.05, 2.0), min_size=3, max_size=3), st.floats(-4.0, 2.0), st.floats(0.05, 1.0),
+       st.integers(0, 2**31 - 1))
+def test_dpm_solver_pp_step_weights_expand_its_formulas(steps, lam0, alpha_next, seed):
+    """The step as weights on the data predictions equals DPM-Solver++'s formulas as written
+    (Lu et al. 2022: D, or m0 + (m0 - m1)/(2r), or the 3M terms with D1 and D2)."""
+    g = torch.Generator().manual_seed(seed)
+    m0, m1, m2 = torch.randn(3, 5, dtype=torch.float64, generator=g)
+    lam = [lam0 + sum(steps[:j]) for j in range(4)]  # increasing, 3 earlier times, current, next
+    h = lam[3] - lam[2]
+    em = math.expm1(-h)
+    r0, r1 = (lam[2] - lam[1]) / h, (lam[1] - lam[0]) / h
+    d0, d1 = (m0 - m1) / r0, (m1 - m2) / r1
+    D1, D2 = d0 + r0 / (r0 + r1) * (d0 - d1), (d0 - d1) / (r0 + r1)
+    written = {1: -alpha_next * em * m0,
+               2: -alpha_next * em * (m0 + (m0 - m1) / (2 * r0)),
+               3: (-alpha_next * em * m0 + alpha_next * (em / h + 1) * D1
+                   - alpha_next * ((em + h) / h**2 - 0.5) * D2)}
+    for k in (1, 2, 3):
+        w = sg.samplers.dpm_solver_pp.step_weights(k, lam[3 - k:], alpha_next)
+        got = sum(c * m for c, m in zip(w, (m0, m1, m2)))
+        assert len(w) == k and torch.allclose(got, written[k], rtol=1e-9, atol=1e-12 * float(m0.abs().max()))
+
+
 def test_deterministic_exact_law_matches_running_the_sampler(gen):
     q = random_gaussian(3, gen)
     grid = sg.grids.karras(4.0, 1e-2, 12)
@@ -284,3 +308,14 @@ def test_higher_order_sde_solvers_converge_faster():
                                                                         sg.grids.log_snr(5.0, 1e-2, 100)), ref)
           for k in (1, 2, 3)}
     assert kl[2] < kl[1] and kl[3] < kl[1], kl
+
+
+@pytest.mark.parametrize("sampler", [sg.samplers.dpm_solver_pp_1, sg.samplers.dpm_solver_pp_3m,
+                                     sg.samplers.exponential_sde_1, sg.samplers.exponential_sde_3,
+                                     sg.samplers.unipc_3])
+def test_multistep_samplers_leave_x_init_alone(sampler, gen):
+    x0 = OU.prior_sample(32, 2, generator=gen)
+    kept = x0.clone()
+    out = sampler(sg.scores.exact(sg.targets.mixture2d()), x0, sg.grids.log_snr(3.0, 1e-2, 6),
+                  generator=torch.Generator().manual_seed(0))
+    assert torch.equal(x0, kept) and not torch.equal(out, x0)

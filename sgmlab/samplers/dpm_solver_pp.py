@@ -26,6 +26,26 @@ def data_prediction_schedule(process: Process, g: torch.Tensor) -> tuple[list[fl
     return alpha, sigma, [math.log(a / s) if s > 0 else math.inf for a, s in zip(alpha, sigma)]
 
 
+def step_weights(k: int, lam: list[float], alpha_next: float) -> list[float]:
+    r"""The step :math:`x_{t'} = \frac{\sigma_{t'}}{\sigma_t} x_t + \sum_j c_j D_j` of order k as weights
+    :math:`c_j` on the data predictions :math:`D_0, D_1, \dots` (newest first), from the log-SNRs
+    ``lam`` of the k - 1 earlier times, the current time and the next (:class:`DPMSolverPP`'s
+    formulas expanded, so that a step is k + 1 passes over the state)."""
+    h = lam[-1] - lam[-2]
+    em = math.expm1(-h)
+    if k == 1:
+        return [-alpha_next * em]
+    if k == 2:  # D = m0 + (m0 - m1) / (2 r)
+        r = (lam[-2] - lam[-3]) / h
+        return [-alpha_next * em * (1 + 0.5 / r), alpha_next * em * 0.5 / r]
+    # D1 = (1 + rho) d0 - rho d1, D2 = (d0 - d1) / (r0 + r1), d0 = (m0 - m1) / r0, d1 = (m1 - m2) / r1
+    r0, r1 = (lam[-2] - lam[-3]) / h, (lam[-3] - lam[-4]) / h
+    a, b = alpha_next * (em / h + 1), alpha_next * ((em + h) / h**2 - 0.5)
+    rho = r0 / (r0 + r1)
+    c0, c1 = a * (1 + rho) - b / (r0 + r1), -a * rho + b / (r0 + r1)  # on d0 and d1
+    return [-alpha_next * em + c0 / r0, -c0 / r0 + c1 / r1, -c1 / r1]
+
+
 @dataclass(frozen=True)
 class DPMSolverPP:
     r"""Multistep DPM-Solver++ of order 1, 2 or 3 for the probability-flow ODE, in OU time
@@ -56,36 +76,22 @@ class DPMSolverPP:
                  generator: torch.Generator | None = None, callback: Callback | None = None) -> torch.Tensor:
         process, g = check_run(score, x_init, grid, process, generator, allow_zero_end=True)
         alpha, sigma, lam = data_prediction_schedule(process, g)
-        x = x_init.clone()
+        x = x_init  # never written in place: each step makes a new tensor
         hist: list[torch.Tensor] = []  # data predictions, newest last
         for i, (t, tn) in enumerate(zip(g[:-1].tolist(), g[1:].tolist())):
             s = score(x, t)
             if i == 0:
                 check_score_output(s, x)
-            hist = (hist + [(x + sigma[i] ** 2 * s) / alpha[i]])[-3:]
-            m0 = hist[-1]
+            hist = (hist + [torch.add(x, s, alpha=sigma[i] ** 2).div_(alpha[i])])[-3:]
             if sigma[i + 1] == 0:  # final denoising step
-                x = alpha[i + 1] * m0
+                x = alpha[i + 1] * hist[-1]
                 if callback is not None:
                     callback(StepInfo(i, g.shape[0] - 1, t, tn, x))
                 break
-            h = lam[i + 1] - lam[i]
             k = min(self.order, len(hist), g.shape[0] - 1 - i if self.lower_order_final else self.order)
-            em = math.expm1(-h)
-            if k == 1:
-                D, extra = m0, 0.0
-            elif k == 2:
-                r = (lam[i] - lam[i - 1]) / h
-                D, extra = m0 + (m0 - hist[-2]) / (2 * r), 0.0
-            else:
-                h0, h1 = lam[i] - lam[i - 1], lam[i - 1] - lam[i - 2]
-                r0, r1 = h0 / h, h1 / h
-                d1_0, d1_1 = (m0 - hist[-2]) / r0, (hist[-2] - hist[-3]) / r1
-                D1 = d1_0 + r0 / (r0 + r1) * (d1_0 - d1_1)
-                D2 = (d1_0 - d1_1) / (r0 + r1)
-                D = m0
-                extra = alpha[i + 1] * (em / h + 1) * D1 - alpha[i + 1] * ((em + h) / h**2 - 0.5) * D2
-            x = sigma[i + 1] / sigma[i] * x - alpha[i + 1] * em * D + extra
+            x = torch.mul(x, sigma[i + 1] / sigma[i])  # a new tensor (x_init is not written)
+            for c, m in zip(step_weights(k, lam[i - k + 1:i + 2], alpha[i + 1]), reversed(hist)):
+                x.add_(m, alpha=c)
             if callback is not None:
                 callback(StepInfo(i, g.shape[0] - 1, t, tn, x))
         return x

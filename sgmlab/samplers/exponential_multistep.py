@@ -60,7 +60,7 @@ class ExponentialMultistepSDE:
                  generator: torch.Generator | None = None, callback: Callback | None = None) -> torch.Tensor:
         process, g = check_run(score, x_init, grid, process, generator)
         tau = process.ou_time(g).tolist()
-        x = x_init.clone()
+        x = x_init  # never written in place: each step makes a new tensor
         noise = torch.empty_like(x)
         hist: list[tuple[float, torch.Tensor]] = []  # (reverse time, score), newest last
         for i, (t, tn) in enumerate(zip(g[:-1].tolist(), g[1:].tolist())):
@@ -69,9 +69,9 @@ class ExponentialMultistepSDE:
                 check_score_output(s, x)
             hist = (hist + [(tau[0] - tau[i], s)])[-self.order:]
             h = tau[i] - tau[i + 1]
-            w = self.weights([r for r, _ in hist], h)
-            drift = sum(wj * sj for wj, (_, sj) in zip(w, hist))
-            x = math.exp(h) * x + 2 * drift
+            x = torch.mul(x, math.exp(h))  # a new tensor (x_init is not written)
+            for wj, (_, sj) in zip(self.weights([r for r, _ in hist], h), hist):
+                x.add_(sj, alpha=2 * wj)
             x.add_(standard_normal_(noise, generator), alpha=math.sqrt(math.expm1(2 * h)))
             if callback is not None:
                 callback(StepInfo(i, g.shape[0] - 1, t, tn, x))
