@@ -70,7 +70,7 @@ class UniPC:
         process, g = check_run(score, x_init, grid, process, generator, allow_zero_end=True)
         alpha, sigma, lam = data_prediction_schedule(process, g)
         steps = g.shape[0] - 1
-        x = x_init.clone()
+        x = x_init  # never written in place: each step makes a new tensor
         hist: list[tuple[int, torch.Tensor]] = []  # (grid index, data prediction), newest last
         last: tuple[torch.Tensor, int] | None = None  # (state at the previous time, the order used from it)
 
@@ -79,22 +79,24 @@ class UniPC:
             """From grid index i (state x0, data prediction used[-1]) to j, with the earlier data
             predictions in ``used`` and, for the corrector, the one at j (``new``)."""
             h = lam[j] - lam[i]
+            c = -alpha[j] * math.expm1(-h)
             m0 = used[-1][1]
             rs = [(lam[k] - lam[i]) / h for k, _ in used[:-1]]
-            D = [(m - m0) / r for r, (_, m) in zip(rs, used[:-1])]
+            ms = [m for _, m in used[:-1]]
             if new is not None:
-                rs, D = rs + [1.0], D + [new - m0]
-            out = sigma[j] / sigma[i] * x0 - alpha[j] * math.expm1(-h) * m0
-            if D:
-                a = unipc_weights(rs, h)
-                out = out - alpha[j] * math.expm1(-h) * sum(am * Dm for am, Dm in zip(a, D))
+                rs, ms = rs + [1.0], ms + [new]
+            # c (m0 + sum_m a_m (m - m0) / r_m) as weights on the data predictions: k + 1 passes
+            ws = [c * am / r for am, r in zip(unipc_weights(rs, h), rs)] if rs else []
+            out = torch.mul(x0, sigma[j] / sigma[i]).add_(m0, alpha=c - sum(ws))
+            for w, m in zip(ws, ms):
+                out.add_(m, alpha=w)
             return out
 
         for i, (t, tn) in enumerate(zip(g[:-1].tolist(), g[1:].tolist())):
             s = score(x, t)
             if i == 0:
                 check_score_output(s, x)
-            m = (x + sigma[i] ** 2 * s) / alpha[i]
+            m = torch.add(x, s, alpha=sigma[i] ** 2).div_(alpha[i])
             if self.corrector and last is not None:
                 x_prev, k = last
                 x = step(x_prev, i - 1, i, hist[-k:], m)
