@@ -348,9 +348,9 @@ def cmd_bench(args: argparse.Namespace) -> None:
     config = BenchConfig(targets=tuple(args.targets), budgets=tuple(args.budgets), n=common[0] if common else None,
                          peers=peers, seed=args.seed, n_by_target=tuple(sizes),
                          peer_names=tuple(args.peers) if args.peers else None)
-    out = _io.prepare_dir(args.out or _default_out("bench", "suite"), force=args.force)
+    out = _bench_out(args)
     say = (lambda m: print(f"  ... {m}", file=sys.stderr)) if not args.no_progress else None
-    rows = run_bench(config, progress=say)
+    rows = run_bench(config, progress=say, checkpoint=out / "partial")
     table = summary(rows)
     print(f"  {'target':12s} {'nfe':>4s} {'metric':16s} {'sgmlab':>10s} {'paper':>10s} {'best diffusers':>26s} "
           f"{'floor':>8s} {'min z':>6s} win")
@@ -376,6 +376,29 @@ def cmd_bench(args: argparse.Namespace) -> None:
     for name, fig in figs.items():
         _io.write_figure(out / name, fig)
     print(f"  wrote {out}/config.json, results.csv, summary.csv, {len(figs)} figures")
+
+
+def _bench_out(args: argparse.Namespace) -> Path:
+    """The bench's results folder. Each finished method is kept in its ``partial/`` folder, so that
+    ``--resume`` continues a stopped run there; without it an existing run is refused."""
+    import shutil
+
+    if args.resume:
+        if args.force:
+            raise ValueError("--resume continues the run in --out and --force would discard it; pass one of them")
+        if args.out is None:
+            raise ValueError("--resume continues a stopped run: give its folder with --out")
+        if args.out.exists() and not args.out.is_dir():
+            raise ValueError(f"--out {args.out} exists and is not a folder")
+        args.out.mkdir(parents=True, exist_ok=True)
+        return args.out
+    if args.out is not None and (args.out / "partial").is_dir() and not args.force:
+        raise ValueError(f"--out {args.out} holds a bench run; pass --resume to continue it (same arguments), "
+                         "--force to start again, or choose another folder")
+    out = _io.prepare_dir(args.out or _default_out("bench", "suite"), force=args.force)
+    if args.force:
+        shutil.rmtree(out / "partial", ignore_errors=True)
+    return out
 
 
 def _bench_size(s: str) -> int | tuple[str, int]:
@@ -579,6 +602,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"only these diffusers schedulers (default all: {' '.join(PEERS)}); verdicts are then "
                         "against these alone")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a stopped run in --out with the same arguments: the methods it finished "
+                        "(kept in --out/partial) are read back, the rest run")
     _output_args(p)
     p.set_defaults(func=cmd_bench)
 

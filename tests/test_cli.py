@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 
 import numpy as np
@@ -176,3 +178,60 @@ def test_train_digits_and_evaluate(tmp_path, capsys):
 def test_train_and_model_bad_input(argv, match, tmp_path, capsys):
     code = main(argv + ["--out", str(tmp_path / "o"), "--no-progress"])
     assert code == 2 and match in capsys.readouterr().err
+
+
+def _same_rows(a, b):
+    """Rows equal in every field (NaN equal to NaN) but the timings."""
+    keep = [k for k in a[0] if k not in ("wall_seconds", "score_seconds")]
+    return all(len(ra) == len(rb) and all(ra[k] == rb[k] or (ra[k] != ra[k] and rb[k] != rb[k]) for k in keep)
+               for ra, rb in zip(a, b, strict=True))
+
+
+def test_bench_checkpoints_give_the_rows_of_one_uninterrupted_run(tmp_path):
+    import torch
+
+    from sgmlab.experiments.bench import BenchConfig, run_bench
+
+    config = BenchConfig(targets=("gaussian10", "mixture2d"), budgets=(6,), n=1000, n_gaussian=1000, peers=False)
+    whole = run_bench(config)
+    part = tmp_path / "partial"
+    first = run_bench(config, checkpoint=part)
+    assert _same_rows(whole, first) and len(list(part.glob("*.pt"))) == 4
+    # a run stopped before these two methods finished: they run again, the others are read back
+    (part / "mixture2d-6-sgmlab.pt").unlink()
+    (part / "gaussian10-6-paper.pt").unlink()
+    said: list[str] = []
+    again = run_bench(config, progress=said.append, checkpoint=part)
+    assert _same_rows(whole, again)  # the coupled differences too: the same prior draws
+    assert [m.endswith("(read back)") for m in said if "evaluations," in m] == [True, False, False, True]
+    # another configuration, or a damaged file, is refused before any work, naming the file
+    before = sorted(p.name for p in part.iterdir())
+    with pytest.raises(ValueError, match="gaussian10-6-paper.pt was written by another bench configuration"):
+        run_bench(BenchConfig(targets=("mixture2d",), budgets=(6,), n=2000, peers=False), checkpoint=part)
+    (part / "mixture2d-6-paper.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="mixture2d-6-paper.pt cannot be read"):
+        run_bench(config, checkpoint=part)
+    assert sorted(p.name for p in part.iterdir()) == before
+    assert torch.load(part / "gaussian10-6-sgmlab.pt", weights_only=True)["config"] == config.as_dict()
+
+
+def test_bench_resume_continues_a_run_and_refuses_what_would_lose_it(tmp_path, capsys):
+    out = tmp_path / "bench"
+    args = ["bench", "--targets", "mixture2d", "--budgets", "6", "--n", "500", "--no-peers", "--out", str(out)]
+    code, _, err = run(args, capsys)
+    assert code == 0 and "mixture2d, 6 evaluations, sgmlab: mmd2_exact" in err
+    results = (out / "results.csv").read_text()
+    (out / "partial" / "mixture2d-6-paper.pt").unlink()  # as if stopped before the paper's sampler finished
+    code, _, err = run(args + ["--no-progress"], capsys)
+    assert code != 0 and "--resume" in err and (out / "results.csv").read_text() == results
+    for extra, message in ((["--resume", "--force"], "pass one of them"),
+                           (["--resume", "--n", "600"], "another bench configuration")):
+        code, _, err = run(args + extra, capsys)
+        assert code != 0 and message in err and (out / "results.csv").read_text() == results
+    code, _, err = run(args[:-2] + ["--resume"], capsys)
+    assert code != 0 and "give its folder with --out" in err
+    code, _, err = run(args + ["--resume"], capsys)
+    assert code == 0 and "sgmlab: mmd2_exact" in err and "(read back)" in err
+    untimed = [{k: v for k, v in r.items() if not k.endswith("_seconds")} for r in csv.DictReader(io.StringIO(results))]
+    assert untimed == [{k: v for k, v in r.items() if not k.endswith("_seconds")}
+                       for r in csv.DictReader((out / "results.csv").open())]

@@ -15,11 +15,13 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from .. import grids, metrics, samplers
+from .._io import _atomic
 from ..defaults import default_plan
 from ..processes import OU
 from ..scores import exact
@@ -117,7 +119,66 @@ def _fit_kl(x: torch.Tensor, q: Gaussian) -> float:
     return metrics.gaussian_kl(fit, q)
 
 
-def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+def _checkpoint_file(tname: str, nfe: int, mname: str) -> str:
+    return f"{tname}-{nfe}-{mname.replace(':', '-')}.pt"
+
+
+def load_checkpoints(directory: str | Path, config: BenchConfig) -> dict[str, dict[str, Any]]:
+    """The rows that an earlier (interrupted) run of ``config`` finished in ``directory``, by file
+    name. Every file is read and checked against ``config`` before any work starts: one written
+    by another configuration, or unreadable, is refused with its name."""
+    found = {}
+    for f in sorted(Path(directory).glob("*.pt")):
+        try:
+            saved = torch.load(f, weights_only=True)
+            same = saved["config"] == config.as_dict()
+        except Exception as e:  # whatever is wrong with the file, the remedy is the same
+            raise ValueError(f"bench checkpoint {f} cannot be read ({type(e).__name__}); "
+                             "delete it to run that method again") from None
+        if not same:
+            raise ValueError(f"bench checkpoint {f} was written by another bench configuration; resume with "
+                             "the same arguments, or start in another folder")
+        found[f.name] = saved
+    return found
+
+
+def _run_method(q: Target, meter: metrics.ExactMMD | None, null_se: float, n: int, seed: int, nfe: int,
+                mname: str, method: tuple[Any, Any, bool]) -> tuple[dict[str, Any], metrics.MMDEstimate | None]:
+    """One method (sampler, grid, deterministic) on one target and budget: its row's measured part
+    and, for the sample metric, its MMD estimate (for the coupled differences)."""
+    sampler, grid, det = method
+    g = torch.Generator().manual_seed(seed)
+    score = exact(q)
+    timed = TimedScore(score)
+    row: dict[str, Any] = {}
+    est = None
+    if isinstance(q, Gaussian) and (det or sampler is samplers.exponential_integrator):
+        t0 = time.perf_counter()
+        law = (samplers.deterministic_output_law(sampler, q, grid) if det
+               else samplers.exact_output_law(sampler, q, grid))
+        row.update(metric="kl_exact", value=metrics.gaussian_kl(law, q), se=0.0, noise_floor=0.0)
+        row.update(wall_seconds=time.perf_counter() - t0, score_seconds=float("nan"))
+    else:
+        t0 = time.perf_counter()
+        x = sampler(timed, OU().prior_sample(n, q.dim, generator=g), grid, generator=g)
+        wall = time.perf_counter() - t0
+        if meter is None:
+            value, floor = _fit_kl(x, q), _fit_kl(q.sample(n, generator=g), q)
+            row.update(metric="kl_gaussian_fit", value=value, se=0.0, noise_floor=floor)
+        else:
+            est = meter(x)
+            row.update(metric="mmd2_exact", value=est.value, se=est.se, noise_floor=Z_VERDICT * null_se)
+            if isinstance(q, Empirical):
+                tv = metrics.atom_tv(x, q)
+                row.update(tv_lower=tv.lower, tv_upper=tv.upper, off_support=tv.off_support)
+        row.update(wall_seconds=wall, score_seconds=timed.seconds)
+        if timed.calls > nfe:
+            raise RuntimeError(f"{mname} used {timed.calls} score evaluations for a budget of {nfe}")
+    return {**row, **{k: row.get(k, math.nan) for k in ("tv_lower", "tv_upper", "off_support")}}, est
+
+
+def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None,
+              checkpoint: str | Path | None = None) -> list[dict[str, Any]]:
     """One row per target, budget and method: the error (``metric``, ``value``, its standard error
     ``se`` and the ``noise_floor``), wall time and time in the score.
 
@@ -127,51 +188,46 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None
     function (:class:`sgmlab.metrics.ExactMMD`). Every method of a target and budget starts from
     the same prior draws, so ``diff_vs_sgmlab`` (this method's error minus sgmlab's default's) and
     its standard error ``diff_se`` account for the coupling.
+
+    With ``checkpoint`` (a folder), each method's row and estimate are saved there as it finishes,
+    and a method already saved there by a run of the same ``config`` is read back instead of run
+    again (:func:`load_checkpoints`), so a long run can be stopped and continued: the rows are the
+    same as those of one uninterrupted run, wall times apart.
     """
     rows = []
-    ou = OU()
+    saved: dict[str, dict[str, Any]] = {}
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        checkpoint.mkdir(parents=True, exist_ok=True)
+        saved = load_checkpoints(checkpoint, config)
     for tname in config.targets:
         q = TARGETS[tname]()
-        score = exact(q)
-        gaussian = isinstance(q, Gaussian)
-        meter = None if gaussian else metrics.ExactMMD(q)
+        meter = None if isinstance(q, Gaussian) else metrics.ExactMMD(q)
+        null_se, n = math.nan, config.n_gaussian if meter is None else config.samples(tname)
         if meter is not None:
-            null = meter(q.sample(config.samples(tname), generator=torch.Generator().manual_seed(config.seed + 1)))
+            null_se = meter(q.sample(n, generator=torch.Generator().manual_seed(config.seed + 1))).se
         for nfe in config.budgets:
             estimates: dict[str, metrics.MMDEstimate] = {}
             block = []
-            for mname, (sampler, grid, det) in _methods(nfe, config.peers, config.peer_names).items():
-                g = torch.Generator().manual_seed(config.seed)
-                timed = TimedScore(score)
-                row = {"target": tname, "d": q.dim, "nfe": nfe, "method": mname}
-                if gaussian and (det or sampler is samplers.exponential_integrator):
-                    t0 = time.perf_counter()
-                    law = (samplers.deterministic_output_law(sampler, q, grid) if det
-                           else samplers.exact_output_law(sampler, q, grid))
-                    row.update(metric="kl_exact", value=metrics.gaussian_kl(law, q), se=0.0, noise_floor=0.0)
-                    row.update(wall_seconds=time.perf_counter() - t0, score_seconds=float("nan"))
+            for mname, method in _methods(nfe, config.peers, config.peer_names).items():
+                name = _checkpoint_file(tname, nfe, mname)
+                read_back = name in saved
+                if read_back:
+                    row, mmd = saved[name]["row"], saved[name]["mmd"]
+                    est = None if mmd is None else metrics.MMDEstimate(*mmd)
                 else:
-                    n = config.n_gaussian if gaussian else config.samples(tname)
-                    t0 = time.perf_counter()
-                    x = sampler(timed, ou.prior_sample(n, q.dim, generator=g), grid, generator=g)
-                    wall = time.perf_counter() - t0
-                    if gaussian:
-                        value, floor = _fit_kl(x, q), _fit_kl(q.sample(n, generator=g), q)
-                        row.update(metric="kl_gaussian_fit", value=value, se=0.0, noise_floor=floor)
-                    else:
-                        est = estimates[mname] = meter(x)
-                        row.update(metric="mmd2_exact", value=est.value, se=est.se,
-                                   noise_floor=Z_VERDICT * null.se)
-                        if isinstance(q, Empirical):
-                            tv = metrics.atom_tv(x, q)
-                            row.update(tv_lower=tv.lower, tv_upper=tv.upper, off_support=tv.off_support)
-                    row.update(wall_seconds=wall, score_seconds=timed.seconds)
-                    if timed.calls > nfe:
-                        raise RuntimeError(f"{mname} used {timed.calls} score evaluations for a budget of {nfe}")
-                block.append({**row, **{k: row.get(k, math.nan) for k in ("tv_lower", "tv_upper", "off_support")}})
+                    row, est = _run_method(q, meter, null_se, n, config.seed, nfe, mname, method)
+                    row = {"target": tname, "d": q.dim, "nfe": nfe, "method": mname, **row}
+                    if checkpoint is not None:
+                        entry = {"config": config.as_dict(), "row": row,
+                                 "mmd": None if est is None else (est.value, est.se, est.leave_out)}
+                        _atomic(checkpoint / name, lambda tmp, e=entry: torch.save(e, tmp))
+                if est is not None:
+                    estimates[mname] = est
+                block.append(row)
                 if progress is not None:
                     progress(f"{tname}, {nfe} evaluations, {mname}: {row['metric']} {row['value']:.3g} "
-                             f"({row['wall_seconds']:.0f} s)")
+                             + ("(read back)" if read_back else f"({row['wall_seconds']:.0f} s)"))
             ours = next(r for r in block if r["method"] == "sgmlab")
             for r in block:
                 if r["method"] in estimates and "sgmlab" in estimates:
