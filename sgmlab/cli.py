@@ -388,10 +388,7 @@ def _bench_out(args: argparse.Namespace) -> Path:
             raise ValueError("--resume continues the run in --out and --force would discard it; pass one of them")
         if args.out is None:
             raise ValueError("--resume continues a stopped run: give its folder with --out")
-        if args.out.exists() and not args.out.is_dir():
-            raise ValueError(f"--out {args.out} exists and is not a folder")
-        args.out.mkdir(parents=True, exist_ok=True)
-        return args.out
+        return _io.prepare_dir(args.out, force=True)  # creates it; refuses a file
     if args.out is not None and (args.out / "partial").is_dir() and not args.force:
         raise ValueError(f"--out {args.out} holds a bench run; pass --resume to continue it (same arguments), "
                          "--force to start again, or choose another folder")
