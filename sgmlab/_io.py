@@ -53,7 +53,12 @@ def write_npy(path: Path, array: np.ndarray) -> Path:
 
 
 def write_figure(path: Path, fig: Any) -> Path:
-    return _atomic(path, lambda tmp: fig.savefig(tmp, format=path.suffix.lstrip("."), dpi=120, bbox_inches="tight"))
+    """Save a matplotlib figure atomically, then close it (pyplot keeps open figures alive)."""
+    out = _atomic(path, lambda tmp: fig.savefig(tmp, format=path.suffix.lstrip("."), dpi=120, bbox_inches="tight"))
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return out
 
 
 def _json_default(o: Any) -> Any:

@@ -80,6 +80,26 @@ class SamplePlan(NamedTuple):
     evaluations: int
 
 
+class GridSpec(NamedTuple):
+    """A grid as four numbers: the start ``T`` and last positive time ``delta`` (OU time), the step
+    density in log-SNR on equal pieces from T towards delta (:func:`sgmlab.grids.log_snr_density`),
+    and whether a final denoising step to t = 0 ends it (:func:`sgmlab.grids.denoised`)."""
+
+    T: float
+    delta: float
+    density: tuple[float, ...] = (1.0,)
+    denoise: bool = True
+
+    def grid(self, nfe: int) -> torch.Tensor:
+        """The grid for a budget of ``nfe`` score evaluations of a one-evaluation-per-step sampler."""
+        nfe = _checks.positive_int("nfe", nfe)
+        steps = nfe - 1 if self.denoise else nfe
+        if steps == 0:
+            return torch.tensor([self.T, 0.0], dtype=torch.float64)
+        g = grids.log_snr_density(self.T, self.delta, steps, self.density)
+        return grids.denoised(g) if self.denoise else g
+
+
 # (smallest budget, sampler, grid, T, delta, start): see the module docstring.
 DEFAULT_TABLE: tuple[tuple[int, Any, Callable[[float, float, int], torch.Tensor], float, float, float], ...] = (
     (1, dpm_solver_pp_2m, grids.log_snr_focused, 5.0, 3e-2, 5.0),
@@ -119,13 +139,14 @@ class _Budget:
 
 
 def sample(score: ScoreFn, n: int, d: int, *, nfe: int, process: Process | None = None, sampler: Any = None,
-           grid: Any = None, generator: torch.Generator | None = None) -> torch.Tensor:
+           grid: Any = None, generator: torch.Generator | None = None, plan: Any = None) -> torch.Tensor:
     """n samples in d dimensions from the reverse process of ``score``, with at most ``nfe`` score
     evaluations.
 
     With ``sampler=None`` the budget's default (module docstring, :func:`default_plan`) is used.
     A given sampler without a grid runs on a log-SNR grid from T = 5 to delta = 1e-3 with as many
-    steps as the budget allows; a given grid must fit the budget.
+    steps as the budget allows; a given grid must fit the budget. ``plan`` (a
+    :class:`SamplePlan`, or a :class:`sgmlab.TunedPlan` from :func:`sgmlab.tune`) gives both.
 
     The defaults were chosen on data of about unit scale (the bench's targets; data sets
     standardized as ``sgmlab.learn`` does): their grids put steps where such data's trajectories
@@ -146,6 +167,12 @@ def sample(score: ScoreFn, n: int, d: int, *, nfe: int, process: Process | None 
     n = _checks.positive_int("n", n)
     d = _checks.positive_int("d", d)
     process = OU() if process is None else process
+    if plan is not None:
+        if sampler is not None or grid is not None:
+            raise ValueError("plan gives the sampler and the grid: pass plan, or sampler and grid, not both")
+        if not all(hasattr(plan, a) for a in ("sampler", "grid", "evaluations")):
+            raise TypeError(f"plan must be a SamplePlan or TunedPlan; got {type(plan).__name__}")
+        sampler, grid = plan.sampler, plan.grid
     if sampler is None:
         if grid is not None:
             raise ValueError("a grid needs a sampler: pass both, or neither for the budget's default")
@@ -158,7 +185,7 @@ def sample(score: ScoreFn, n: int, d: int, *, nfe: int, process: Process | None 
                 raise ValueError(f"a budget of {nfe} score evaluations is less than one step of this sampler ({per})")
             g = grids.log_snr(5.0, 1e-3, nfe // per)
         else:
-            g = grids.from_times(grid)
+            g = grids.from_times(grid, allow_zero_end=True)  # the sampler refuses t = 0 if it cannot take it
             if (g.shape[0] - 1) * per > nfe:
                 raise ValueError(f"the grid has {g.shape[0] - 1} steps of {per} score evaluations each, "
                                  f"more than the budget of {nfe}")

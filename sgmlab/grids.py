@@ -151,6 +151,31 @@ def log_snr_focused(T: float, delta: float, steps: int, *, center: float = -0.5,
     return g
 
 
+def log_snr_density(T: float, delta: float, steps: int, density: Any = (1.0,)) -> torch.Tensor:
+    r"""Steps uniform in :math:`\int \rho\,d\lambda` for a piecewise-constant density :math:`\rho` in the
+    log-SNR :math:`\lambda = \log(\alpha_t/\sigma_t)` (OU time): ``density`` holds :math:`\rho` on K
+    equal pieces of :math:`[\lambda(T), \lambda(\delta)]`, from T towards delta, so a piece with twice
+    the density gets twice the steps per unit of log-SNR. One piece (the default) is :func:`log_snr`.
+    The grid family the tuner searches (:func:`sgmlab.tune`) and the defaults' rows use; inverted
+    exactly (the integral is piecewise linear)."""
+    T, delta, steps = _check(T, delta, steps)
+    rho = _checks.as_tensor("density", density, ndim=1)
+    if bool((rho <= 0).any()):
+        raise ValueError(f"density must be positive; got {rho.tolist()}")
+    lo, hi = (float(v) for v in _log_snr(torch.tensor([T, delta], dtype=torch.float64)))
+    edges = torch.linspace(lo, hi, rho.shape[0] + 1, dtype=torch.float64)
+    cum = torch.cat([rho.new_zeros(1), torch.cumsum(rho / rho.sum(), 0)]).to(torch.float64)
+    u = torch.linspace(0, float(cum[-1]), steps + 1, dtype=torch.float64)
+    k = torch.searchsorted(cum, u, right=True).clamp(1, rho.shape[0]) - 1
+    lam = edges[k] + (u - cum[k]) / (cum[k + 1] - cum[k]) * (edges[k + 1] - edges[k])
+    g = 0.5 * torch.log1p(torch.exp(-2 * lam))
+    g[0], g[-1] = T, delta
+    if bool((g[:-1] <= g[1:]).any()):
+        raise ValueError("density is too uneven for this many steps: two times of the grid coincide in "
+                         "float64; use a smoother density")
+    return g
+
+
 def vp_linear(T: float, delta: float, steps: int, beta_min: float = 0.1, beta_max: float = 20.0) -> torch.Tensor:
     r"""Uniform in the clock s of the linear VP schedule :math:`\beta(s) = \beta_{\min} + s(\beta_{\max} -
     \beta_{\min})` (DDPM's spacing, which diffusers' schedulers use): OU time
