@@ -79,3 +79,24 @@ def score_error_profile(times: torch.Tensor, eps2: torch.Tensor, stderr: torch.T
     ax.set_ylabel("eps_score(t)^2 = E|s - grad log q_t|^2")
     ax.set_title(title, fontsize=9)
     return fig
+
+
+def plan_figure(plan: Any, title: str) -> Any:
+    """A tuned plan's grid against the fixed default's for the same budget: the log-SNR
+    log(alpha/sigma) at each step (OU time; the final denoising step, at infinite log-SNR, is not
+    drawn)."""
+    from .defaults import default_plan
+    from .grids import _log_snr
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for grid, label, style in ((plan.grid, "tuned plan", "o-"), (default_plan(plan.evaluations).grid,
+                                                                  "fixed default", "x--")):
+        g = grid[grid > 0]
+        ax.plot(range(g.shape[0]), _log_snr(g).tolist(), style, ms=3, label=label)
+    ax.set_xlabel("grid index")
+    ax.set_ylabel("log-SNR log(alpha/sigma)")
+    ax.set_title(f"{title}: W2(plan, reference) <= {plan.certificate.w2_upper:.3g}", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
