@@ -1,0 +1,255 @@
+"""Generalisation: random target families, and the bench on a family no setting was chosen on.
+
+Two families, told apart by seed stream and by range: ``train`` (the defaults' rows were chosen
+on it, ``benchmarks/choose_defaults.py``) and ``heldout`` (only ever measured). Gaussians have
+random rotations, random log-uniform covariance spectra and random means, and are scored by the
+exact KL of the output law (deterministic samplers are affine maps of the prior draw there);
+mixtures have random full covariances and weights, and are scored by the exact-law MMD with
+coupled differences (every method from the same prior draws).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from .. import grids, metrics, samplers
+from ..defaults import default_plan
+from ..processes import OU
+from ..scores import exact
+from ..targets import Gaussian, GaussianMixture, Target
+from ..tuning import tune
+
+PEERS = ("ddim", "dpmpp_2m", "dpmpp_3m", "deis", "unipc")  # diffusers' deterministic schedulers
+
+
+@dataclass(frozen=True)
+class Family:
+    """Ranges a family's targets are drawn from (log-uniform where it says log10)."""
+
+    name: str
+    seed_stream: int
+    dims: tuple[int, int]  # Gaussians: d, log-uniform integer
+    log10_min_eig: tuple[float, float]  # the smallest covariance eigenvalue
+    log10_max_eig: tuple[float, float]  # the largest
+    mean_norm: tuple[float, float]
+    mixture_dims: tuple[int, int]
+    mixture_k: tuple[int, int]
+    log10_min_component_eig: tuple[float, float]
+
+
+FAMILIES = {
+    "train": Family("train", 0, (1, 100), (-4.0, 0.0), (-1.0, 1.0), (0.0, 3.0), (1, 16), (2, 8), (-3.0, -0.3)),
+    "heldout": Family("heldout", 7919, (2, 50), (-3.5, 0.5), (-0.5, 1.2), (0.0, 4.0), (2, 12), (2, 10), (-2.5, 0.0)),
+}
+
+
+def _u(g: torch.Generator, lo: float, hi: float) -> float:
+    return lo + (hi - lo) * float(torch.rand((), generator=g, dtype=torch.float64))
+
+
+def _rotation(d: int, g: torch.Generator) -> torch.Tensor:
+    q, r = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))
+    return q * torch.sign(r.diagonal())
+
+
+def random_gaussian(family: Family, g: torch.Generator) -> Gaussian:
+    d = max(1, round(math.exp(_u(g, math.log(family.dims[0]), math.log(family.dims[1] + 0.5)))))
+    lo = _u(g, *family.log10_min_eig)
+    hi = max(lo, _u(g, *family.log10_max_eig))
+    lam = 10 ** (lo + (hi - lo) * torch.rand(d, generator=g, dtype=torch.float64))
+    lam[0], lam[-1] = 10**lo, 10**hi if d > 1 else 10**lo
+    U = _rotation(d, g)
+    m = torch.randn(d, generator=g, dtype=torch.float64)
+    m = m / m.norm().clamp_min(1e-12) * _u(g, *family.mean_norm)
+    cov = (U * lam) @ U.T
+    return Gaussian(m, 0.5 * (cov + cov.T))
+
+
+def random_mixture(family: Family, g: torch.Generator) -> GaussianMixture:
+    d = int(torch.randint(family.mixture_dims[0], family.mixture_dims[1] + 1, (), generator=g))
+    k = int(torch.randint(family.mixture_k[0], family.mixture_k[1] + 1, (), generator=g))
+    spread = _u(g, 1.0, 3.0)
+    means = spread * torch.randn(k, d, generator=g, dtype=torch.float64)
+    means -= means.mean(0)
+    covs = []
+    for _ in range(k):
+        U = _rotation(d, g)
+        lo = _u(g, *family.log10_min_component_eig)
+        lam = 10 ** (lo * torch.rand(d, generator=g, dtype=torch.float64))
+        c = (U * lam) @ U.T
+        covs.append(0.5 * (c + c.T))
+    w = -torch.log(torch.rand(k, generator=g, dtype=torch.float64))
+    return GaussianMixture(w / w.sum(), means, torch.stack(covs))
+
+
+def family_targets(family: str, seed: int, gaussians: int, mixtures: int) -> list[tuple[str, Target]]:
+    """``gaussians`` random Gaussians and ``mixtures`` random mixtures of ``family``, the same for
+    the same seed (each target from its own generator, so counts do not shift the others)."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}; expected one of {sorted(FAMILIES)}")
+    f = FAMILIES[family]
+    out: list[tuple[str, Target]] = []
+    for i in range(gaussians):
+        g = torch.Generator().manual_seed(1_000_003 * f.seed_stream + 1009 * seed + i)
+        q = random_gaussian(f, g)
+        out.append((f"{family}-s{seed}-gauss{i}-d{q.dim}", q))
+    for i in range(mixtures):
+        g = torch.Generator().manual_seed(1_000_003 * f.seed_stream + 1009 * seed + 500 + i)
+        q = random_mixture(f, g)
+        out.append((f"{family}-s{seed}-mix{i}-d{q.dim}-k{q.means.shape[0]}", q))
+    return out
+
+
+@dataclass(frozen=True)
+class HeldoutConfig:
+    family: str = "heldout"
+    seed: int = 0
+    gaussians: int = 16
+    mixtures: int = 4
+    budgets: tuple[int, ...] = (10, 20, 50, 100)
+    n: int = 20_000  # samples per method on mixtures
+    n_pilot: int = 256  # the tuner's pilot draws (as many again for the certificate)
+    max_trials: int = 160
+    peers: tuple[str, ...] = PEERS
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ValueError(f"unknown family {self.family!r}; expected one of {sorted(FAMILIES)}")
+        if self.gaussians < 0 or self.mixtures < 0 or self.gaussians + self.mixtures == 0:
+            raise ValueError(f"need at least one target; got gaussians={self.gaussians}, mixtures={self.mixtures}")
+        if not self.budgets or min(self.budgets) < 2:
+            raise ValueError(f"budgets must be integers >= 2; got {self.budgets}")
+        if self.n < 4:
+            raise ValueError(f"n must be at least 4; got {self.n}")
+        bad = [p for p in self.peers if p not in PEERS]
+        if bad or not self.peers:
+            raise ValueError(f"peers must be some of the deterministic diffusers schedulers {PEERS}; got {self.peers}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _methods(nfe: int, peers: tuple[str, ...]) -> dict[str, tuple[Any, Any]]:
+    from ..interop.peers import DiffusersPeer
+
+    plan = default_plan(nfe)
+    out: dict[str, tuple[Any, Any]] = {"sgmlab": (plan.sampler, plan.grid),
+                                       "paper": (samplers.exponential_integrator, grids.uniform(5.0, 1e-3, nfe))}
+    out.update({f"diffusers:{p}": (DiffusersPeer(p, nfe), None) for p in peers})
+    return out
+
+
+def run_heldout(config: HeldoutConfig, progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """One row per target, budget and method (the fixed default ``sgmlab``, the ``tuned`` plan, the
+    paper's sampler, each diffusers peer): the error, and for the tuned plan its cost and
+    certificate. Gaussians: exact KL(output || q); mixtures: exact-law MMD^2 with coupled
+    differences to the best peer."""
+    say = progress if progress is not None else (lambda m: None)
+    rows: list[dict[str, Any]] = []
+    for label, q in family_targets(config.family, config.seed, config.gaussians, config.mixtures):
+        score = exact(q)
+        is_gauss = isinstance(q, Gaussian)
+        meter = None if is_gauss else metrics.ExactMMD(q)
+        floor = 0.0 if is_gauss else metrics.samples.Z_99 * meter(
+            q.sample(config.n, generator=torch.Generator().manual_seed(config.seed + 1))).se
+        for nfe in config.budgets:
+            t0 = time.perf_counter()
+            tp = tune(score, q.dim, nfe, n_pilot=config.n_pilot, max_trials=config.max_trials, target=q,
+                      generator=torch.Generator().manual_seed(config.seed))
+            tune_seconds = time.perf_counter() - t0
+            methods = _methods(nfe, config.peers)
+            methods["tuned"] = (tp.sampler, tp.grid)
+            block, est = [], {}
+            x0 = OU().prior_sample(config.n, q.dim, generator=torch.Generator().manual_seed(config.seed + 2))
+            for name, (sampler, grid) in methods.items():
+                if is_gauss:
+                    law = (samplers.exact_output_law(sampler, q, grid) if name == "paper"
+                           else samplers.deterministic_output_law(sampler, q, grid))
+                    row = {"metric": "kl_exact", "value": metrics.gaussian_kl(law, q), "se": 0.0}
+                else:
+                    x = sampler(score, x0, grid, generator=torch.Generator().manual_seed(config.seed + 3))
+                    est[name] = meter(x)
+                    row = {"metric": "mmd2_exact", "value": est[name].value, "se": est[name].se}
+                block.append({"target": label, "d": q.dim, "nfe": nfe, "method": name, **row, "noise_floor": floor,
+                              "tune_cost": tp.cost if name == "tuned" else 0,
+                              "tune_seconds": tune_seconds if name == "tuned" else 0.0,
+                              "w2_certificate": tp.certificate.w2_upper if name == "tuned" else math.nan,
+                              "w2_to_target": (tp.certificate.w2_to_target if name == "tuned" else math.nan)})
+            peers = [r for r in block if r["method"].startswith("diffusers:")]
+            best = min(peers, key=lambda r: r["value"])
+            for r in block:
+                r["best_peer"], r["best_peer_value"] = best["method"], best["value"]
+                ours = not r["method"].startswith("diffusers:")
+                if is_gauss:
+                    r["ratio"] = r["value"] / best["value"] if best["value"] > 0 else math.inf
+                    r["verdict"] = ("win" if r["value"] < best["value"] else "loss") if ours else ""
+                else:
+                    low = max(floor, 1e-30)
+                    r["ratio"] = max(r["value"], low) / max(best["value"], low)
+                    zs = [_coupled_z(est[p["method"]], est[r["method"]]) for p in peers]
+                    r["verdict"] = ("" if not ours else "win" if all(z > metrics.samples.Z_99 for z in zs) else
+                                    "loss" if any(z < -metrics.samples.Z_99 for z in zs) else "tie")
+            say(f"{label}, {nfe} evaluations: sgmlab {block[0]['ratio']:.3g}x, tuned {block[-1]['ratio']:.3g}x the "
+                f"best peer ({best['method'].split(':')[1]}); tuning {tune_seconds:.1f} s")
+            rows += block
+    return rows
+
+
+def _coupled_z(peer: metrics.MMDEstimate, ours: metrics.MMDEstimate) -> float:
+    """Coupled z of (peer's MMD^2 - ours): positive when ours is closer to the target."""
+    diff, se = metrics.ExactMMD.difference(peer, ours)
+    return diff / se if se > 0 else math.copysign(math.inf, diff)
+
+
+def heldout_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per kind of target (Gaussian, mixture), budget and method (``sgmlab``, ``tuned``): the win
+    rate against the best peer, and the median and worst ratio of the error to the best peer's."""
+    out = []
+    kinds = {"gaussian": "kl_exact", "mixture": "mmd2_exact"}
+    for kind, metric in kinds.items():
+        for nfe in sorted({r["nfe"] for r in rows}):
+            for method in ("sgmlab", "tuned"):
+                sel = [r for r in rows if r["metric"] == metric and r["nfe"] == nfe and r["method"] == method]
+                if not sel:
+                    continue
+                ratios = sorted(r["ratio"] for r in sel)
+                wins = sum(r["verdict"] == "win" for r in sel)
+                out.append({"kind": kind, "nfe": nfe, "method": method, "cells": len(sel), "wins": wins,
+                            "win_rate": wins / len(sel), "losses": sum(r["verdict"] == "loss" for r in sel),
+                            "median_ratio": float(torch.tensor(ratios).median()), "worst_ratio": ratios[-1],
+                            "median_tune_seconds": float(torch.tensor([r["tune_seconds"] for r in sel]).median())
+                            if method == "tuned" else 0.0})
+    return out
+
+
+def heldout_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """One figure: the ratio to the best peer per target and budget, the fixed default and the tuned
+    plan side by side (log scale; below 1 is better than every diffusers scheduler)."""
+    from ..plotting import _plt
+
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    budgets = sorted({r["nfe"] for r in rows})
+    for ax, (kind, metric) in zip(axes, (("Gaussians: exact KL", "kl_exact"), ("mixtures: exact-law MMD^2",
+                                                                                 "mmd2_exact"))):
+        for off, method, color in ((-0.12, "sgmlab", "C0"), (0.12, "tuned", "C3")):
+            pts = [(budgets.index(r["nfe"]) + off, r["ratio"]) for r in rows if r["metric"] == metric
+                   and r["method"] == method]
+            if pts:
+                ax.scatter(*zip(*pts), s=14, color=color, alpha=0.7,
+                           label="fixed default" if method == "sgmlab" else "tuned plan")
+        ax.axhline(1.0, color="grey", ls=":")
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(budgets)), [str(b) for b in budgets])
+        ax.set_xlabel("score evaluations")
+        ax.set_title(kind, fontsize=9)
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("error / best diffusers scheduler's")
+    fig.tight_layout()
+    return {"heldout.png": fig}
