@@ -93,7 +93,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def cmd_sample(args: argparse.Namespace) -> None:
     if args.model is not None:
         return _sample_model(args)
-    config = SampleConfig(target=args.target, dim=args.dim, sampler=args.sampler, grid=args.grid, steps=args.steps,
+    config = SampleConfig(target=args.target, dim=args.dim, sampler=args.sampler or "exponential_integrator",
+                          grid=args.grid or "uniform", steps=args.steps,
                           T=5.0 if args.T is None else args.T, delta=1e-3 if args.delta is None else args.delta,
                           n=args.n, seed=args.seed, process=args.process)
     _run(config, args.out or _default_out("sample", config.target), args.force, not args.no_progress)
@@ -179,15 +180,30 @@ def _sample_model(args: argparse.Namespace) -> None:
 
     if not (Path(args.model) / "checkpoint.safetensors").is_file():
         raise ValueError(f"--model {args.model}: no checkpoint.safetensors there (train one with `sgmlab train`)")
+    from .experiments.learned import plan_path
+    from .tuning import TunedPlan
+
+    plan = None
+    if args.sampler is None and args.grid is None and args.T is None and args.delta is None \
+            and plan_path(args.model, args.steps).is_file():
+        plan = TunedPlan.load(plan_path(args.model, args.steps))
+    args.sampler = args.sampler or "exponential_integrator"
+    args.grid = args.grid or "uniform"
     out = _io.prepare_dir(args.out or _default_out("sample", Path(args.model).name), force=args.force)
     callback, close = _progress(args.steps, not args.no_progress, args.sampler)
     try:
         x, m, (data, profile, ref) = sample_model(args.model, sampler=args.sampler, grid=args.grid, steps=args.steps,
-                                             T=args.T, delta=args.delta, n=args.n, seed=args.seed, callback=callback)
+                                             T=args.T, delta=args.delta, n=args.n, seed=args.seed, callback=callback,
+                                             plan=plan)
     finally:
         close()
-    print(f"{args.sampler} from the model in {args.model}, {args.grid} grid, {args.steps} steps, T={m['T']}, "
-          f"delta={m['delta']}, n={args.n}")
+    if plan is not None:
+        args.sampler, args.grid = m["sampler"], "tuned"
+        print(f"using the tuned plan {plan_path(args.model, args.steps)} (`sgmlab tune --model`; pass --sampler "
+              f"or --grid to sample without it): W2(plan, reference) <= {plan.certificate.w2_upper:.3g} at "
+              f"confidence {plan.certificate.level}")
+    print(f"{args.sampler} from the model in {args.model}, {args.grid} grid, {args.steps} steps, T={m['T']:.4g}, "
+          f"delta={m['delta']:.4g}, n={args.n}")
     figs = {}
     if data is not None and data.image_shape is not None:
         figs["samples.png"] = image_grid(x, data.image_shape, f"{args.sampler}, {args.steps} steps: generated digits")
@@ -288,9 +304,6 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_compare_cld(args: argparse.Namespace) -> None:
-    import csv
-    import io
-
     from .experiments.compare_cld import CompareCLDConfig, compare_cld, compare_figures
 
     config = CompareCLDConfig(dims=tuple(args.dims), nfes=tuple(args.nfes), cond=args.cond, T=args.T,
@@ -313,26 +326,20 @@ def cmd_compare_cld(args: argparse.Namespace) -> None:
                 and r["metric"] == "tv_histogram" and r["method"] == method]
         print(f"    {method:9s} " + " ".join(f"{v:7.3f} ({f:.3f})" for v, f in vals))
     figs = compare_figures(rows, config)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
     _io.write_json(out / "config.json", config.as_dict())
-    from ._io import _atomic
-
-    _atomic(out / "results.csv", lambda tmp: Path(tmp).write_text(buf.getvalue()))
+    _write_csv(out / "results.csv", rows)
     for name, fig in figs.items():
         _io.write_figure(out / name, fig)
     print(f"  wrote {out}/config.json, results.csv, {', '.join(figs)}")
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    import csv
-    import io
+    from .experiments.bench import TARGETS, BenchConfig, bench_figures, run_bench, summary
 
-    from ._io import _atomic
-    from .experiments.bench import BenchConfig, bench_figures, run_bench, summary
-
+    if args.suite != "targets":
+        return _bench_family(args)
+    if args.gaussians is not None or args.mixtures is not None:
+        raise ValueError("--gaussians and --mixtures size a random family: use them with --suite heldout or train")
     peers = not args.no_peers
     if args.peers and not peers:
         raise ValueError("--peers names diffusers peers to run; it cannot go with --no-peers")
@@ -345,7 +352,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     common = [v for v in args.n or [] if not isinstance(v, tuple)]
     if len(common) > 1:
         raise ValueError(f"--n takes one common sample size and any number of TARGET=N; got {common}")
-    config = BenchConfig(targets=tuple(args.targets), budgets=tuple(args.budgets), n=common[0] if common else None,
+    config = BenchConfig(targets=tuple(args.targets or TARGETS), budgets=tuple(args.budgets), n=common[0] if common else None,
                          peers=peers, seed=args.seed, n_by_target=tuple(sizes),
                          peer_names=tuple(args.peers) if args.peers else None)
     out = _bench_out(args)
@@ -366,16 +373,75 @@ def cmd_bench(args: argparse.Namespace) -> None:
             print(f"  {r['target']:12s} {r['nfe']:4d} [{r['sgmlab_tv_lower']:.3g}, {r['sgmlab_tv_upper']:.3g}]".ljust(37)
                   + f" {r['peers_tv_lower']:9.3g} {r['tv_wins']}")
     figs = bench_figures(rows)
-    for name, data in (("results.csv", rows), ("summary.csv", table)):
-        buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=list(data[0]))
-        w.writeheader()
-        w.writerows(data)
-        _atomic(out / name, lambda tmp, text=buf.getvalue(): Path(tmp).write_text(text))
+    _write_csv(out / "results.csv", rows)
+    _write_csv(out / "summary.csv", table)
     _io.write_json(out / "config.json", config.as_dict())
     for name, fig in figs.items():
         _io.write_figure(out / name, fig)
     print(f"  wrote {out}/config.json, results.csv, summary.csv, {len(figs)} figures")
+
+
+def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    import csv
+    import io
+
+    from ._io import _atomic
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    _atomic(path, lambda tmp, text=buf.getvalue(): Path(tmp).write_text(text))
+
+
+def _bench_family(args: argparse.Namespace) -> None:
+    """``sgmlab bench --suite heldout|train``: a random family of targets (sgmlab.experiments.heldout)."""
+    from .experiments.heldout import PEERS as DETERMINISTIC
+    from .experiments.heldout import HeldoutConfig, heldout_figures, heldout_summary, run_heldout
+
+    if args.no_peers:
+        raise ValueError("--suite measures against diffusers' schedulers; it cannot go with --no-peers")
+    if args.resume:
+        raise ValueError("--resume is for --suite targets; a family run is minutes long")
+    if args.targets is not None:
+        raise ValueError("--targets names the bench's fixed targets; --suite draws its own (--gaussians, --mixtures)")
+    try:
+        import diffusers  # noqa: F401
+    except ImportError:
+        raise ValueError("diffusers is not installed: `pip install sgmlab[bench]`") from None
+    sizes = args.n or []
+    if any(isinstance(v, tuple) for v in sizes) or len(sizes) > 1:
+        raise ValueError(f"--n with --suite is one sample size for the mixtures; got {sizes}")
+    bad = [p for p in args.peers or [] if p not in DETERMINISTIC]
+    if bad:
+        raise ValueError(f"--suite compares with diffusers' deterministic schedulers {list(DETERMINISTIC)}; got {bad}")
+    config = HeldoutConfig(family=args.suite, seed=args.seed,
+                           gaussians=16 if args.gaussians is None else args.gaussians,
+                           mixtures=4 if args.mixtures is None else args.mixtures,
+                           budgets=tuple(args.budgets), n=sizes[0] if sizes else 20_000,
+                           peers=tuple(args.peers) if args.peers else DETERMINISTIC)
+    out = _io.prepare_dir(args.out or _default_out("bench", args.suite), force=args.force)
+    say = (lambda m: print(f"  ... {m}", file=sys.stderr)) if not args.no_progress else None
+    rows = run_heldout(config, progress=say)
+    table = heldout_summary(rows)
+    print(f"{args.suite} family, seed {args.seed}: {config.gaussians} Gaussians (exact KL), {config.mixtures} mixtures "
+          f"(exact-law MMD^2, n = {config.n}); ratio = error / best of diffusers' {', '.join(config.peers)}")
+    print(f"  {'kind':9s} {'nfe':>4s} {'plan':7s} {'wins':>7s} {'median ratio':>13s} {'worst ratio':>12s} "
+          f"{'tuning s':>9s}")
+    for r in table:
+        plan = "default" if r["method"] == "sgmlab" else "tuned"
+        tune_s = f"{r['median_tune_seconds']:9.2g}" if plan == "tuned" else f"{'':9s}"
+        print(f"  {r['kind']:9s} {r['nfe']:4d} {plan:7s} {r['wins']:3d}/{r['cells']:<3d} {r['median_ratio']:13.3g} "
+              f"{r['worst_ratio']:12.3g} {tune_s}")
+    if config.mixtures:
+        print("  mixtures: a win is a coupled z > 2.33 against every peer; ratios at the noise floor are 1 (a tie)")
+    figs = heldout_figures(rows)
+    _write_csv(out / "results.csv", rows)
+    _write_csv(out / "summary.csv", table)
+    _io.write_json(out / "config.json", config.as_dict())
+    for name, fig in figs.items():
+        _io.write_figure(out / name, fig)
+    print(f"  wrote {out}/config.json, results.csv, summary.csv, {', '.join(figs)}")
 
 
 def _bench_out(args: argparse.Namespace) -> Path:
@@ -408,6 +474,48 @@ def _bench_size(s: str) -> int | tuple[str, int]:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected N or TARGET=N with N an integer >= 1 (1e5 is fine); got {s!r}")
     return (name, value) if eq else value
+
+
+def cmd_tune(args: argparse.Namespace) -> None:
+    import torch
+
+    from .plotting import plan_figure
+    from .tuning import TUNABLE, tune
+
+    if (args.model is None) == (args.target is None):
+        raise ValueError("give --target NAME (an exact score) or --model DIR (a trained model), one of them")
+    say = (lambda m: print(f"  ... {m}", file=sys.stderr)) if not args.no_progress else None
+    if args.model is not None:
+        from .experiments.learned import plan_path, tune_model
+
+        if args.dim is not None:
+            raise ValueError("--dim is for --target; a model's dimension is its own")
+        if not (Path(args.model) / "checkpoint.safetensors").is_file():
+            raise ValueError(f"--model {args.model}: no checkpoint.safetensors there (train one with `sgmlab train`)")
+        path = plan_path(args.model, args.nfe)
+        if path.exists() and not args.force:
+            raise ValueError(f"{path} exists; pass --force to tune again and replace it")
+        tp = tune_model(args.model, args.nfe, sampler=args.sampler, n_pilot=args.n_pilot, max_trials=args.trials,
+                        level=args.level, seed=args.seed, progress=say)
+        print(f"plan for {args.nfe} score evaluations of the model in {args.model}")
+        print(tp.describe())
+        tp.save(path)
+        print(f"  wrote {path}; `sgmlab sample --model {args.model} --steps {args.nfe}` uses it")
+        return
+    from .scores import exact
+    from .targets import builtin
+
+    target = builtin(args.target, args.dim)
+    out = _io.prepare_dir(args.out or _default_out("tune", args.target), force=args.force)
+    tp = tune(exact(target), target.dim, args.nfe, sampler=TUNABLE[args.sampler], n_pilot=args.n_pilot,
+              max_trials=args.trials, level=args.level, target=target,
+              generator=torch.Generator().manual_seed(args.seed), progress=say)
+    print(f"plan for {args.nfe} score evaluations on {args.target} (d={target.dim}), exact score")
+    print(tp.describe())
+    fig = plan_figure(tp, f"{args.target}, {args.nfe} evaluations")
+    tp.save(out / "plan.json")
+    _io.write_figure(out / "plan.png", fig)
+    print(f"  wrote {out}/plan.json, plan.png")
 
 
 def cmd_targets(args: argparse.Namespace) -> None:
@@ -480,9 +588,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "output against q_delta (exactly for Gaussian targets), and write samples.npy, "
                                    "metrics.json, config.json and samples.png.")
     _target_args(p)
-    p.add_argument("--sampler", choices=sorted(set(SAMPLERS) | {"sscs"}), default="exponential_integrator",
-                   help="reverse-time sampler (default exponential_integrator, the paper's; sscs for CLD models)")
-    p.add_argument("--grid", choices=list(GRIDS), default="uniform",
+    p.add_argument("--sampler", choices=sorted(set(SAMPLERS) | {"sscs"}), default=None,
+                   help="reverse-time sampler (default exponential_integrator, the paper's; sscs for CLD models; "
+                        "with --model, a plan saved by `sgmlab tune --model` for --steps evaluations is used "
+                        "unless --sampler, --grid, --T or --delta is given)")
+    p.add_argument("--grid", choices=list(GRIDS), default=None,
                    help="time grid: uniform (the paper's), exponential (geometric), two_phase (Benton et al.), "
                         "log_snr (DPM-Solver), log_snr_focused (denser where trajectories choose a mode), "
                         "karras, vp_linear (DDPM spacing)")
@@ -587,8 +697,15 @@ def build_parser() -> argparse.ArgumentParser:
                                    "against the target's characteristic function, compared between methods started "
                                    "from the same prior draws (verdict at p = 0.01 per peer); wall time and time in the score. diffusers' schedulers need "
                                    "`pip install sgmlab[bench]`.")
-    p.add_argument("--targets", nargs="+", default=["gaussian10", "gaussian100", "mixture2d", "mixture16", "digits"],
-                   help="benchmark targets (default all)")
+    p.add_argument("--suite", choices=["targets", "heldout", "train"], default="targets",
+                   help="targets: the fixed targets below (default); heldout: a random family no default was "
+                        "chosen on, drawn from --seed (Gaussians by exact KL, mixtures by the exact-law MMD), "
+                        "with the fixed default, the tuned plan (sg.tune) and diffusers' deterministic "
+                        "schedulers; train: the same for the family the defaults were chosen on")
+    p.add_argument("--targets", nargs="+", default=None,
+                   help="benchmark targets (default all: gaussian10 gaussian100 mixture2d mixture16 digits)")
+    p.add_argument("--gaussians", type=int, default=None, help="--suite: random Gaussians (default 16)")
+    p.add_argument("--mixtures", type=int, default=None, help="--suite: random mixtures (default 4)")
     p.add_argument("--budgets", type=_positive_int, nargs="+", default=[10, 20, 50, 100],
                    help="numbers of score evaluations (default 10 20 50 100)")
     p.add_argument("--n", type=_bench_size, nargs="+", default=None, metavar="N|TARGET=N",
@@ -604,6 +721,30 @@ def build_parser() -> argparse.ArgumentParser:
                         "(kept in --out/partial) are read back, the rest run")
     _output_args(p)
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("tune", help="fit a sampling plan to a score (exact or trained) and certify it in W2",
+                       description="Choose every time of a deterministic sampler's grid (start, delta, where the "
+                                   "steps go, the final denoising step) for a budget of score evaluations, by the "
+                                   "distance of its outputs to a many-step reference solution of the same ODE from "
+                                   "the same prior draws; print the plan, its W2 certificate (on fresh draws) and "
+                                   "the tuning cost. --target: a built-in target's exact score (the certificate "
+                                   "then bounds W2 to the target); writes plan.json and plan.png to --out. --model: "
+                                   "a trained model; the plan is saved in its folder, and `sgmlab sample --model` "
+                                   "uses it for that budget.")
+    p.add_argument("--target", choices=sorted(BUILTIN), default=None, help="built-in target (exact score)")
+    p.add_argument("--dim", type=_positive_int, default=None, help="dimension, for targets that take one")
+    p.add_argument("--model", type=Path, default=None, help="folder of a model trained with `sgmlab train`")
+    p.add_argument("--nfe", type=_positive_int, required=True, help="budget of score evaluations per sample")
+    p.add_argument("--sampler", choices=["dpmpp_3m", "dpmpp_2m", "unipc_3", "unipc_2"], default="dpmpp_3m",
+                   help="the deterministic sampler to fit the grid for (default dpmpp_3m)")
+    p.add_argument("--n-pilot", type=_positive_int, default=512,
+                   help="prior draws to tune on; as many fresh ones make the certificate (default 512)")
+    p.add_argument("--trials", type=_positive_int, default=240, help="grids the optimiser tries (default 240)")
+    p.add_argument("--level", type=float, choices=[0.9, 0.95, 0.99], default=0.95,
+                   help="confidence of the certificate (default 0.95)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the pilot draws (default 0)")
+    _output_args(p)
+    p.set_defaults(func=cmd_tune)
 
     p = sub.add_parser("targets", help="list the built-in targets", description="List the built-in targets.")
     p.set_defaults(func=cmd_targets)

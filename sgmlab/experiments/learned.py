@@ -36,11 +36,37 @@ class DataSpec:
         return asdict(self)
 
 
+def plan_path(folder: str | Path, nfe: int) -> Path:
+    """Where ``sgmlab tune --model`` keeps the plan for a budget of ``nfe`` score evaluations."""
+    return Path(folder) / f"plan-nfe{int(nfe)}.json"
+
+
+def tune_model(folder: str | Path, nfe: int, *, sampler: str = "dpmpp_3m", n_pilot: int = 512, max_trials: int = 240,
+               level: float = 0.95, seed: int = 0, progress: Any = None):
+    """:func:`sgmlab.tune` for the model trained in ``folder`` (in its standardized coordinates,
+    within its training range of times); returns the :class:`sgmlab.TunedPlan` (not yet saved)."""
+    from ..tuning import TUNABLE, tune
+
+    if sampler not in TUNABLE:
+        raise ValueError(f"unknown sampler {sampler!r} for tuning; expected one of {sorted(TUNABLE)}")
+    res = load_model(folder)
+    if res.config.process == "cld":
+        raise ValueError(f"the model in {folder} is a CLD model; the tuner fits plans for OU and VP models")
+    from ..learn.train import vp_family
+
+    dim = res.standardizer.mean.shape[0]
+    return tune(res.model.score_fn(), dim, nfe, process=vp_family(res.config.process), sampler=TUNABLE[sampler],
+                n_pilot=n_pilot, max_trials=max_trials, level=level, t_range=(res.config.delta, res.config.T),
+                generator=torch.Generator().manual_seed(seed), progress=progress)
+
+
 def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator", grid: str = "uniform",
                  steps: int = 200, T: float | None = None, delta: float | None = None, n: int = 10_000,
-                 seed: int = 0, callback: Any = None) -> tuple[torch.Tensor, dict[str, Any], Any]:
+                 seed: int = 0, callback: Any = None, plan: Any = None) -> tuple[torch.Tensor, dict[str, Any], Any]:
     """Samples (in data units) from a trained model and what can be measured about them.
 
+    With ``plan`` (a :class:`sgmlab.TunedPlan`, as ``sgmlab tune --model`` saves) its sampler and
+    grid are used and ``sampler``, ``grid``, ``steps``, ``T`` and ``delta`` are ignored.
     For data drawn from a built-in target: the metrics against the target and the eps_score(t)
     profile on the sampling grid. For digits: the classifier-based evaluation.
     """
@@ -58,25 +84,35 @@ def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator",
                        for k, v in json.loads(spec_path.read_text()).items()}) if spec_path.exists() else None
     T = res.config.T if T is None else T
     delta = res.config.delta if delta is None else delta
-    g_times = GRIDS[grid](T, delta, steps)
+    if plan is not None:
+        if is_cld:
+            raise ValueError("a tuned plan is for OU and VP models, not CLD ones")
+        run, g_times = plan.sampler, plan.grid
+        T, delta, steps = float(g_times[0]), float(g_times[g_times > 0][-1]), plan.evaluations
+    else:
+        run, g_times = table[sampler], GRIDS[grid](T, delta, steps)
     g = torch.Generator().manual_seed(seed)
     score = res.model.score_fn()
     dim = res.standardizer.mean.shape[0]
     from ..learn.train import vp_family
 
     process = CLD() if is_cld else vp_family(res.config.process)
-    x = table[sampler](score, process.prior_sample(n, dim, generator=g), g_times, process=process, generator=g,
-                       callback=callback)
+    x = run(score, process.prior_sample(n, dim, generator=g), g_times, process=process, generator=g,
+            callback=callback)
     x = res.standardizer.inverse(CLD.positions(x) if is_cld else x)
-    out: dict[str, Any] = {"model": str(folder), "process": res.config.process, "sampler": sampler, "grid": grid, "steps": steps, "T": T,
-                           "delta": delta, "n": n, "seed": seed}
+    out: dict[str, Any] = {"model": str(folder), "process": res.config.process, "sampler": sampler, "grid": grid,
+                           "steps": steps, "T": T, "delta": delta, "n": n, "seed": seed}
+    if plan is not None:
+        out.update(sampler=plan.as_dict()["sampler"], grid="tuned plan", plan=plan.as_dict())
     data = spec.load() if spec is not None else None
     profile, ref = None, None
     if data is not None and data.target is not None:
         target = data.target
         # the law the sampler targets: the data noised to delta (CLD: the x-marginal of its law at delta)
+        # (a plan ending with the denoising step targets the data law itself)
+        denoised = plan is not None and float(g_times[-1]) == 0.0
         ref = (CLD().marginal(target, delta).project(range(target.dim)) if is_cld
-               else OU().marginal(target, float(process.ou_time(delta))))
+               else target if denoised else OU().marginal(target, float(process.ou_time(delta))))
         sm = []
         if isinstance(target, GaussianMixture):
             sm.append(metrics.mode_tv(x, target, generator=g))
@@ -84,8 +120,8 @@ def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator",
             sm.append(metrics.tv_histogram(x, ref, generator=g))
         sm += [metrics.sliced_w2(x, ref, generator=g), metrics.mmd(x, ref, max_n=2000, generator=g)]
         out["samples"] = {m.name: m.as_dict() for m in sm}
-        profile = score_error(score, standardized_target(target, res.standardizer), g_times, process=process,
-                              generator=g)
+        profile = score_error(score, standardized_target(target, res.standardizer), g_times[g_times > 0],
+                              process=process, generator=g)
         out["score_error"] = {"times": profile.times.tolist(), "eps2": profile.eps2.tolist(),
                               "stderr": profile.stderr.tolist(), "time_average_eps2": profile.time_average,
                               "time_average_stderr": profile.time_average_stderr,
