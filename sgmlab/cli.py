@@ -372,13 +372,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         for r in atoms:
             print(f"  {r['target']:12s} {r['nfe']:4d} [{r['sgmlab_tv_lower']:.3g}, {r['sgmlab_tv_upper']:.3g}]".ljust(37)
                   + f" {r['peers_tv_lower']:9.3g} {r['tv_wins']}")
-    figs = bench_figures(rows)
-    _write_csv(out / "results.csv", rows)
-    _write_csv(out / "summary.csv", table)
-    _io.write_json(out / "config.json", config.as_dict())
-    for name, fig in figs.items():
-        _io.write_figure(out / name, fig)
-    print(f"  wrote {out}/config.json, results.csv, summary.csv, {len(figs)} figures")
+    _write_bench(out, config, rows, table, bench_figures(rows))
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -392,6 +386,16 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
     w.writeheader()
     w.writerows(rows)
     _atomic(path, lambda tmp, text=buf.getvalue(): Path(tmp).write_text(text))
+
+
+def _write_bench(out: Path, config: Any, rows: list[dict[str, Any]], table: list[dict[str, Any]],
+                 figs: dict[str, Any]) -> None:
+    _write_csv(out / "results.csv", rows)
+    _write_csv(out / "summary.csv", table)
+    _io.write_json(out / "config.json", config.as_dict())
+    for name, fig in figs.items():
+        _io.write_figure(out / name, fig)
+    print(f"  wrote {out}/config.json, results.csv, summary.csv, {', '.join(figs)}")
 
 
 def _bench_family(args: argparse.Namespace) -> None:
@@ -426,22 +430,16 @@ def _bench_family(args: argparse.Namespace) -> None:
     table = heldout_summary(rows)
     print(f"{args.suite} family, seed {args.seed}: {config.gaussians} Gaussians (exact KL), {config.mixtures} mixtures "
           f"(exact-law MMD^2, n = {config.n}); ratio = error / best of diffusers' {', '.join(config.peers)}")
-    print(f"  {'kind':9s} {'nfe':>4s} {'plan':7s} {'wins':>7s} {'median ratio':>13s} {'worst ratio':>12s} "
-          f"{'tuning s':>9s}")
+    print(f"  {'kind':9s} {'nfe':>4s} {'plan':7s} {'wins':>7s} {'losses':>6s} {'median ratio':>13s} "
+          f"{'worst ratio':>12s} {'tuning s':>9s}")
     for r in table:
-        plan = "default" if r["method"] == "sgmlab" else "tuned"
+        plan = {"sgmlab": "default"}.get(r["method"], r["method"])
         tune_s = f"{r['median_tune_seconds']:9.2g}" if plan == "tuned" else f"{'':9s}"
-        print(f"  {r['kind']:9s} {r['nfe']:4d} {plan:7s} {r['wins']:3d}/{r['cells']:<3d} {r['median_ratio']:13.3g} "
-              f"{r['worst_ratio']:12.3g} {tune_s}")
+        print(f"  {r['kind']:9s} {r['nfe']:4d} {plan:7s} {r['wins']:3d}/{r['cells']:<3d} {r['losses']:6d} "
+              f"{r['median_ratio']:13.3g} {r['worst_ratio']:12.3g} {tune_s}")
     if config.mixtures:
         print("  mixtures: a win is a coupled z > 2.33 against every peer; ratios at the noise floor are 1 (a tie)")
-    figs = heldout_figures(rows)
-    _write_csv(out / "results.csv", rows)
-    _write_csv(out / "summary.csv", table)
-    _io.write_json(out / "config.json", config.as_dict())
-    for name, fig in figs.items():
-        _io.write_figure(out / name, fig)
-    print(f"  wrote {out}/config.json, results.csv, summary.csv, {', '.join(figs)}")
+    _write_bench(out, config, rows, table, heldout_figures(rows))
 
 
 def _bench_out(args: argparse.Namespace) -> Path:

@@ -1,61 +1,48 @@
-"""``sg.sample``: n samples within a budget of score evaluations, with the sampler and grid that
-were most accurate for that budget in ``sgmlab bench``.
+r"""``sg.sample``: n samples within a budget of score evaluations, with a fixed plan per budget
+chosen to hold on targets nobody tuned it for; :func:`sgmlab.tune` fits a plan to your score.
 
-Every default is DPM-Solver++ (data prediction, multistep) on a grid of nfe - 1 steps from T down
-to delta, its first time moved up to "start" (:func:`sgmlab.grids.start_at`: one longer first
-step, no extra evaluation), then a final denoising step to t = 0 (the data prediction at delta;
-:func:`sgmlab.grids.denoised`):
+Every default is DPM-Solver++ (data prediction, multistep) on a :class:`GridSpec` grid: steps
+uniform in a piecewise-constant density in the log-SNR :math:`\lambda = \log(\alpha_t/\sigma_t)`
+(4 equal pieces from the start T towards delta; :func:`sgmlab.grids.log_snr_density`), with or
+without a final denoising step to t = 0. ``benchmarks/choose_defaults.py`` chose each row on a
+training family of random targets (Gaussians with random rotations, spectra from 1e-4 to 10 and
+means, d from 1 to 100, by the exact KL of the output law; random Gaussian mixtures and the
+digits, by the distance to a reference ODE solution from the same prior draws) to minimise the
+worst ratio of its error to the best of diffusers' deterministic schedulers (DDIM, DPM-Solver++
+2M/3M, DEIS, UniPC), not the median. ``benchmarks/defaults.md`` has the numbers that chose it;
+``sgmlab bench --suite heldout`` measures a family drawn from other seeds and ranges.
 
-=========  =====  =============================  =====  =======  =====  ================================
-budget     order  grid                           T      delta    start  why
-=========  =====  =============================  =====  =======  =====  ================================
-< 7        2M     ``log_snr_focused``            5      3e-2     5      at 6, 3M loses mixture2d
-7 - 12     3M     ``log_snr_focused``            5      2e-2     5      most steps where paths choose
-13 - 18    3M     ``log_snr``                    5      3e-3     9      the prior mismatch (below)
-19 - 34    3M     ``log_snr_focused`` gain 0.5   5      3e-3     9      the digits want focus (below)
-35 - 74    3M     ``log_snr``                    7      1e-3     7      T = 5: prior mismatch from 50
->= 75      3M     ``log_snr``                    7      1e-4     7      steps for the last noise levels
-=========  =====  =============================  =====  =======  =====  ================================
+=========  =====  =====  =======  ==========================  ============================
+budget     order  T      delta    log-SNR density (T->delta)  worst ratio, training family
+=========  =====  =====  =======  ==========================  ============================
+1 - 5      3M     2.45   6.8e-5   1, 0.69, 0.22, 0.75         2.3 (a Gaussian)
+6 - 7      2M     3.18   1.6e-4   0.79, 0.63, 1, 0.11         3.7 (a mixture)
+8 - 9      3M     4.68   1.4e-4   0.75, 0.71, 1, 0.56         6.6 (a mixture)
+10 - 13    3M     4.84   1.6e-4   0.66, 1, 0.99, 0.75         3.6 (a mixture)
+14 - 19    3M     4.71   1.8e-4   0.72, 0.96, 1, 0.64         10 (a mixture)
+20 - 29    3M     5.36   4.5e-5   0.47, 0.95, 1, 0.46         2.3 (the digits)
+30 - 49    3M     6.02   3.4e-5   0.54, 0.87, 1, 0.48         1.5 (a mixture)
+50 - 74    3M     6.95   9.9e-6   0.41, 0.83, 1, 0.34         0.73: wins everywhere
+75 - 99    3M     7.86   2.1e-6   0.26, 0.83, 1, 0.28         0.07
+>= 100     3M     8.62   5.3e-7   0.08, 0.90, 1, 0.26         0.02
+=========  =====  =====  =======  ==========================  ============================
 
-They were chosen on the bench's targets (anisotropic Gaussians, d = 10 and 100, by exact KL; the
-2-D and 16-D mixtures and the digits by the exact-law MMD, every method from the same prior
-draws) among T in {5, 6, 7}, start in {T, 7, 9, 12}, delta in {1e-4, ..., 3e-2}, with or without
-the denoising step, orders 2 and 3, UniPC's corrector, and log-SNR, focused log-SNR (gains 0.5 to
-1.3), Karras and DDPM (``vp_linear``) spacings. Measured numbers: the README's benchmark table.
+Every row ends with the denoising step (a data set's outputs are then data points, not points
+carrying the noise of delta). The worst ratio is the largest, over the 57 training targets, of
+the row's error over the best diffusers scheduler's at the row's smallest budget; the budgets
+where a row loses somewhere (below 50) are those where trajectories still have to choose among
+modes with few steps, and the worst target is then a mixture.
 
-At 10 evaluations the uniform log-SNR grid lost to diffusers' DPM-Solver++ 3M and UniPC on the
-digits (coupled z = -8.6 at n = 1e5): they spend more of their steps where the trajectories choose
-a training image (t from 0.2 to 1.3), while mixture2d needs steps down to small t. The focused grid
-(steps up to 2.3 times denser around lambda = log(alpha/sigma) = -1/2) with delta = 2e-2 does both:
-on a seed not used to choose it, z = +4.5 (digits, n = 1e5), +41 (mixture2d, n = 1e6) and +43
-(mixture16, n = 2e5) against the best peer. The price: the Gaussians' exact KL at 10 rises from
-0.023 to 0.12 (d = 10; DEIS, the best peer, 0.55) and from 0.24 to 0.92 (d = 100; DEIS 4.8), and
-0.7-0.8% of the digits come out as blends of training images (diffusers' DPM-Solver++: 14%;
-``metrics.atom_tv``). At 12 the focused grid is still ahead on all three; at 14 the uniform grid
-ties it on the digits and wins on mixture16 (z = +8.5 for the uniform grid, -5.6 for the focused).
+Why not one delta for all: a direction whose variance is small against the noise at delta
+(2 delta in OU time) is shrunk by the final denoising step or blurred without it, so targets with
+small scales want a tiny delta; well-conditioned targets at few evaluations want those steps
+spent at moderate noise instead. The rows are the compromise with the smallest worst case on the
+training family; ``sg.tune`` removes the compromise for the score at hand (10 to 1e4 times lower
+KL than the best diffusers scheduler on the held-out Gaussians).
 
-The prior mismatch. Sampling starts from N(0, I) in place of q_T; for data with mean m that is,
-to first order, a shift by e^{-T} m, which no solver removes afterwards. The total variation
-between N(0, I) and N(e^{-T} m, I) is erf(e^{-T} |m| / (2 sqrt 2)), about 0.4 e^{-T} |m|: for the
-digits (|m| = 5.6) 0.015 at T = 5 (0.0145 at diffusers' T = 5.03), 2.7e-4 at 9. At
-20 evaluations it was the largest error left on the digits: every deterministic sampler starting
-near T = 5 had MMD^2 1.1e-6 to 1.4e-6 (n = 5e5, seed 2; sgmlab's old log-SNR grid from 5: 1.44e-6,
-diffusers' DPM-Solver++ 2M 1.06e-6, z = -1.5), and moving the first time to 9 took it to 4.3e-7
-on the log-SNR grid and 2.4e-7 on the focused grid with gain 0.5 (z = +2.8; the bench's own run,
-``sgmlab bench --budgets 20 --n digits=1000000``, seed 0: 4.7e-7, z = +3.04). On mixture16
-(|m| = 1.75) the start at 9 also helps; there the focused grid's gain costs accuracy, which is why
-the 19 - 34 row uses gain 0.5 (seed 1: mixture16 z = +3.1 for gain 0.5, +2.6 for 0.8, +2.0 for
-1.3; mixture2d z = +8.4). Below 19 the focus costs mixture2d its lead (seed 1, n = 3e5: at 14,
-z = +0.05 focused against +12.0 for the log-SNR grid from 9; at 17, +2.5 against +6.3 for the old
-row), so 13 - 18 keep the log-SNR grid and only start at 9. At 30 the old row (no start) lost
-mixture16 to DPM-Solver++ 2M (z = -3.3); the new one ties it (-0.9). Rows 35 and up start at 7
-already (TV 0.002 on the digits); there every sampler but the paper's is within the noise of the
-truth on the digits at n = 5e4. Rows below 13 start at 5: not re-measured with a later start.
-
-Below 10 evaluations (not in the bench; coupled z at n = 2e4 digits, 1e6 mixture2d, 1e5 mixture16,
-seed 1): at 6, 2M with delta = 3e-2 beats every peer on the three (z >= 16), where 3M loses
-mixture2d (z = -83); at 7 and 8, 3M wins all (z >= 11). At 4 every choice tried loses mixture2d
-to diffusers' UniPC (MMD^2 0.010 for 2M here against UniPC's 0.0055).
+The prior mismatch: sampling starts from N(0, I) in place of q_T; for data with mean m that is,
+to first order, a shift by e^{-T} m, a total variation of erf(e^{-T}|m|/(2 sqrt 2)), about
+0.4 e^{-T}|m|, that no solver removes afterwards (:func:`sgmlab.grids.start_at`).
 """
 
 from __future__ import annotations
@@ -100,14 +87,18 @@ class GridSpec(NamedTuple):
         return grids.denoised(g) if self.denoise else g
 
 
-# (smallest budget, sampler, grid, T, delta, start): see the module docstring.
-DEFAULT_TABLE: tuple[tuple[int, Any, Callable[[float, float, int], torch.Tensor], float, float, float], ...] = (
-    (1, dpm_solver_pp_2m, grids.log_snr_focused, 5.0, 3e-2, 5.0),
-    (7, dpm_solver_pp_3m, grids.log_snr_focused, 5.0, 2e-2, 5.0),
-    (13, dpm_solver_pp_3m, grids.log_snr, 5.0, 3e-3, 9.0),
-    (19, dpm_solver_pp_3m, partial(grids.log_snr_focused, gain=0.5), 5.0, 3e-3, 9.0),
-    (35, dpm_solver_pp_3m, grids.log_snr, 7.0, 1e-3, 7.0),
-    (75, dpm_solver_pp_3m, grids.log_snr, 7.0, 1e-4, 7.0),
+# (smallest budget, sampler, grid): benchmarks/defaults.md, regenerated by benchmarks/choose_defaults.py.
+DEFAULT_TABLE: tuple[tuple[int, Any, GridSpec], ...] = (
+    (1, dpm_solver_pp_3m, GridSpec(2.448, 6.75e-05, (1, 0.685, 0.221, 0.749), True)),
+    (6, dpm_solver_pp_2m, GridSpec(3.176, 0.00016, (0.791, 0.626, 1, 0.106), True)),
+    (8, dpm_solver_pp_3m, GridSpec(4.68, 0.000143, (0.748, 0.706, 1, 0.555), True)),
+    (10, dpm_solver_pp_3m, GridSpec(4.839, 0.00016, (0.663, 1, 0.993, 0.75), True)),
+    (14, dpm_solver_pp_3m, GridSpec(4.705, 0.000181, (0.715, 0.958, 1, 0.641), True)),
+    (20, dpm_solver_pp_3m, GridSpec(5.364, 4.5e-05, (0.465, 0.946, 1, 0.46), True)),
+    (30, dpm_solver_pp_3m, GridSpec(6.019, 3.36e-05, (0.535, 0.867, 1, 0.478), True)),
+    (50, dpm_solver_pp_3m, GridSpec(6.947, 9.9e-06, (0.413, 0.825, 1, 0.342), True)),
+    (75, dpm_solver_pp_3m, GridSpec(7.855, 2.11e-06, (0.258, 0.827, 1, 0.282), True)),
+    (100, dpm_solver_pp_3m, GridSpec(8.617, 5.33e-07, (0.0763, 0.898, 1, 0.261), True)),
 )
 
 
@@ -117,14 +108,11 @@ def evaluations_per_step(sampler: Any) -> int:
 
 
 def default_plan(nfe: int) -> SamplePlan:
-    """The default sampler and grid for a budget of ``nfe`` score evaluations (see the table above):
-    nfe - 1 steps of the budget's grid from T to delta, its first time moved up to the row's start
-    (:func:`sgmlab.grids.start_at`), then the final denoising step to t = 0."""
+    """The default sampler and grid for a budget of ``nfe`` score evaluations: the last row of
+    ``DEFAULT_TABLE`` whose smallest budget is at most ``nfe`` (module docstring)."""
     nfe = _checks.positive_int("nfe", nfe)
-    _, sampler, grid, T, delta, start = [row for row in DEFAULT_TABLE if row[0] <= nfe][-1]
-    if nfe == 1:
-        return SamplePlan(sampler, torch.tensor([start, 0.0], dtype=torch.float64), 1)
-    return SamplePlan(sampler, grids.denoised(grids.start_at(grid(T, delta, nfe - 1), start)), nfe)
+    _, sampler, spec = [row for row in DEFAULT_TABLE if row[0] <= nfe][-1]
+    return SamplePlan(sampler, spec.grid(nfe), nfe)
 
 
 class _Budget:
@@ -148,12 +136,10 @@ def sample(score: ScoreFn, n: int, d: int, *, nfe: int, process: Process | None 
     steps as the budget allows; a given grid must fit the budget. ``plan`` (a
     :class:`SamplePlan`, or a :class:`sgmlab.TunedPlan` from :func:`sgmlab.tune`) gives both.
 
-    The defaults were chosen on data of about unit scale (the bench's targets; data sets
-    standardized as ``sgmlab.learn`` does): their grids put steps where such data's trajectories
-    choose a mode (log-SNR near -1/2), and the prior mismatch, a total variation of about
-    0.4 e^{-start} |mean| (module docstring), is small for data centred near 0 (for the digits,
-    |mean| = 5.6: 0.015 below 13 evaluations, 3e-4 from 13 to 34, 2e-3 from 35). For data far
-    from that scale, standardize it or pass ``sampler`` and ``grid``.
+    The defaults were chosen on random targets with covariance scales from 1e-4 to 10 and means
+    up to 3 in norm (module docstring); the prior mismatch, a total variation of about
+    0.4 e^{-T} |mean| for the row's start T, is small for data centred near 0. For data far from
+    that scale, standardize it; for the most accurate plan for your score, :func:`sgmlab.tune`.
 
     Examples
     --------
