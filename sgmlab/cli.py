@@ -186,7 +186,11 @@ def _sample_model(args: argparse.Namespace) -> None:
     plan = None
     if args.sampler is None and args.grid is None and args.T is None and args.delta is None \
             and plan_path(args.model, args.steps).is_file():
-        plan = TunedPlan.load(plan_path(args.model, args.steps))
+        try:
+            plan = TunedPlan.load(plan_path(args.model, args.steps))
+        except ValueError as e:
+            raise ValueError(f"{e}; re-tune with `sgmlab tune --model {args.model} --nfe {args.steps} --force`, "
+                             "or pass --sampler to sample without a plan") from None
     args.sampler = args.sampler or "exponential_integrator"
     args.grid = args.grid or "uniform"
     out = _io.prepare_dir(args.out or _default_out("sample", Path(args.model).name), force=args.force)

@@ -99,6 +99,18 @@ def test_the_plan_respects_its_budget(sampler, nfe):
     assert tp.cost > 0
 
 
+def test_a_vp_process_gets_a_grid_in_its_own_clock():
+    vp = sg.processes.VP(sg.processes.LinearBeta())
+    q = sg.targets.mixture2d()
+    score = sg.scores.exact(q, vp)
+    tp = sg.tune(score, 2, 6, process=vp, n_pilot=32, max_trials=12, t_range=(1e-3, 1.0),
+                 generator=torch.Generator().manual_seed(0))
+    g = tp.grid[tp.grid > 0]
+    assert float(g[0]) <= 1.0 + 1e-12 and float(g[-1]) >= 1e-3 - 1e-15  # VP clock, inside the range
+    x = sg.sample(score, 100, 2, nfe=6, plan=tp, process=vp)
+    assert bool(torch.isfinite(x).all()) and tp.reference.T == pytest.approx(float(vp.ou_time(1.0)))
+
+
 def test_tuning_is_reproducible_from_its_generator():
     q = sg.targets.mixture(3, 3)
     a, b, c = _tune(q, 6, seed=1), _tune(q, 6, seed=1), _tune(q, 6, seed=2)
@@ -261,6 +273,10 @@ def test_tune_a_target_then_a_model_and_sample_with_the_saved_plan(tmp_path, cap
     assert code == 0 and "using the tuned plan" in out
     m = json.loads((tmp_path / "s" / "metrics.json").read_text())
     assert m["grid"] == "tuned plan" and m["plan"]["evaluations"] == 8
+    (model / "plan-nfe9.json").write_text("{}")
+    code = main(["sample", "--model", str(model), "--steps", "9", "--n", "30", "--out", str(tmp_path / "s3"),
+                 "--no-progress"])
+    assert code == 2 and "--force" in capsys.readouterr().err and not (tmp_path / "s3" / "samples.npy").exists()
     code = main(["sample", "--model", str(model), "--steps", "8", "--n", "300", "--sampler", "exponential_integrator",
                  "--out", str(tmp_path / "s2"), "--no-progress"])
     assert code == 0 and "using the tuned plan" not in capsys.readouterr().out
