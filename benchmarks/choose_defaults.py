@@ -27,7 +27,7 @@ import torch
 from scipy.optimize import minimize
 
 import sgmlab as sg
-from sgmlab.defaults import DEFAULT_TABLE, GridSpec
+from sgmlab.defaults import GridSpec
 from sgmlab.experiments.bench import digits_target
 from sgmlab.experiments.heldout import PEERS, family_targets
 from sgmlab.interop.peers import DiffusersPeer

@@ -371,7 +371,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
               f"{peer:>26s} {r['noise_floor']:8.2g} {r['min_z']:6.3g} {r['sgmlab_wins']}")
     atoms = [r for r in table if r["tv_wins"]]
     if atoms:
-        print(f"\n  TV to the data, outputs within a rounding tolerance of a data point counted as it (bounds at p = 0.01)")
+        print("\n  TV to the data, outputs within a rounding tolerance of a data point counted as it (bounds at p = 0.01)")
         print(f"  {'target':12s} {'nfe':>4s} {'sgmlab':>17s} {'peers >=':>9s} win")
         for r in atoms:
             print(f"  {r['target']:12s} {r['nfe']:4d} [{r['sgmlab_tv_lower']:.3g}, {r['sgmlab_tv_upper']:.3g}]".ljust(37)

@@ -48,7 +48,6 @@ to first order, a shift by e^{-T} m, a total variation of erf(e^{-T}|m|/(2 sqrt 
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
 from typing import Any, NamedTuple
 
 import torch
