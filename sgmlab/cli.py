@@ -85,7 +85,7 @@ def _run(config: SampleConfig, out: Path, force: bool, progress: bool) -> Sample
 
 def cmd_demo(args: argparse.Namespace) -> None:
     config = SampleConfig(target="mixture2d", steps=args.steps, n=args.n, seed=args.seed)
-    print("sgmlab demo: the paper's DDPM sampler (exponential integrator, PAPER.md section 2) with the "
+    print("sgmlab demo: the paper's DDPM sampler (the exponential integrator Chen et al. analyse) with the "
           "exact score\non a non-log-concave 2-D mixture with unequal mode weights.\n")
     _run(config, args.out or _default_out("demo", config.target), args.force, not args.no_progress)
 

@@ -1,7 +1,7 @@
 r"""Forward noising processes: the paper's Ornstein-Uhlenbeck process and VP SDEs as its time changes.
 
 Both are of the form :math:`dX = -\tfrac12 \beta(t) X\,dt + \sqrt{\beta(t)}\,dB` with
-:math:`\beta = 2` for OU (PAPER.md section 1). With the OU clock
+:math:`\beta = 2` for OU (Chen et al. 2023). With the OU clock
 :math:`\tau(t) = \tfrac12 \int_0^t \beta(s)\,ds` the transition is
 
 .. math::
@@ -254,7 +254,7 @@ class Process(ABC):
 
 
 class OU(Process):
-    r"""The paper's forward process :math:`dX_t = -X_t dt + \sqrt2 dB_t` (PAPER.md section 1).
+    r"""The paper's forward process :math:`dX_t = -X_t dt + \sqrt2 dB_t` (Chen et al. 2023).
 
     Examples
     --------
@@ -348,7 +348,7 @@ def expm2(A: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 
 
 class CLD:
-    r"""Critically damped Langevin diffusion (PAPER.md section 6), state :math:`z = [x, v]` of shape (n, 2d):
+    r"""Critically damped Langevin diffusion (Chen et al. 2023), state :math:`z = [x, v]` of shape (n, 2d):
 
     .. math::
         dX = M^{-1} V dt, \qquad dV = -X dt - \Gamma M^{-1} V dt + \sqrt{2\Gamma}\, dB,

@@ -148,7 +148,7 @@ class PerturbedScore:
     - ``"localized"``: :math:`e_t(x) = \varepsilon(t)\, p^{-1/2}\, v\, \mathbf 1\{v^\top x > c_t\}` with
       :math:`q_t(v^\top x > c_t) = p` (``mass``) exactly. The L2 norm is :math:`\varepsilon(t)` but
       the sup norm is :math:`\varepsilon(t)/\sqrt p`: small in L2, huge in L-infinity
-      (PAPER.md section 3, assumption A3 and point (1) of the abstract).
+      (Chen et al. 2023, assumption A3 and point (1) of the abstract).
 
     The L2 size is exact by construction when ``score`` is the exact score of ``target``; it is
     the size of the added error in any case.

@@ -34,7 +34,7 @@ def test_transition_against_matrix_exponential_and_quadrature(friction, mass):
 
 
 def test_paper_closed_forms_for_critical_damping():
-    """e^{sA} = e^{-s}[[1+s, s], [-s, 1-s]] and e^{hA'} = e^{h}[[1-h, -h], [h, 1+h]] (PAPER.md section 6)."""
+    """e^{sA} = e^{-s}[[1+s, s], [-s, 1-s]] and e^{hA'} = e^{h}[[1-h, -h], [h, 1+h]] (CLD; Chen et al. 2023)."""
     for s in (0.1, 1.0, 2.5):
         E, _ = CLD.transition(s)
         assert torch.allclose(E, math.exp(-s) * torch.tensor([[1 + s, s], [-s, 1 - s]], dtype=torch.float64))
@@ -125,7 +125,7 @@ def test_cld_bad_input(gen):
 
 @pytest.mark.parametrize("d, T, delta, N", [(1, 3.0, 0.5, 10), (3, 4.0, 0.5, 14), (8, 2.0, 1.0, 5)])
 def test_cld_path_kl_for_standard_gaussian_is_4dT_1_minus_exp_minus_h(d, T, delta, N):
-    """PAPER.md section 6 [derived]: CLD path KL = 4 d T (1 - e^{-h}) for q = N(0, I_d), exact scores
+    """Derived from Chen et al. 2023's CLD setting: CLD path KL = 4 d T (1 - e^{-h}) for q = N(0, I_d), exact scores
     (T the length of the uniform grid), against the DDPM value N 2d (h - 1 + e^{-h})."""
     std = sg.targets.Gaussian(torch.zeros(d), torch.eye(d))
     grid = sg.grids.uniform(T, delta, N)
@@ -195,7 +195,7 @@ def test_compare_cld_runs_and_shows_linear_growth_in_d(tmp_path):
 
     rows = compare_cld(CompareCLDConfig(dims=(2, 8), nfes=(20, 40), n=500))
     path = {(r["method"], r["d"], r["nfe"]): r["value"] for r in rows if r["metric"] == "path_kl"}
-    # the path KL of both grows linearly with d (PAPER.md section 6: of order d h T for both)
+    # the path KL of both grows linearly with d (Chen et al. 2023's CLD section: of order d h T for both)
     for method in ("ddpm", "cld"):
         assert 3.0 < path[(method, 8, 20)] / path[(method, 2, 20)] < 5.0
     assert {r["target"] for r in rows} == {"gaussian", "mixture2d"}

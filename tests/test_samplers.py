@@ -92,7 +92,7 @@ def test_effect_of_T_is_exponential(gen):
     """Fine grid, growing T. For q = N(m, I) the exact reverse flow contracts the prior's mean
     error e^{-T} m by another e^{-T}: KL(p || q_delta) -> |m|^2 e^{-4T} / 2. In any case the output
     is no further from q_delta than N(0, I) from q_T (data processing), and KL(q_T || N(0, I)) <=
-    e^{-2T} KL(q || N(0, I)) (forward convergence, PAPER.md section 1)."""
+    e^{-2T} KL(q || N(0, I)) (forward convergence; Chen et al. 2023)."""
     m = torch.tensor([1.5, -1.0])
     q = sg.targets.Gaussian(m, torch.eye(2))
     std = sg.targets.Gaussian(torch.zeros(2), torch.eye(2))
@@ -115,7 +115,7 @@ def test_effect_of_T_is_exponential(gen):
 
 def test_effect_of_delta(gen):
     """Early stopping: the output targets q_delta. Its distance to q grows with delta and obeys
-    W2(q_delta, q)^2 <= (1 - e^{-delta})^2 m_2^2 + (1 - e^{-2 delta}) d (PAPER.md section 5)."""
+    W2(q_delta, q)^2 <= (1 - e^{-delta})^2 m_2^2 + (1 - e^{-2 delta}) d (early stopping; Chen et al. 2023)."""
     q = random_gaussian(3, gen)
     m2 = q.second_moment()
     w_prev = 0.0

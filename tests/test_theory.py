@@ -18,7 +18,7 @@ OU = sg.processes.OU()
 
 @pytest.mark.parametrize("d, T, delta, N", [(1, 3.0, 0.1, 10), (4, 5.0, 1e-3, 50), (16, 2.0, 0.5, 7)])
 def test_path_kl_for_standard_gaussian_is_N_2d_h_minus_1_plus_exp(d, T, delta, N):
-    """PAPER.md section 6: for q = N(0, I_d) and the exact score, KL = N 2d (h - 1 + e^{-h})."""
+    """Chen et al. 2023, the CLD lower bound: for q = N(0, I_d) and the exact score, KL = N 2d (h - 1 + e^{-h})."""
     q = sg.targets.Gaussian(torch.zeros(d), torch.eye(d))
     grid = sg.grids.uniform(T, delta, N)
     h = (T - delta) / N

@@ -1,4 +1,4 @@
-"""DDPM against CLD at equal numbers of score evaluations (PAPER.md section 7, claim 5).
+"""DDPM against CLD at equal numbers of score evaluations (Chen et al. 2023: CLD does not help).
 
 On Gaussian targets of growing d the output laws are exact (no Monte Carlo): KL(output x-law || q)
 for DDPM's and CLD's exponential integrators (and CLD's splitting sampler), and the path KLs

@@ -19,7 +19,7 @@ class ExponentialIntegratorOutput:
 
 
 class ExponentialIntegratorScheduler(SchedulerMixin, ConfigMixin):
-    r"""Chen et al.'s DDPM sampler (PAPER.md section 2) for diffusers pipelines: noise prediction in,
+    r"""Chen et al.'s DDPM sampler (the exponential integrator) for diffusers pipelines: noise prediction in,
     sample out. With the training schedule's :math:`\bar\alpha_t`, OU time is
     :math:`\tau_t = -\tfrac12\log\bar\alpha_t`, the score :math:`-\hat\epsilon/\sqrt{1 - \bar\alpha_t}`, and a
     step from timestep t to the next one t' is

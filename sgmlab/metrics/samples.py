@@ -155,7 +155,7 @@ def mode_weights(x: torch.Tensor, target: GaussianMixture) -> torch.Tensor:
 def mode_tv(x: torch.Tensor, target: GaussianMixture, *, generator: torch.Generator | None = None) -> SampleMetric:
     r"""Mode-weight TV :math:`\tfrac12\sum_k |\hat w_k - w_k|` for a mixture with well separated
     modes: each sample is assigned to its most probable component. It measures whether a sampler
-    puts the right mass on each mode (PAPER.md section 7, claim 2)."""
+    puts the right mass on each mode (Chen et al. 2023, abstract point (2): no functional inequality)."""
     if not isinstance(target, GaussianMixture):
         raise TypeError(f"mode_tv needs a GaussianMixture target; got {type(target).__name__}")
     x = _check_samples(x, target)

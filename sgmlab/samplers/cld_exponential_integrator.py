@@ -1,4 +1,4 @@
-"""The paper's exponential integrator for CLD (PAPER.md section 6)."""
+"""The paper's exponential integrator for CLD (Chen et al. 2023, the CLD section)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The paper's DDPM sampler: the exponential integrator (PAPER.md section 2)."""
+"""The paper's DDPM sampler: the exponential integrator (Chen et al. 2023)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Unadjusted Langevin Monte Carlo with the score of the target itself (PAPER.md section 7, claim 2)."""
+"""Unadjusted Langevin Monte Carlo with the score of the target itself (Chen et al. 2023, abstract, point 2)."""
 
 from __future__ import annotations
 

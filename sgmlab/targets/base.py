@@ -59,7 +59,7 @@ class Target(ABC):
 
     @abstractmethod
     def second_moment(self) -> float:
-        """m_2^2 = E |X|^2 (PAPER.md, assumption A2)."""
+        """m_2^2 = E |X|^2 (Chen et al. 2023, assumption A2)."""
 
     def characteristic_function(self, w: torch.Tensor) -> torch.Tensor:
         r""":math:`\varphi(w) = E\, e^{i w^\top X}` at the frequencies ``w`` of shape (D, d);

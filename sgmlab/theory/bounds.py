@@ -1,4 +1,4 @@
-r"""The paper's guarantees as calculators (PAPER.md sections 4-6, 8).
+r"""The paper's guarantees as calculators (Chen et al. 2023, Theorem 2 onwards).
 
 The theorems hide universal constants. Every calculator here takes a constant ``C`` (default 1)
 that multiplies each hidden-constant term, and labels its result ``ORDER``: the numbers are
@@ -103,7 +103,7 @@ def ddpm_complexity(eps: float, *, L: float, d: int, kl: float, m2: float | None
 
 @dataclass(frozen=True)
 class CompactSupport:
-    r"""Early stopping for data in a ball of radius R (PAPER.md section 5):
+    r"""Early stopping for data in a ball of radius R (Chen et al. 2023):
     :math:`\delta = \varepsilon_W^2/(\sqrt d (R\vee\sqrt d))` gives :math:`W_2(q_\delta, q) \le \varepsilon_W`,
     :math:`L = dR^2(R\vee\sqrt d)^2/\varepsilon_W^4`, and
     :math:`N = d^3R^4(R\vee\sqrt d)^4/(\varepsilon_{TV}^2\varepsilon_W^8)` steps for TV <= eps_TV to q_delta.
@@ -142,7 +142,7 @@ def compact_support(*, R: float, d: int, eps_tv: float, eps_w: float, C: float =
 
 @dataclass(frozen=True)
 class CLDBound(DDPMBound):
-    r"""CLD analogue of Theorem 2 (PAPER.md section 6): the forward term involves KL and the
+    r"""CLD analogue of Theorem 2 (Chen et al. 2023, the CLD section): the forward term involves KL and the
     Fisher information of q relative to :math:`\gamma^d`; the other two terms are as for DDPM."""
 
 

@@ -1,4 +1,4 @@
-r"""The certified bound: the proof of Theorem 2 evaluated numerically (PAPER.md section 4).
+r"""The certified bound: the proof of Theorem 2 evaluated numerically (Chen et al. 2023).
 
 For the exponential integrator started at N(0, I) on a grid T = t_0 > ... > t_N = delta:
 

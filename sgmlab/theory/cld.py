@@ -1,4 +1,4 @@
-r"""The Girsanov path KL for CLD (PAPER.md section 6): the reverse drifts differ by
+r"""The Girsanov path KL for CLD (Chen et al. 2023, the CLD section): the reverse drifts differ by
 :math:`2\Gamma(s_v - \nabla_v\log q)` on v and the noise on v is :math:`\sqrt{2\Gamma}`, so
 
 .. math::
