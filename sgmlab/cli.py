@@ -174,12 +174,16 @@ def cmd_bound(args: argparse.Namespace) -> None:
     print(f"  wrote {out}/config.json, bounds.json, bounds.png")
 
 
+def _check_model_dir(model: Path) -> None:
+    if not (Path(model) / "checkpoint.safetensors").is_file():
+        raise ValueError(f"--model {model}: no checkpoint.safetensors there (train one with `sgmlab train`)")
+
+
 def _sample_model(args: argparse.Namespace) -> None:
     from .experiments.learned import sample_model
     from .plotting import image_grid, samples_over_density, score_error_profile
 
-    if not (Path(args.model) / "checkpoint.safetensors").is_file():
-        raise ValueError(f"--model {args.model}: no checkpoint.safetensors there (train one with `sgmlab train`)")
+    _check_model_dir(args.model)
     from .experiments.learned import plan_path
     from .tuning import TunedPlan
 
@@ -492,8 +496,7 @@ def cmd_tune(args: argparse.Namespace) -> None:
 
         if args.dim is not None:
             raise ValueError("--dim is for --target; a model's dimension is its own")
-        if not (Path(args.model) / "checkpoint.safetensors").is_file():
-            raise ValueError(f"--model {args.model}: no checkpoint.safetensors there (train one with `sgmlab train`)")
+        _check_model_dir(args.model)
         path = plan_path(args.model, args.nfe)
         if path.exists() and not args.force:
             raise ValueError(f"{path} exists; pass --force to tune again and replace it")

@@ -8,19 +8,20 @@ E|plan(z) - ref(z)|^2 over pilot draws. On fresh draws, the same distance bounds
 two output laws through the coupling, with an upper confidence bound (:class:`Certificate`).
 
 The optimiser is derivative-free (Nelder-Mead) over a low-dimensional grid family: the start and
-end log-SNR and a piecewise-constant step density in log-SNR (:func:`spec_from_params`, :func:`sgmlab.grids.log_snr_density`). It needs
-only score evaluations, so it works for any score (a trained network, an exact score, one that is
-not differentiable in t), with multistep samplers whose step depends on the history (which rules
-out GITS-style dynamic programming over independent steps), and costs nfe evaluations per pilot
-draw and trial. The result is never worse on the tuning objective than the fixed default plan
-(:func:`sgmlab.default_plan`), which is evaluated on the same draws and kept if it is better.
+end log-SNR and a piecewise-constant step density in log-SNR (:func:`spec_from_params`,
+:func:`sgmlab.grids.log_snr_density`). It needs only score evaluations, so it works for any score
+(a trained network, an exact score, one that is not differentiable in t), with multistep samplers
+whose step depends on the history (which rules out GITS-style dynamic programming over
+independent steps), and costs nfe evaluations per pilot draw and trial. The result is never worse
+on the tuning objective than the fixed default plan (:func:`sgmlab.default_plan`), which is
+evaluated on the same draws and kept if it is better.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from .scores import ScoreFn
 TUNABLE: dict[str, Any] = {"dpmpp_3m": dpm_solver_pp_3m, "dpmpp_2m": dpm_solver_pp_2m, "unipc_3": unipc_3,
                            "unipc_2": unipc_2}
 BINS = 4  # pieces of the step density in log-SNR
-Z_LEVEL = {0.9: 1.2815515655446004, 0.95: 1.6448536269514722, 0.99: 2.3263478740408408}
+LEVELS = (0.9, 0.95, 0.99)  # confidence levels of the certificate
 
 
 def _sampler_name(sampler: Any) -> str:
@@ -98,7 +99,8 @@ class _Checked:
         self.calls += x.shape[0]
         s = self.score(x, t)
         if not isinstance(s, torch.Tensor) or s.shape != x.shape:
-            raise ValueError(f"the score returned {tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__} "
+            got = tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__
+            raise ValueError(f"the score returned {got} "
                              f"for points of shape {tuple(x.shape)}; does d match the score's dimension?")
         if not bool(torch.isfinite(s).all()):
             raise FloatingPointError(f"the score returned NaN or infinite values at t = {t:.6g}; "
@@ -162,7 +164,6 @@ class TunedPlan:
     default_objective: float
     source: str = "tuned"
     spec: GridSpec | None = None
-    history: tuple[float, ...] = field(default=(), repr=False)
 
     @property
     def plan(self) -> SamplePlan:
@@ -234,9 +235,8 @@ class TunedPlan:
 
 def _upper_mean(v: torch.Tensor, level: float, resamples: int = 4000) -> float:
     """One-sided upper confidence bound of E[v] by the bootstrap-t (studentized bootstrap), which
-    corrects the normal bound's undercoverage for right-skewed v such as squared distances
-    (second-order accurate: on 200 random Gaussian targets with n = 64 and level 0.95, the normal
-    bound missed the exact W2 18 times, the bootstrap-t 10). Deterministic: fixed resampling seed."""
+    corrects the normal bound's undercoverage for right-skewed v such as squared distances (second-
+    order accurate; ``benchmarks/certificate.md`` measures both). Deterministic: fixed resampling seed."""
     n = v.shape[0]
     if n < 2:
         return math.inf
@@ -269,7 +269,8 @@ def tune(score: ScoreFn, d: int, nfe: int, *, process: Process | None = None, sa
         runs over the whole range, the plan within it.
     reference_steps : steps of the reference (DPM-Solver++ 3M on a log-SNR grid); its error is
         estimated by halving them.
-    max_trials : grids tried by the optimiser (each costs ``nfe`` x ``n_pilot`` evaluations).
+    max_trials : grids tried (each costs ``nfe`` x ``n_pilot`` evaluations): a design of up to 18
+        log-SNR grids, then Nelder-Mead (which may overrun its share by a few trials).
     level : confidence of the certificate (0.9, 0.95 or 0.99).
     target : the exact law, when the score is its exact score: the certificate then also bounds
         W2(plan, target) (:class:`Certificate`).
@@ -289,8 +290,8 @@ def tune(score: ScoreFn, d: int, nfe: int, *, process: Process | None = None, sa
     n_pilot = _checks.positive_int("n_pilot", n_pilot, minimum=8)
     reference_steps = _checks.positive_int("reference_steps", reference_steps, minimum=8)
     max_trials = _checks.positive_int("max_trials", max_trials)
-    if level not in Z_LEVEL:
-        raise ValueError(f"level must be one of {sorted(Z_LEVEL)}; got {level!r}")
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {list(LEVELS)}; got {level!r}")
     if not callable(score):
         raise TypeError(f"score must be a callable s(x, t); got {type(score).__name__}")
     process = OU() if process is None else process
@@ -341,15 +342,16 @@ def tune(score: ScoreFn, d: int, nfe: int, *, process: Process | None = None, sa
     def mse(g: torch.Tensor, zs: torch.Tensor, target_out: torch.Tensor, by: Any = None) -> torch.Tensor:
         return (((by or sampler)(checked, zs, g, process=process) - target_out) ** 2).sum(1)
 
-    history: list[float] = []
+    trials = 0
 
     def objective(params: np.ndarray, denoise: bool) -> float:
+        nonlocal trials
         try:
             g = spec_from_params(params, denoise, lam_range).grid(nfe)
         except ValueError:  # a density too uneven for the steps
             return math.inf
+        trials += 1
         v = float(mse(to_clock(g), z_fit, ref_fit).mean())
-        history.append(v)
         return v if math.isfinite(v) else math.inf
 
     # the fixed default, on the same draws (kept if the search does not beat it)
@@ -361,36 +363,30 @@ def tune(score: ScoreFn, d: int, nfe: int, *, process: Process | None = None, sa
     default_ok = last >= tau_lo and bool((dgrid[:-1] > dgrid[1:]).all())
     default_obj = float(mse(to_clock(dgrid), z_fit, ref_fit, baseline_sampler).mean()) if default_ok else math.inf
 
-    # a small design of starts, then Nelder-Mead from the best one of each ending
-    denoise_options = (True, False)
+    # a small design of starts (as many as max_trials allows), then Nelder-Mead from the best one
+    # of each ending with the trials left
     design = [(T, dl) for T in (tau_hi, 9.0, 5.0) for dl in (1e-2, 1e-3, 1e-4) if tau_lo <= dl < T <= tau_hi]
-    if not design:
-        design = [(tau_hi, tau_lo)]
+    design = [(dn, T, dl) for T, dl in design or [(tau_hi, tau_lo)] for dn in (True, False)]
     best: dict[bool, tuple[float, np.ndarray]] = {}
-    for denoise in denoise_options:
-        for T, dl in design:
-            p = params_for(T, dl, lam_range)
-            v = objective(p, denoise)
-            if denoise not in best or v < best[denoise][0]:
-                best[denoise] = (v, p)
+    for denoise, T, dl in design[:max_trials]:
+        p = params_for(T, dl, lam_range)
+        v = objective(p, denoise)
+        if denoise not in best or v < best[denoise][0]:
+            best[denoise] = (v, p)
     from scipy.optimize import minimize
 
-    budget = max(0, max_trials - len(history))
-    results = []
-    for denoise in denoise_options:
-        v0, p0 = best[denoise]
-        if not math.isfinite(v0):
+    starts = {dn: vp for dn, vp in best.items() if math.isfinite(vp[0])}
+    results = [(v0, p0, dn) for dn, (v0, p0) in starts.items()]
+    for denoise, (v0, p0) in starts.items():
+        n_eval = (max_trials - trials) // len(starts)
+        if n_eval < p0.shape[0] + 2:  # not even one simplex step
             continue
         say(f"search ({'with' if denoise else 'without'} the denoising step) from objective {v0:.4g}")
         simplex = np.vstack([p0] + [p0 + 0.7 * np.eye(p0.shape[0])[i] for i in range(p0.shape[0])])
-        n_eval = max(p0.shape[0] + 2, budget // len(denoise_options))
-        if n_eval <= p0.shape[0] + 1:
-            results.append((v0, p0, denoise))
-            continue
-        r = minimize(lambda p: math.log(max(objective(p, denoise), 1e-300)), p0, method="Nelder-Mead",
+        r = minimize(lambda p, dn=denoise: math.log(max(objective(p, dn), 1e-300)), p0, method="Nelder-Mead",
                      options={"maxfev": n_eval, "initial_simplex": simplex, "xatol": 1e-3, "fatol": 1e-4})
-        v = math.exp(r.fun) if math.isfinite(r.fun) else math.inf
-        results.append((v, r.x, denoise) if v < v0 else (v0, p0, denoise))
+        if math.isfinite(r.fun) and math.exp(r.fun) < v0:
+            results.append((math.exp(r.fun), r.x, denoise))
     if not results and not math.isfinite(default_obj):
         raise FloatingPointError("every grid tried gave non-finite outputs; check the score")
     v_best, p_best, dn_best = min(results, key=lambda r: r[0]) if results else (math.inf, None, True)
@@ -425,4 +421,4 @@ def tune(score: ScoreFn, d: int, nfe: int, *, process: Process | None = None, sa
     reference = Reference("dpmpp_3m", reference_steps, tau_hi, tau_lo, halving_rms)
     say(f"done: {source}, W2(plan, reference) <= {w2_upper:.3g}")
     return TunedPlan(sampler, grid, nfe, cert, reference, checked.calls, objective_value, default_obj, source,
-                     spec, tuple(history))
+                     spec)

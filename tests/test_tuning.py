@@ -76,10 +76,28 @@ def test_the_tuned_plan_is_never_worse_than_the_default_on_its_own_objective():
 
 def test_the_default_is_returned_when_the_search_cannot_beat_it():
     q = sg.targets.anisotropic_gaussian(3)
-    tp = _tune(q, 8, max_trials=1)  # one trial: the log-SNR grid from 12, worse than the default
-    if tp.source.startswith("the fixed default"):
-        assert torch.equal(tp.grid, sg.default_plan(8).grid) and tp.spec is None
-    assert tp.objective <= tp.default_objective
+    tp = _tune(q, 8, max_trials=1)  # one trial: the plain log-SNR grid from T = 12, worse than the default
+    assert tp.source.startswith("the fixed default") and tp.spec is None
+    plan = sg.default_plan(8)
+    assert torch.equal(tp.grid, plan.grid) and tp.sampler == plan.sampler
+    assert tp.objective == tp.default_objective
+
+
+def test_max_trials_caps_the_search():
+    q = sg.targets.mixture2d()
+    calls = []
+
+    def counted(x, t):
+        calls.append(x.shape[0])
+        return sg.scores.exact(q)(x, t)
+
+    tp = sg.tune(counted, 2, 6, n_pilot=16, max_trials=12, reference_steps=16,
+                 generator=torch.Generator().manual_seed(0))
+    # probe (2 points), reference (32 x 16) and its half (16 x 8), the default and the certificate
+    # (16 x 6 each), and the trials (16 x 6 each): at most 12 trials and a few of Nelder-Mead's overrun
+    fixed = 2 + 32 * 16 + 16 * 8 + 2 * 16 * 6
+    trials = (sum(calls) - fixed) / (16 * 6)
+    assert tp.cost == sum(calls) and trials == int(trials) and trials <= 12 + 5
 
 
 @pytest.mark.parametrize("sampler", [sg.samplers.dpm_solver_pp_3m, sg.samplers.dpm_solver_pp_2m, sg.samplers.unipc_3])

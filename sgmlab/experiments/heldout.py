@@ -21,12 +21,12 @@ from typing import Any
 
 import torch
 
-from .. import grids, metrics, samplers
-from ..defaults import default_plan
+from .. import metrics, samplers
 from ..processes import OU
 from ..scores import exact
 from ..targets import Gaussian, GaussianMixture, Target
 from ..tuning import tune
+from .bench import _methods
 
 PEERS = ("ddim", "dpmpp_2m", "dpmpp_3m", "deis", "unipc")  # diffusers' deterministic schedulers
 
@@ -138,16 +138,6 @@ class HeldoutConfig:
         return asdict(self)
 
 
-def _methods(nfe: int, peers: tuple[str, ...]) -> dict[str, tuple[Any, Any]]:
-    from ..interop.peers import DiffusersPeer
-
-    plan = default_plan(nfe)
-    out: dict[str, tuple[Any, Any]] = {"sgmlab": (plan.sampler, plan.grid),
-                                       "paper": (samplers.exponential_integrator, grids.uniform(5.0, 1e-3, nfe))}
-    out.update({f"diffusers:{p}": (DiffusersPeer(p, nfe), None) for p in peers})
-    return out
-
-
 def run_heldout(config: HeldoutConfig, progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """One row per target, budget and method (the fixed default ``sgmlab``, the ``tuned`` plan, the
     paper's sampler, each diffusers peer): the error, and for the tuned plan its cost and
@@ -166,7 +156,7 @@ def run_heldout(config: HeldoutConfig, progress: Callable[[str], None] | None = 
             tp = tune(score, q.dim, nfe, n_pilot=config.n_pilot, max_trials=config.max_trials, target=q,
                       generator=torch.Generator().manual_seed(config.seed))
             tune_seconds = time.perf_counter() - t0
-            methods = _methods(nfe, config.peers)
+            methods = {name: m[:2] for name, m in _methods(nfe, True, config.peers).items()}
             methods["tuned"] = (tp.sampler, tp.grid)
             block, est = [], {}
             x0 = OU().prior_sample(config.n, q.dim, generator=torch.Generator().manual_seed(config.seed + 2))
