@@ -8,5 +8,16 @@ from .defaults import default_plan, sample
 from .tuning import TunedPlan, tune
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """``sg.learn``, ``sg.interop`` and ``sg.experiments``, imported on first use."""
+    if name in ("learn", "interop", "experiments"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = ["targets", "processes", "scores", "grids", "samplers", "metrics", "theory", "sample", "default_plan",
            "tune", "TunedPlan"]

@@ -107,11 +107,25 @@ def evaluations_per_step(sampler: Any) -> int:
     return int(getattr(sampler, "evaluations_per_step", 1))
 
 
-def default_plan(nfe: int) -> SamplePlan:
+def default_plan(nfe: int, *, t_range: tuple[float, float] | None = None) -> SamplePlan:
     """The default sampler and grid for a budget of ``nfe`` score evaluations: the last row of
-    ``DEFAULT_TABLE`` whose smallest budget is at most ``nfe`` (module docstring)."""
+    ``DEFAULT_TABLE`` whose smallest budget is at most ``nfe`` (module docstring).
+
+    ``t_range = (lo, hi)`` (OU time) is the range where the score may be evaluated, such as a
+    trained model's: the row's start T and last positive time delta are clamped into it, the step
+    density and the denoising step kept."""
     nfe = _checks.positive_int("nfe", nfe)
     _, sampler, spec = [row for row in DEFAULT_TABLE if row[0] <= nfe][-1]
+    if t_range is not None:
+        if not isinstance(t_range, (tuple, list)) or len(t_range) != 2:
+            raise ValueError(f"t_range must be a pair (lo, hi) of OU times; got {t_range!r}")
+        lo = _checks.real("t_range[0]", t_range[0], low=0.0, low_open=True)
+        hi = _checks.real("t_range[1]", t_range[1], low=lo, low_open=True)
+        T = min(max(spec.T, lo), hi)
+        spec = spec._replace(T=T, delta=min(max(spec.delta, lo), T))
+        if spec.delta >= T:
+            raise ValueError(f"t_range ({lo:.6g}, {hi:.6g}) leaves no room for a grid: the default starts at "
+                             f"{T:.6g} and would end at {spec.delta:.6g}")
     return SamplePlan(sampler, spec.grid(nfe), nfe)
 
 

@@ -78,21 +78,32 @@ class DiffusersPeer:
     def _run(self, score: ScoreFn, x_init: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         sched = _schedulers()[self.name]()
         sched.set_timesteps(self.nfe)
-        import inspect
+        return run_scheduler(sched, score, x_init, generator)
 
-        takes_generator = "generator" in inspect.signature(sched.step).parameters
-        x = x_init.to(torch.float64) * float(sched.init_noise_sigma)
-        for t, tau in zip(sched.timesteps, _ou_times(sched)):
-            x_in = sched.scale_model_input(x, t)
-            eps = -math.sqrt(-math.expm1(-2 * tau)) * score(x_in.to(torch.float64), tau)
-            kw = {"generator": generator} if takes_generator else {}
-            x = sched.step(eps, t, x, **kw).prev_sample.to(torch.float64)
-        return x
+
+def run_scheduler(sched: Any, score: ScoreFn, x_init: torch.Tensor, generator: Any = None) -> torch.Tensor:
+    """diffusers' sampling loop (as in ``DDPMPipeline``) for a scheduler whose ``set_timesteps`` was
+    called, with the noise prediction of an exact score at the OU time of each timestep, in float64."""
+    import inspect
+
+    takes_generator = "generator" in inspect.signature(sched.step).parameters
+    x = x_init.to(torch.float64) * float(sched.init_noise_sigma)
+    for t, tau in zip(sched.timesteps, _ou_times(sched)):
+        x_in = sched.scale_model_input(x, t)
+        eps = -math.sqrt(-math.expm1(-2 * tau)) * score(x_in.to(torch.float64), tau)
+        kw = {"generator": generator} if takes_generator else {}
+        x = sched.step(eps, t, x, **kw).prev_sample.to(torch.float64)
+    return x
+
+
+def ou_time_of_timesteps(alphas_cumprod: Any, t: Any) -> np.ndarray:
+    """OU time of (possibly fractional) training timesteps t: the training noise level
+    sigma = sqrt((1 - abar) / abar) interpolated linearly in t, tau = log(1 + sigma^2) / 2."""
+    abar = torch.as_tensor(alphas_cumprod).double().cpu().numpy()
+    sig = np.interp(np.asarray(t, dtype=np.float64), np.arange(len(abar)), np.sqrt((1 - abar) / abar))
+    return 0.5 * np.log1p(sig * sig)
 
 
 def _ou_times(sched: Any) -> list[float]:
-    """OU times of the scheduler's (possibly fractional) training timesteps: the training noise level
-    interpolated linearly in t, tau = log(1 + sigma^2) / 2."""
-    abar = sched.alphas_cumprod.double().numpy()
-    sig = np.interp(sched.timesteps.double().numpy(), np.arange(len(abar)), np.sqrt((1 - abar) / abar))
-    return (0.5 * np.log1p(sig * sig)).tolist()
+    """OU times of the scheduler's time-steps (:func:`ou_time_of_timesteps`)."""
+    return ou_time_of_timesteps(sched.alphas_cumprod, sched.timesteps.double().cpu().numpy()).tolist()

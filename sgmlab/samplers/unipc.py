@@ -35,6 +35,27 @@ def unipc_weights(rs: list[float], h: float) -> list[float]:
     return torch.linalg.solve(R, torch.tensor(b, dtype=torch.float64)).tolist()
 
 
+def unipc_update(x0: torch.Tensor, lam_i: float, lam_j: float, alpha_j: float, sigma_ratio: float,
+                 used: list[tuple[float, torch.Tensor]], new: torch.Tensor | None = None) -> torch.Tensor:
+    r"""One UniPC step from log-SNR ``lam_i`` (state ``x0``) to ``lam_j``: ``used`` holds (log-SNR,
+    data prediction) pairs, newest last, the last one at ``lam_i``; ``new`` is the data prediction at
+    ``lam_j`` for the corrector (None for the predictor). ``sigma_ratio`` is
+    :math:`\sigma_j/\sigma_i`. A new tensor, k + 1 passes over the state."""
+    h = lam_j - lam_i
+    c = -alpha_j * math.expm1(-h)
+    m0 = used[-1][1]
+    rs = [(lam - lam_i) / h for lam, _ in used[:-1]]
+    ms = [m for _, m in used[:-1]]
+    if new is not None:
+        rs, ms = rs + [1.0], ms + [new]
+    # c (m0 + sum_m a_m (m - m0) / r_m) as weights on the data predictions
+    ws = [c * am / r for am, r in zip(unipc_weights(rs, h), rs)] if rs else []
+    out = torch.mul(x0, sigma_ratio).add_(m0, alpha=c - sum(ws))
+    for w, m in zip(ws, ms):
+        out.add_(m, alpha=w)
+    return out
+
+
 @dataclass(frozen=True)
 class UniPC:
     r"""UniPC in data prediction (Zhao et al. 2023, B(h) = e^{-h} - 1) for the probability-flow ODE,
@@ -76,21 +97,8 @@ class UniPC:
 
         def step(x0: torch.Tensor, i: int, j: int, used: list[tuple[int, torch.Tensor]],
                  new: torch.Tensor | None) -> torch.Tensor:
-            """From grid index i (state x0, data prediction used[-1]) to j, with the earlier data
-            predictions in ``used`` and, for the corrector, the one at j (``new``)."""
-            h = lam[j] - lam[i]
-            c = -alpha[j] * math.expm1(-h)
-            m0 = used[-1][1]
-            rs = [(lam[k] - lam[i]) / h for k, _ in used[:-1]]
-            ms = [m for _, m in used[:-1]]
-            if new is not None:
-                rs, ms = rs + [1.0], ms + [new]
-            # c (m0 + sum_m a_m (m - m0) / r_m) as weights on the data predictions: k + 1 passes
-            ws = [c * am / r for am, r in zip(unipc_weights(rs, h), rs)] if rs else []
-            out = torch.mul(x0, sigma[j] / sigma[i]).add_(m0, alpha=c - sum(ws))
-            for w, m in zip(ws, ms):
-                out.add_(m, alpha=w)
-            return out
+            return unipc_update(x0, lam[i], lam[j], alpha[j], sigma[j] / sigma[i],
+                                [(lam[k], m) for k, m in used], new)
 
         for i, (t, tn) in enumerate(zip(g[:-1].tolist(), g[1:].tolist())):
             s = score(x, t)
