@@ -9,6 +9,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import sgmlab as sg
 
@@ -20,7 +22,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config  # noq
 from diffusers.models.modeling_utils import ModelMixin  # noqa: E402
 
 from sgmlab.interop.peers import run_scheduler  # noqa: E402
-from sgmlab.interop.scheduler import ExponentialIntegratorScheduler, PlanScheduler  # noqa: E402
+from sgmlab.interop.scheduler import BETA_SCHEDULES, ExponentialIntegratorScheduler, PlanScheduler  # noqa: E402
 from vendor import diffusers_scheduler_common as common  # noqa: E402
 
 SCHEDULERS = (ExponentialIntegratorScheduler, PlanScheduler)
@@ -165,6 +167,22 @@ def test_plan_scheduler_same_output_for_every_prediction_type(kind, gen):
     assert torch.allclose(x, plan.sampler(sg.scores.exact(q), x0, plan.grid), atol=1e-10)
 
 
+@settings(max_examples=60, deadline=None)
+@given(kind=st.sampled_from(["epsilon", "v_prediction", "sample"]), t=st.floats(0.0, 999.0),
+       seed=st.integers(0, 2**31 - 1), schedule=st.sampled_from(BETA_SCHEDULES))
+def test_score_and_data_prediction_agree_everywhere(kind, t, seed, schedule):
+    """For any output, state and time: score = (alpha x0_hat - x) / sigma^2 (Tweedie), and
+    timestep_for inverts ou_time."""
+    sched = PlanScheduler(prediction_type=kind, beta_schedule=schedule)
+    tau = sched.ou_time(t)
+    assert abs(sched.timestep_for(tau) - t) <= 1e-6 * max(1.0, t)
+    g = torch.Generator().manual_seed(seed)
+    x, out = torch.randn(3, 5, generator=g), torch.randn(3, 5, generator=g)
+    a, s = math.exp(-tau), math.sqrt(-math.expm1(-2 * tau))
+    x0 = sched.data_prediction(out, x, tau)
+    assert torch.allclose(sched.score(out, x, tau), (a * x0 - x) / s**2, rtol=1e-7, atol=1e-7 / s**2)
+
+
 def test_clipping_and_thresholding_are_diffusers_own(gen):
     x0 = 3 * torch.randn(6, 3, 4, 4, generator=gen, dtype=torch.float32)
     for kw in ({"thresholding": True, "sample_max_value": 2.5}, {"clip_sample": True, "clip_sample_range": 1.5}):
@@ -303,6 +321,22 @@ def test_step_off_the_schedule(gen):
     a, sg_, an, sn = math.exp(-tau), math.sqrt(-math.expm1(-2 * tau)), math.exp(-tn), math.sqrt(-math.expm1(-2 * tn))
     ddim = an * (x - sg_ * eps) / a + sn * eps
     assert torch.allclose(ps.step(eps, t, x).prev_sample, ddim, atol=1e-12)
+
+
+def test_a_timestep_cast_to_float32_is_still_the_scheduled_one(gen):
+    q = sg.targets.mixture2d()
+    score = sg.scores.exact(q)
+    x0 = OU.prior_sample(50, 2, generator=gen)
+    outs = []
+    for cast in (torch.float64, torch.float32):
+        sched = PlanScheduler()
+        sched.set_timesteps(10)
+        x = x0.clone()
+        for t in sched.timesteps:
+            tau = sched.ou_time(float(t))
+            x = sched.step(-math.sqrt(-math.expm1(-2 * tau)) * score(x, tau), t.to(cast), x).prev_sample
+        outs.append(x)
+    assert torch.allclose(outs[0], outs[1], atol=1e-12)
 
 
 def test_bad_steps_and_timesteps(gen):

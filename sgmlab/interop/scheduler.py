@@ -158,6 +158,11 @@ class _TrainingSchedule(SchedulerMixin, ConfigMixin):
         t = float(timestep)
         if not (0 <= t <= len(self) - 1):
             raise ValueError(f"timestep {t:g} is outside the training range [0, {len(self) - 1}]")
+        if self.timesteps is not None:  # a scheduled timestep that went through float32 is that timestep
+            ts = self.timesteps.double().cpu().numpy()
+            near = np.flatnonzero(np.abs(ts - t) <= 1e-6 * np.maximum(1.0, np.abs(ts)))
+            if near.size:
+                return float(ts[near[0]])
         return t
 
     def scale_model_input(self, sample: torch.Tensor, timestep: Any = None) -> torch.Tensor:
