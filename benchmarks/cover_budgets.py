@@ -24,26 +24,15 @@ import numpy as np
 import torch
 
 import sgmlab as sg
-from sgmlab.defaults import DEFAULT_TABLE
+from sgmlab.defaults import _CHOSEN
 from sgmlab.experiments.bench import digits_target
 from sgmlab.experiments.heldout import family_targets
 
 sys.path.insert(0, str(Path(__file__).parent))
 from choose_defaults import SAMPLERS, Coupled, DiagonalGaussians, _fmt_spec, _stats, errors, peer_errors, robust  # noqa: E402
 
-# The rows chosen by choose_defaults.py at their budgets (benchmarks/defaults.md): the candidates.
-CHOSEN = (
-    (4, sg.defaults.GridSpec(2.448, 6.75e-05, (1, 0.685, 0.221, 0.749), True)),
-    (6, sg.defaults.GridSpec(3.176, 0.00016, (0.791, 0.626, 1, 0.106), True)),
-    (8, sg.defaults.GridSpec(4.68, 0.000143, (0.748, 0.706, 1, 0.555), True)),
-    (10, sg.defaults.GridSpec(4.839, 0.00016, (0.663, 1, 0.993, 0.75), True)),
-    (14, sg.defaults.GridSpec(4.705, 0.000181, (0.715, 0.958, 1, 0.641), True)),
-    (20, sg.defaults.GridSpec(5.364, 4.5e-05, (0.465, 0.946, 1, 0.46), True)),
-    (30, sg.defaults.GridSpec(6.019, 3.36e-05, (0.535, 0.867, 1, 0.478), True)),
-    (50, sg.defaults.GridSpec(6.947, 9.9e-06, (0.413, 0.825, 1, 0.342), True)),
-    (75, sg.defaults.GridSpec(7.855, 2.11e-06, (0.258, 0.827, 1, 0.282), True)),
-    (100, sg.defaults.GridSpec(8.617, 5.33e-07, (0.0763, 0.898, 1, 0.261), True)),
-)
+# The grids chosen by choose_defaults.py at their budgets (benchmarks/defaults.md): the candidates.
+CHOSEN = tuple(sorted(_CHOSEN.items()))
 
 
 def main() -> None:
@@ -95,7 +84,7 @@ def main() -> None:
         f"deterministic schedulers. Held out: {held.count} Gaussians of the held-out family (exact KL), never "
         "used to choose.",
         "",
-        "| budget | assigned (training family) | training: ratio to best peer | the table before this assignment "
+        "| budget | assigned (training family) | training: ratio to best peer | the table in force when this ran "
         "(training) | held out: ratio to best peer |",
         "|---|---|---|---|---|"]
     code = ["", "As rows of `DEFAULT_TABLE` (smallest budget, sampler, GridSpec):", "", "```"]
