@@ -361,6 +361,12 @@ def test_bad_steps_and_timesteps(gen):
             sched.step(x.numpy(), 500, x)
         with pytest.raises(TypeError, match="sample must be a floating tensor"):
             sched.step(x, 500, x.long())
+        nan = x.clone()
+        nan[0, 1] = float("nan")
+        with pytest.raises(FloatingPointError, match="the model's output has 1 NaN or infinite values"):
+            sched.step(nan, 500, x)
+        with pytest.raises(FloatingPointError, match="sample has 4 NaN or infinite values"):
+            sched.step(x, 500, torch.full_like(x, float("inf")))
     with pytest.raises(ValueError, match="timesteps must decrease strictly"):
         ExponentialIntegratorScheduler().set_timesteps(timesteps=[500, 900])
     with pytest.raises(ValueError, match=r"timesteps must lie in \[0, 999\]"):

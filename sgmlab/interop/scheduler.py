@@ -203,6 +203,10 @@ class _TrainingSchedule(SchedulerMixin, ConfigMixin):
                                                          f"{self.config.variance_type!r})"
                                                          if self.config.variance_type in ("learned", "learned_range")
                                                          else ""))
+        bad = int((~torch.isfinite(model_output)).sum())
+        if bad:
+            raise FloatingPointError(f"the model's output has {bad} NaN or infinite values (of {model_output.numel()}); "
+                                     "a step from it would be NaN")
         return model_output
 
     def _limit(self, x0: torch.Tensor) -> torch.Tensor:
@@ -288,6 +292,9 @@ class _TrainingSchedule(SchedulerMixin, ConfigMixin):
         if not isinstance(sample, torch.Tensor) or not sample.is_floating_point() or sample.ndim < 2:
             raise TypeError("sample must be a floating tensor of shape (batch, ...); got "
                             f"{tuple(sample.shape) if isinstance(sample, torch.Tensor) else type(sample).__name__}")
+        bad = int((~torch.isfinite(sample)).sum())
+        if bad:
+            raise FloatingPointError(f"sample has {bad} NaN or infinite values (of {sample.numel()})")
 
 
 def _compute_dtype(t: torch.Tensor) -> torch.dtype:
