@@ -13,8 +13,9 @@ from .base import AffineStepSampler
 
 
 def exact_output_law(sampler: AffineStepSampler, target: Gaussian, grid: Any, *,
-                     process: Process | None = None, init: Gaussian | None = None) -> Gaussian:
-    r"""The exact law of a sampler's output for a Gaussian target and its exact score.
+                     process: Process | None = None, init: Gaussian | None = None, bias: Any = None) -> Gaussian:
+    r"""The exact law of a sampler's output for a Gaussian target and its exact score (plus an
+    optional bias).
 
     With :math:`q = N(m, \Sigma)`, :math:`\Sigma = U \operatorname{diag}(\lambda) U^\top`, the law at
     forward time t is :math:`N(a_t m, U\operatorname{diag}(\lambda_t)U^\top)`,
@@ -36,6 +37,10 @@ def exact_output_law(sampler: AffineStepSampler, target: Gaussian, grid: Any, *,
     process : default OU
     init : law of the initial state; default the prior N(0, I). Must be isotropic-in-U, i.e. have
         a covariance diagonal in the eigenbasis of the target; the default always is.
+    bias : the score is the exact score plus ``bias(t)`` (a vector, as for
+        ``sgmlab.scores.perturbed(..., shape="bias")``): each step's mean moves by
+        :math:`c_s U^\top b(t_k)`, the covariance is unchanged. A :class:`sgmlab.scores.PerturbedScore`
+        of shape "bias" over the target's exact score is accepted directly.
 
     Returns
     -------
@@ -59,6 +64,12 @@ def exact_output_law(sampler: AffineStepSampler, target: Gaussian, grid: Any, *,
         v = C.diagonal().clone()
         if float((C - torch.diag(v)).abs().max()) > 1e-10 * float(v.abs().max()):
             raise ValueError("init's covariance must be diagonal in the target's eigenbasis")
+    if bias is not None and hasattr(bias, "eps_at") and hasattr(bias, "direction"):
+        if getattr(bias, "shape", None) != "bias":
+            raise ValueError("only a bias-shaped perturbation keeps the output law Gaussian; got "
+                             f"shape {getattr(bias, 'shape', None)!r}")
+        pert = bias
+        bias = lambda t: pert.eps_at(t) * pert.direction  # noqa: E731
     a_all = process.mean_coef(g)
     s2_all = -torch.expm1(-2 * process.ou_time(g))
     for k in range(g.shape[0] - 1):
@@ -67,6 +78,8 @@ def exact_output_law(sampler: AffineStepSampler, target: Gaussian, grid: Any, *,
         a, lam_t = a_all[k], a_all[k] ** 2 * lam + s2_all[k]
         M = c.cx - c.cs / lam_t
         mu = M * mu + c.cs * a * m_tilde / lam_t
+        if bias is not None:
+            mu = mu + c.cs * (U.T @ torch.as_tensor(bias(t), dtype=torch.float64))
         v = M * M * v + c.noise_std**2
     cov = (U * v) @ U.T
     return Gaussian(U @ mu, 0.5 * (cov + cov.T))
