@@ -353,7 +353,9 @@ class CLD:
     .. math::
         dX = M^{-1} V dt, \qquad dV = -X dt - \Gamma M^{-1} V dt + \sqrt{2\Gamma}\, dB,
 
-    started at :math:`q \otimes N(0, M I_d)`. Per coordinate pair the drift matrix is
+    started at :math:`q \otimes N(0, \gamma M I_d)`, :math:`\gamma` = ``init_velocity`` (1, the
+    stationary velocity law, as in Chen et al. 2023; CLD-SGM (Dockhorn et al. 2022) uses
+    :math:`\gamma = 0.04`, which ``CLD(init_velocity=0.04)`` runs). Per coordinate pair the drift matrix is
     :math:`A = [[0, 1/M], [-1, -\Gamma/M]]`, the noise covariance rate :math:`Q = \mathrm{diag}(0, 2\Gamma)`
     and the stationary law :math:`N(0, \mathrm{diag}(1, M))`; the defaults :math:`\Gamma = 2, M = 1` are the
     paper's (critical damping :math:`\Gamma^2 = 4M`, :math:`A = [[0, 1], [-1, -2]]`, stationary
@@ -363,22 +365,28 @@ class CLD:
 
     t_max: float = math.inf
 
-    def __init__(self, friction: float = 2.0, mass: float = 1.0):
+    def __init__(self, friction: float = 2.0, mass: float = 1.0, init_velocity: float = 1.0):
         self.friction = _checks.real("friction", friction, low=0.0, low_open=True)
         self.mass = _checks.real("mass", mass, low=0.0, low_open=True)
+        self.init_velocity = _checks.real("init_velocity", init_velocity, low=0.0)
+        self.velocity_var0 = self.init_velocity * self.mass  # the variance of V_0
         G, M = self.friction, self.mass
         self.A = torch.tensor([[0.0, 1.0 / M], [-1.0, -G / M]], dtype=torch.float64)
         self.Q = torch.tensor([[0.0, 0.0], [0.0, 2.0 * G]], dtype=torch.float64)
         self.stationary_cov = torch.tensor([[1.0, 0.0], [0.0, M]], dtype=torch.float64)
 
     def __repr__(self) -> str:
-        return f"CLD(friction={self.friction}, mass={self.mass})"
+        more = f", init_velocity={self.init_velocity}" if self.init_velocity != 1.0 else ""
+        return f"CLD(friction={self.friction}, mass={self.mass}{more})"
+
+    def _key(self) -> tuple[float, float, float]:
+        return self.friction, self.mass, self.init_velocity
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, CLD) and (self.friction, self.mass) == (other.friction, other.mass)
+        return isinstance(other, CLD) and self._key() == other._key()
 
     def __hash__(self) -> int:
-        return hash(("CLD", self.friction, self.mass))
+        return hash(("CLD", *self._key()))
 
     def check_time(self, t: Time, name: str = "t") -> float:
         return _checks.real(name, t, low=0.0)
@@ -394,7 +402,7 @@ class CLD:
         return torch.kron(B, torch.eye(d, dtype=B.dtype))
 
     def marginal(self, target: Target, t: Time) -> Target:
-        """Exact law of [X_t, V_t] for X_0 ~ target, V_0 ~ N(0, M I): a Gaussian or Gaussian mixture over R^{2d}."""
+        """Exact law of [X_t, V_t] for X_0 ~ target, V_0 ~ N(0, gamma M I): a Gaussian or Gaussian mixture over R^{2d}."""
         from .targets.gaussian import Gaussian
         from .targets.mixture import GaussianMixture
 
@@ -403,7 +411,7 @@ class CLD:
         E, S = self.transition(t)
         d = target.dim
         EE, SS = self._kron(E, d), self._kron(S, d)
-        v0 = self.mass * torch.eye(d, dtype=torch.float64)
+        v0 = self.velocity_var0 * torch.eye(d, dtype=torch.float64)
 
         def law(mean_x: torch.Tensor, cov_x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             c0 = torch.block_diag(cov_x, v0)

@@ -23,7 +23,7 @@ def conditional_factors(process: CLD, t: torch.Tensor, hybrid: bool = True) -> t
     E = expm2(process.A, t.to(torch.float64))
     S = process.stationary_cov - E @ process.stationary_cov @ E.transpose(-1, -2)
     if hybrid:
-        S = S + E @ torch.diag(torch.tensor([0.0, process.mass], dtype=torch.float64)) @ E.transpose(-1, -2)
+        S = S + E @ torch.diag(torch.tensor([0.0, process.velocity_var0], dtype=torch.float64)) @ E.transpose(-1, -2)
     # 2x2 Cholesky in closed form (batched)
     l00 = S[:, 0, 0].clamp_min(0).sqrt()
     l10 = S[:, 1, 0] / l00
@@ -59,7 +59,7 @@ def cld_dsm_loss(model: nn.Module, x0: torch.Tensor, t: torch.Tensor, eps: torch
     """Per-sample weighted score-matching loss for the velocity score, shape (n,).
 
     ``eps`` holds standard normals: [eps_x, eps_v] (n, 2d) for hybrid score matching; for plain
-    denoising score matching a third block (n, 3d) draws the initial velocity v_0 = sqrt(M) eps_0.
+    denoising score matching a third block (n, 3d) draws the initial velocity v_0 = sqrt(gamma M) eps_0.
     Either way z_t = E_t (x_0, v_0) + L_t (eps_x, eps_v) per pair and the target is -eps_v / (L_t)_22."""
     d = x0.shape[1]
     if eps.shape[1] != (2 if hybrid else 3) * d:
@@ -68,7 +68,7 @@ def cld_dsm_loss(model: nn.Module, x0: torch.Tensor, t: torch.Tensor, eps: torch
     E, L = conditional_factors(process, t.detach().cpu(), hybrid)
     E, L = E.to(x0), L.to(x0)
     ex, ev = eps[:, :d], eps[:, d:2 * d]
-    v0 = 0.0 if hybrid else process.mass**0.5 * eps[:, 2 * d:]
+    v0 = 0.0 if hybrid else process.velocity_var0**0.5 * eps[:, 2 * d:]
     x = E[:, 0, 0, None] * x0 + E[:, 0, 1, None] * v0 + L[:, 0, 0, None] * ex
     v = E[:, 1, 0, None] * x0 + E[:, 1, 1, None] * v0 + L[:, 1, 0, None] * ex + L[:, 1, 1, None] * ev
     s = model(torch.cat([x, v], 1), t)

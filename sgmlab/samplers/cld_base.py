@@ -123,7 +123,7 @@ def cld_exact_output_law(sampler: CLDSampler, target: Gaussian, grid: Any, *, pr
     def pair_law(t: float) -> tuple[torch.Tensor, torch.Tensor]:
         E, S = process.transition(t)
         c0 = torch.zeros(d, 2, 2, dtype=torch.float64)
-        c0[:, 0, 0], c0[:, 1, 1] = lam, process.mass
+        c0[:, 0, 0], c0[:, 1, 1] = lam, process.velocity_var0
         mean = torch.stack([m_tilde, torch.zeros_like(m_tilde)], 1) @ E.T
         return mean, E @ c0 @ E.T + S
 

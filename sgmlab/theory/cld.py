@@ -38,7 +38,7 @@ def _pair_laws(process: CLD, lam: torch.Tensor, m: torch.Tensor, t: torch.Tensor
     E = expm2(process.A, t)  # (..., 2, 2)
     S = process.stationary_cov - E @ process.stationary_cov @ E.transpose(-1, -2)
     c0 = torch.zeros(lam.shape[0], 2, 2, dtype=torch.float64)
-    c0[:, 0, 0], c0[:, 1, 1] = lam, process.mass
+    c0[:, 0, 0], c0[:, 1, 1] = lam, process.velocity_var0
     Ed = E[..., None, :, :]
     mean = (Ed[..., :, 0] * m[:, None])  # E (m, 0)^T = m * first column
     cov = Ed @ c0 @ Ed.transpose(-1, -2) + S[..., None, :, :]
