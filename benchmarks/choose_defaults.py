@@ -34,7 +34,7 @@ from sgmlab.interop.peers import DiffusersPeer
 from sgmlab.tuning import _lam, params_for, spec_from_params
 
 LAM_RANGE = (_lam(12.0), _lam(1e-8))
-BUDGETS = (4, 6, 8, 10, 14, 20, 30, 50, 75, 100)
+BUDGETS = (4, 6, 8, 10, 13, 14, 16, 19, 20, 25, 30, 50, 75, 100)
 SAMPLERS = {"3M": sg.samplers.dpm_solver_pp_3m, "2M": sg.samplers.dpm_solver_pp_2m}
 TEMPERATURE = 4.0
 

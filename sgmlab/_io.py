@@ -45,6 +45,22 @@ def write_json(path: Path, obj: Any) -> Path:
     return _atomic(path, w)
 
 
+def write_text(path: Path, text: str) -> Path:
+    return _atomic(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
+    """Rows of dicts as CSV, the columns those of the first row."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    w.writeheader()
+    w.writerows(rows)
+    return write_text(path, buf.getvalue())
+
+
 def write_npy(path: Path, array: np.ndarray) -> Path:
     def w(tmp: str) -> None:
         with open(tmp, "wb") as f:
