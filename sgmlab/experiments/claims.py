@@ -106,16 +106,21 @@ def _sqrt_kl(law: Gaussian, ref: Gaussian) -> float:
 def output_density_1d(score: Any, grid: torch.Tensor, xs: torch.Tensor) -> torch.Tensor:
     r"""The exact density of the exponential integrator's output in 1-D on the points ``xs`` (uniform),
     from N(0, 1): each step's kernel is Gaussian, :math:`N(e^h x + 2(e^h - 1)s(x), e^{2h} - 1)`, so
-    the density is propagated by quadrature on the points (error: the grid's, tiny next to the
-    effects measured; checked against the exact law for affine scores)."""
+    the density is propagated by quadrature on the points, each kernel cut at 8 standard
+    deviations (error: the grid's, tiny next to the effects measured; checked against the exact
+    law for affine scores). Mass that leaves the points is lost (the caller counts it)."""
     dx = float(xs[1] - xs[0])
+    M = xs.shape[0]
     p = torch.exp(-0.5 * xs**2) / math.sqrt(2 * math.pi)
     for t, tn in zip(grid[:-1].tolist(), grid[1:].tolist()):
         h = t - tn
         m = math.exp(h) * xs + 2 * math.expm1(h) * score(xs[:, None], t)[:, 0]
         sd = math.sqrt(math.expm1(2 * h))
-        K = torch.exp(-0.5 * ((xs[:, None] - m[None, :]) / sd) ** 2) / (sd * math.sqrt(2 * math.pi))  # (y, x)
-        p = K @ (p * dx)
+        W = min(M, int(math.ceil(16 * sd / dx)) + 2)
+        start = torch.searchsorted(xs, m - 8 * sd).clamp(0, M - W)
+        idx = start[:, None] + torch.arange(W)  # (x, window)
+        K = torch.exp(-0.5 * ((xs[idx] - m[:, None]) / sd) ** 2) / (sd * math.sqrt(2 * math.pi))
+        p = torch.zeros_like(p).index_add_(0, idx.reshape(-1), (K * (p * dx)[:, None]).reshape(-1))
     return p
 
 
