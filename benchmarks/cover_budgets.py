@@ -29,7 +29,7 @@ from sgmlab.experiments.bench import digits_target
 from sgmlab.experiments.heldout import family_targets
 
 sys.path.insert(0, str(Path(__file__).parent))
-from choose_defaults import SAMPLERS, Coupled, DiagonalGaussians, _fmt_spec, _stats, errors, peer_errors, robust  # noqa: E402
+from choose_defaults import SAMPLERS, Coupled, DiagonalGaussians, _stats, errors, peer_errors, robust  # noqa: E402
 
 # The grids chosen by choose_defaults.py at their budgets (benchmarks/defaults.md): the candidates.
 CHOSEN = tuple(sorted(_CHOSEN.items()))
