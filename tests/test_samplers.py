@@ -214,3 +214,37 @@ def test_standard_normal_noise_is_exactly_normal(gen):
         frac = float((z.abs() > c).double().mean())
         assert abs(frac - p) < z_threshold(1e-3, 2) * math.sqrt(p / 1e6)
     assert torch.isfinite(z).all()
+
+
+@pytest.mark.parametrize("name", ["dpm_solver_pp_3m", "dpm_solver_pp_2m", "unipc_3", "probability_flow_heun",
+                                  "probability_flow_euler", "exponential_sde_2", "exponential_integrator",
+                                  "euler_maruyama", "unadjusted_langevin", "predictor_corrector"])
+def test_no_sampler_returns_nan_silently(name, gen):
+    """A score that goes NaN on some samples gives a FloatingPointError naming the sampler and the count
+    (DPM-Solver++, UniPC and the ODE samplers used to return NaN)."""
+    q = sg.targets.mixture2d()
+    exact = sg.scores.exact(q)
+
+    def bad(x, t):
+        s = exact(x, t)
+        s[:3] = float("nan")
+        return s
+
+    x0 = sg.processes.OU().prior_sample(20, 2, generator=gen)
+    with pytest.raises(FloatingPointError, match="produced non-finite values in 3 of 20 samples"):
+        getattr(sg.samplers, name)(bad, x0, sg.grids.uniform(3.0, 1e-2, 5), generator=gen)
+
+
+def test_no_cld_sampler_returns_nan_silently(gen):
+    q = sg.targets.mixture2d()
+    cld = sg.processes.CLD()
+    exact = sg.scores.exact(q, cld)
+
+    def bad(z, t):
+        s = exact(z, t)
+        s[:2] = float("inf")
+        return s
+
+    with pytest.raises(FloatingPointError, match="CLDExponentialIntegrator produced non-finite values in 2 of 10"):
+        sg.samplers.cld_exponential_integrator(bad, cld.prior_sample(10, 2, generator=gen), sg.grids.uniform(2.0, 0.1, 4),
+                                               generator=gen)

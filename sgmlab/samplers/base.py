@@ -82,10 +82,19 @@ class AffineStepSampler(ABC):
                 x.add_(standard_normal_(noise, generator), alpha=c.noise_std)
             if callback is not None:
                 callback(StepInfo(i, steps, t, t_next, x))
-        if not bool(torch.isfinite(x).all()):
-            raise FloatingPointError(f"{type(self).__name__} produced non-finite values; "
-                                     "check the score for NaN/inf or the grid for too large steps")
-        return x
+        return check_output(x, self)
+
+
+def check_output(x: torch.Tensor, sampler: Any) -> torch.Tensor:
+    """``x``, or a FloatingPointError naming the sampler and how many samples went non-finite: no
+    sampler returns NaN or inf silently."""
+    bad = ~torch.isfinite(x)
+    if bool(bad.any()):
+        rows = int(bad.reshape(x.shape[0], -1).any(1).sum())
+        name = sampler if isinstance(sampler, str) else type(sampler).__name__
+        raise FloatingPointError(f"{name} produced non-finite values in {rows} of {x.shape[0]} samples; check the "
+                                 "score for NaN or inf (it is evaluated at every step) or the grid for too large steps")
+    return x
 
 
 def check_run(score: Any, x_init: Any, grid: Any, process: Any, generator: Any, *,

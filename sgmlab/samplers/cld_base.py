@@ -13,7 +13,7 @@ from .. import _checks, grids
 from ..processes import CLD
 from ..scores import ScoreFn
 from ..targets.gaussian import Gaussian
-from .base import Callback, StepInfo, check_score_output, standard_normal_
+from .base import Callback, StepInfo, check_output, check_score_output, standard_normal_
 
 
 class Stage(NamedTuple):
@@ -96,9 +96,7 @@ class CLDSampler(ABC):
                 z = torch.cat([nx, nv], 1)
             if callback is not None:
                 callback(StepInfo(i, steps, t, t_next, z))
-        if not bool(torch.isfinite(z).all()):
-            raise FloatingPointError(f"{type(self).__name__} produced non-finite values")
-        return z
+        return check_output(z, self)
 
 
 def cld_exact_output_law(sampler: CLDSampler, target: Gaussian, grid: Any, *, process: CLD | None = None) -> Gaussian:

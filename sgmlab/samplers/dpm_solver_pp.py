@@ -10,7 +10,7 @@ import torch
 
 from ..processes import Process
 from ..scores import ScoreFn
-from .base import Callback, StepInfo, check_run, check_score_output
+from .base import Callback, StepInfo, check_output, check_run, check_score_output
 
 
 def check_order(order: Any) -> None:
@@ -94,7 +94,7 @@ class DPMSolverPP:
                 x.add_(m, alpha=c)
             if callback is not None:
                 callback(StepInfo(i, g.shape[0] - 1, t, tn, x))
-        return x
+        return check_output(x, self)
 
 
 dpm_solver_pp_1 = DPMSolverPP(1)

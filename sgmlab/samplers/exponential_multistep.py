@@ -10,7 +10,7 @@ import torch
 
 from ..processes import Process
 from ..scores import ScoreFn
-from .base import Callback, StepInfo, check_run, check_score_output, standard_normal_
+from .base import Callback, StepInfo, check_output, check_run, check_score_output, standard_normal_
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class ExponentialMultistepSDE:
             x.add_(standard_normal_(noise, generator), alpha=math.sqrt(math.expm1(2 * h)))
             if callback is not None:
                 callback(StepInfo(i, g.shape[0] - 1, t, tn, x))
-        return x
+        return check_output(x, self)
 
 
 exponential_sde_1 = ExponentialMultistepSDE(1)

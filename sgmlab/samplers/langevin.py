@@ -10,7 +10,7 @@ import torch
 
 from ..processes import Process
 from ..scores import ScoreFn
-from .base import Callback, StepInfo, check_run, check_score_output, standard_normal_
+from .base import Callback, StepInfo, check_output, check_run, check_score_output, standard_normal_
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ class UnadjustedLangevin:
             x = x + self.step_size * s + math.sqrt(2 * self.step_size) * standard_normal_(noise, generator)
             if callback is not None:
                 callback(StepInfo(i, g.shape[0] - 1, t, t, x))
-        return x
+        return check_output(x, self)
 
 
 unadjusted_langevin = UnadjustedLangevin()

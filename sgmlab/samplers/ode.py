@@ -9,7 +9,7 @@ import torch
 from ..processes import OU, Process
 from ..scores import ScoreFn
 from ..targets.gaussian import Gaussian
-from .base import Callback, StepInfo, check_run, check_score_output
+from .base import Callback, StepInfo, check_output, check_run, check_score_output
 
 
 def _flow(process: Process, score: ScoreFn, x: torch.Tensor, t: float) -> torch.Tensor:
@@ -18,7 +18,7 @@ def _flow(process: Process, score: ScoreFn, x: torch.Tensor, t: float) -> torch.
 
 
 def _integrate(step: Any, score: ScoreFn, x_init: torch.Tensor, grid: Any, process: Process | None,
-               generator: torch.Generator | None, callback: Callback | None) -> torch.Tensor:
+               generator: torch.Generator | None, callback: Callback | None, name: str) -> torch.Tensor:
     """The loop both ODE samplers share; ``step(flow, x, t, t_next)`` returns the next state."""
     process, g = check_run(score, x_init, grid, process, generator)
     first = []
@@ -35,7 +35,7 @@ def _integrate(step: Any, score: ScoreFn, x_init: torch.Tensor, grid: Any, proce
         x = step(flow, x, t, tn)
         if callback is not None:
             callback(StepInfo(i, g.shape[0] - 1, t, tn, x))
-    return x
+    return check_output(x, name)
 
 
 def probability_flow_euler(score: ScoreFn, x_init: torch.Tensor, grid: Any, *, process: Process | None = None,
@@ -43,7 +43,7 @@ def probability_flow_euler(score: ScoreFn, x_init: torch.Tensor, grid: Any, *, p
     r"""Euler steps on the probability-flow ODE :math:`\dot x = f(x, t) - \tfrac12 g(t)^2 \nabla\log q_t(x)`
     (Song et al. 2021) from t_k to t_{k+1}; one score evaluation per step. Deterministic."""
     return _integrate(lambda flow, x, t, tn: x + (tn - t) * flow(x, t), score, x_init, grid, process, generator,
-                      callback)
+                      callback, "probability_flow_euler")
 
 
 def probability_flow_heun(score: ScoreFn, x_init: torch.Tensor, grid: Any, *, process: Process | None = None,
@@ -55,7 +55,7 @@ def probability_flow_heun(score: ScoreFn, x_init: torch.Tensor, grid: Any, *, pr
         d = flow(x, t)
         return x + (tn - t) * 0.5 * (d + flow(x + (tn - t) * d, tn))
 
-    return _integrate(step, score, x_init, grid, process, generator, callback)
+    return _integrate(step, score, x_init, grid, process, generator, callback, "probability_flow_heun")
 
 
 probability_flow_heun.evaluations_per_step = 2  # type: ignore[attr-defined]

@@ -10,7 +10,7 @@ import torch
 
 from ..processes import Process
 from ..scores import ScoreFn
-from .base import Callback, StepInfo, check_run, check_score_output, standard_normal_
+from .base import Callback, StepInfo, check_output, check_run, check_score_output, standard_normal_
 from .exponential_integrator import exponential_integrator
 
 
@@ -44,7 +44,7 @@ class PredictorCorrector:
             x = x + eps * s + math.sqrt(2 * eps) * noise
             if callback is not None:
                 callback(StepInfo(i, g.shape[0] - 1, t, tn, x))
-        return x
+        return check_output(x, self)
 
 
 predictor_corrector = PredictorCorrector()

@@ -10,7 +10,7 @@ import torch
 
 from ..processes import Process
 from ..scores import ScoreFn
-from .base import Callback, StepInfo, check_run, check_score_output
+from .base import Callback, StepInfo, check_output, check_run, check_score_output
 from .dpm_solver_pp import check_order, data_prediction_schedule
 
 
@@ -117,7 +117,7 @@ class UniPC:
                 x = step(x, i, i + 1, hist[-k:], None)
             if callback is not None:
                 callback(StepInfo(i, steps, t, tn, x))
-        return x
+        return check_output(x, self)
 
 
 unipc_2 = UniPC(2)
