@@ -72,7 +72,7 @@ def uniform(T: float, delta: float, steps: int) -> torch.Tensor:
     T, delta, steps = _check(T, delta, steps)
     g = torch.linspace(T, delta, steps + 1, dtype=torch.float64)
     g[0], g[-1] = T, delta
-    return g
+    return _finite(g, T)
 
 
 def exponential(T: float, delta: float, steps: int) -> torch.Tensor:
@@ -80,7 +80,7 @@ def exponential(T: float, delta: float, steps: int) -> torch.Tensor:
     T, delta, steps = _check(T, delta, steps)
     g = torch.exp(torch.linspace(math.log(T), math.log(delta), steps + 1, dtype=torch.float64))
     g[0], g[-1] = T, delta
-    return g
+    return _finite(g, T)
 
 
 def two_phase(T: float, delta: float, steps: int) -> torch.Tensor:
@@ -100,12 +100,24 @@ def two_phase(T: float, delta: float, steps: int) -> torch.Tensor:
     u = torch.linspace(phi(T), phi(delta), steps + 1, dtype=torch.float64)
     g = torch.where(u >= 1, u, torch.exp(u.clamp(max=1) - 1))
     g[0], g[-1] = T, delta
-    return g
+    return _finite(g, T)
 
 
 def _log_snr(t: torch.Tensor) -> torch.Tensor:
     """lambda(t) = log(alpha_t / sigma_t) for OU time t: -t - log(1 - e^{-2t}) / 2."""
     return -t - 0.5 * torch.log(-torch.expm1(-2 * t))
+
+
+def _ou_from_log_snr(lam: torch.Tensor) -> torch.Tensor:
+    """OU time at log-SNR lam, t = log(1 + e^{-2 lam}) / 2, without overflow for lam << 0."""
+    return 0.5 * torch.nn.functional.softplus(-2 * lam)
+
+
+def _finite(g: torch.Tensor, T: float) -> torch.Tensor:
+    """The grid, or an error when its times are not finite in float64 (a horizon too large)."""
+    if not bool(torch.isfinite(g).all()):
+        raise ValueError(f"T={T:g} is too large: the grid's times are not finite in float64")
+    return g
 
 
 def log_snr(T: float, delta: float, steps: int) -> torch.Tensor:
@@ -114,9 +126,9 @@ def log_snr(T: float, delta: float, steps: int) -> torch.Tensor:
     T, delta, steps = _check(T, delta, steps)
     lam = torch.linspace(float(_log_snr(torch.tensor(T, dtype=torch.float64))),
                          float(_log_snr(torch.tensor(delta, dtype=torch.float64))), steps + 1, dtype=torch.float64)
-    g = 0.5 * torch.log1p(torch.exp(-2 * lam))
+    g = _ou_from_log_snr(lam)
     g[0], g[-1] = T, delta
-    return g
+    return _finite(g, T)
 
 
 def log_snr_focused(T: float, delta: float, steps: int, *, center: float = -0.5, width: float = 2.0,
@@ -146,9 +158,9 @@ def log_snr_focused(T: float, delta: float, steps: int, *, center: float = -0.5,
         mid = 0.5 * (lo + hi)
         below = u(mid) < target
         lo, hi = torch.where(below, mid, lo), torch.where(below, hi, mid)
-    g = 0.5 * torch.log1p(torch.exp(-2 * 0.5 * (lo + hi)))
+    g = _ou_from_log_snr(0.5 * (lo + hi))
     g[0], g[-1] = T, delta
-    return g
+    return _finite(g, T)
 
 
 def log_snr_density(T: float, delta: float, steps: int, density: Any = (1.0,)) -> torch.Tensor:
@@ -168,12 +180,12 @@ def log_snr_density(T: float, delta: float, steps: int, density: Any = (1.0,)) -
     u = torch.linspace(0, float(cum[-1]), steps + 1, dtype=torch.float64)
     k = torch.searchsorted(cum, u, right=True).clamp(1, rho.shape[0]) - 1
     lam = edges[k] + (u - cum[k]) / (cum[k + 1] - cum[k]) * (edges[k + 1] - edges[k])
-    g = 0.5 * torch.log1p(torch.exp(-2 * lam))
+    g = _ou_from_log_snr(lam)
     g[0], g[-1] = T, delta
     if bool((g[:-1] <= g[1:]).any()):
         raise ValueError("density is too uneven for this many steps: two times of the grid coincide in "
                          "float64; use a smoother density")
-    return g
+    return _finite(g, T)
 
 
 def vp_linear(T: float, delta: float, steps: int, beta_min: float = 0.1, beta_max: float = 20.0) -> torch.Tensor:
@@ -192,7 +204,7 @@ def vp_linear(T: float, delta: float, steps: int, beta_min: float = 0.1, beta_ma
     s = torch.linspace(clock(T), clock(delta), steps + 1, dtype=torch.float64)
     g = 0.5 * (b0 * s + c * s * s)
     g[0], g[-1] = T, delta
-    return g
+    return _finite(g, T)
 
 
 def karras(T: float, delta: float, steps: int, rho: float = 7.0) -> torch.Tensor:
@@ -205,4 +217,4 @@ def karras(T: float, delta: float, steps: int, rho: float = 7.0) -> torch.Tensor
     sig = (smax ** (1 / rho) + i * (smin ** (1 / rho) - smax ** (1 / rho))) ** rho
     g = 0.5 * torch.log1p(sig**2)
     g[0], g[-1] = T, delta
-    return g
+    return _finite(g, T)

@@ -71,8 +71,15 @@ def w2_samples(x: torch.Tensor, y: torch.Tensor) -> float:
 
     a = np.full(x.shape[0], 1.0 / x.shape[0])
     b = np.full(y.shape[0], 1.0 / y.shape[0])
-    M = torch.cdist(x, y).square().cpu().numpy()
-    return math.sqrt(max(float(ot.emd2(a, b, M, numItermax=10_000_000)), 0.0))
+    s = _scale(x, y)  # W2 is homogeneous: computed on x / s, y / s so no squared distance overflows
+    M = torch.cdist(x / s, y / s).square().cpu().numpy()
+    return s * math.sqrt(max(float(ot.emd2(a, b, M, numItermax=10_000_000)), 0.0))
+
+
+def _scale(x: torch.Tensor, y: torch.Tensor) -> float:
+    """A power of two near the largest coordinate of x and y (1 below 1e100): dividing by it is exact."""
+    big = max(float(x.abs().max()), float(y.abs().max()))
+    return 2.0 ** math.frexp(big)[1] if big > 1e100 else 1.0
 
 
 def w2(x: torch.Tensor, target: Target, *, max_n: int = 2000, generator: torch.Generator | None = None) -> SampleMetric:
@@ -88,14 +95,15 @@ def sliced_w2_samples(x: torch.Tensor, y: torch.Tensor, projections: int = 256, 
     ``projections`` random unit directions; 1-D W2 by matching quantiles."""
     theta = torch.randn(x.shape[1], projections, generator=generator, dtype=x.dtype, device=x.device)
     theta = theta / theta.norm(dim=0, keepdim=True)
-    px, _ = torch.sort(x @ theta, dim=0)
-    py, _ = torch.sort(y @ theta, dim=0)
+    s = _scale(x, y)
+    px, _ = torch.sort((x / s) @ theta, dim=0)
+    py, _ = torch.sort((y / s) @ theta, dim=0)
     if px.shape[0] != py.shape[0]:
         qs = (torch.arange(max(px.shape[0], py.shape[0]), dtype=x.dtype, device=x.device) + 0.5) / max(
             px.shape[0], py.shape[0])
         px = torch.quantile(px, qs, dim=0, interpolation="nearest")
         py = torch.quantile(py, qs, dim=0, interpolation="nearest")
-    return math.sqrt(float(((px - py) ** 2).mean()))
+    return s * math.sqrt(float(((px - py) ** 2).mean()))
 
 
 def sliced_w2(x: torch.Tensor, target: Target, *, projections: int = 256, max_n: int = 100_000,
@@ -109,9 +117,11 @@ def sliced_w2(x: torch.Tensor, target: Target, *, projections: int = 256, max_n:
 # -- MMD ---------------------------------------------------------------------------------------
 
 def _kernel_sum(x: torch.Tensor, y: torch.Tensor, bw: float, block: int = 2048) -> float:
+    # |x|^2 + |y|^2 - 2 x.y (cdist's fast mode) is inf - inf for coordinates beyond 1e154: take differences there
+    mode = "donot_use_mm_for_euclid_dist" if _scale(x, y) > 1 else "use_mm_for_euclid_dist_if_necessary"
     total = 0.0
     for xb in x.split(block):
-        total += float(torch.exp(-torch.cdist(xb, y).square() / (2 * bw * bw)).sum())
+        total += float(torch.exp(-torch.cdist(xb, y, compute_mode=mode).square() / (2 * bw * bw)).sum())
     return total
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .. import _checks
 from .base import Target
 from .gaussian import Gaussian
 from .mixture import GaussianMixture
@@ -26,6 +27,9 @@ def mixture2d() -> GaussianMixture:
 
 def ring(k: int = 8, radius: float = 4.0, std: float = 0.35) -> GaussianMixture:
     """``k`` equal-weight isotropic Gaussians equally spaced on a circle of the given radius."""
+    k = _checks.positive_int("k", k)
+    radius = _checks.real("radius", radius, low=0.0)
+    std = _checks.real("std", std, low=0.0, low_open=True)
     ang = torch.arange(k, dtype=torch.float64) * (2 * math.pi / k)
     means = radius * torch.stack([ang.cos(), ang.sin()], 1)
     return GaussianMixture(torch.full((k,), 1.0 / k, dtype=torch.float64), means,
@@ -41,8 +45,9 @@ def _rotation(d: int, seed: int) -> torch.Tensor:
 def anisotropic_gaussian(d: int = 10, cond: float = 100.0, scale: float = 0.5, seed: int = 0) -> Gaussian:
     """Zero-mean Gaussian whose covariance has eigenvalues log-spaced from ``scale/sqrt(cond)`` to
     ``scale*sqrt(cond)`` (0.05 to 5 by default) in a fixed random basis."""
-    if d < 1 or cond < 1:
-        raise ValueError(f"anisotropic_gaussian needs d >= 1 and cond >= 1; got d={d}, cond={cond}")
+    d = _checks.positive_int("d", d)
+    cond = _checks.real("cond", cond, low=1.0)
+    scale = _checks.real("scale", scale, low=0.0, low_open=True)
     lam = torch.logspace(math.log10(scale / math.sqrt(cond)), math.log10(scale * math.sqrt(cond)), d,
                          dtype=torch.float64) if d > 1 else torch.tensor([scale], dtype=torch.float64)
     U = _rotation(d, seed)
@@ -54,8 +59,8 @@ def mixture(d: int = 16, k: int = 8, separation: float = 6.0, seed: int = 0) -> 
     """A ``k``-component mixture in ``d`` dimensions: random means at pairwise distance about
     ``separation``, random full covariances with eigenvalues in [0.25, 1], Dirichlet-like unequal
     weights; deterministic given ``seed``."""
-    if d < 1 or k < 1:
-        raise ValueError(f"mixture needs d >= 1 and k >= 1; got d={d}, k={k}")
+    d, k = _checks.positive_int("d", d), _checks.positive_int("k", k)
+    separation = _checks.real("separation", separation, low=0.0)
     g = torch.Generator().manual_seed(seed)
     means = torch.randn(k, d, generator=g, dtype=torch.float64)
     means = separation / math.sqrt(2) * means / means.norm(dim=1, keepdim=True).clamp_min(1e-12)

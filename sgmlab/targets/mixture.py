@@ -123,8 +123,27 @@ class GaussianMixture(Target):
     def _log_prob(self, x: torch.Tensor) -> torch.Tensor:
         return torch.logsumexp(self._logits(x)[0], dim=1)
 
+    def _scaled_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The logits up to a constant per row, computed on x / s (s = max |x_i| per row) so that no
+        squared distance overflows: log w_k + log N_k - s^2 min_j u_j / 2, with u_k the squared
+        Mahalanobis distance of x / s to m_k / s. For points so far out that the plain logits are
+        all -inf (|x| above about 1e154), where the score is still finite."""
+        s = x.abs().amax(1, keepdim=True).clamp_min(1.0)
+        xs = x / s
+        if self.covariance_type == "full":
+            u = torch.linalg.vector_norm((xs @ self._W + self._minus_b / s).view(x.shape[0], self.n_components,
+                                                                                  self.dim), dim=-1).square()
+        else:
+            u = (((xs[:, None, :] - self.means / s[:, :, None]) ** 2) * self._iv).sum(-1)
+        excess = (u - u.amin(1, keepdim=True)) * s * s  # inf for all but the nearest: weight 0 (0 at the nearest)
+        return self._log_norm - 0.5 * excess
+
     def _score(self, x: torch.Tensor) -> torch.Tensor:
         logits, z = self._logits(x)
+        far = ~torch.isfinite(logits.amax(1))
+        if bool(far.any()):  # rows whose squared distances overflowed
+            logits = logits.clone()
+            logits[far] = self._scaled_logits(x[far])
         r = _responsibilities(logits)  # (n, K)
         if z is None:
             return r @ self._miv - x * (r @ self._iv if self._iv_s is None else (r @ self._iv_s)[:, None])
