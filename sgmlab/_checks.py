@@ -17,7 +17,9 @@ DTYPE = torch.float64
 
 def as_tensor(name: str, value: Any, *, ndim: int | None = None, dtype: torch.dtype | None = None,
               device: torch.device | str | None = None) -> torch.Tensor:
-    """Convert ``value`` to a finite floating tensor (float64 unless it already is a float tensor).
+    """Convert ``value`` to a finite floating tensor: float64, or float32 if it already is one.
+    Integers are promoted to float64, and so are float16 and bfloat16 (the linear algebra the
+    targets need, Cholesky factors and solves, does not run in them); bool and complex are refused.
 
     Raises
     ------
@@ -27,8 +29,10 @@ def as_tensor(name: str, value: Any, *, ndim: int | None = None, dtype: torch.dt
         If it has the wrong number of dimensions, is empty, or holds NaN or infinite values.
     """
     if isinstance(value, torch.Tensor):
+        if value.dtype == torch.bool or value.is_complex():
+            raise TypeError(f"{name} must hold real numbers; got a {value.dtype} tensor")
         if dtype is None:
-            dtype = value.dtype if value.is_floating_point() else DTYPE
+            dtype = value.dtype if value.dtype in (torch.float32, torch.float64) else DTYPE
         t = value.to(dtype=dtype, device=device if device is not None else value.device)
     else:
         try:

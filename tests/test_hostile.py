@@ -81,3 +81,27 @@ def test_grids_at_large_horizons():
 def test_builtin_targets_name_the_bad_value(call, err, match):
     with pytest.raises(err, match=match):
         call()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.int64, torch.int32])
+def test_targets_promote_what_the_math_cannot_run_in(dtype):
+    """Target parameters in float16, bfloat16 or integers become float64 (Cholesky and solves do not
+    run in half precision: it used to be a raw 'cholesky_cpu not implemented for Half')."""
+    g = sg.targets.Gaussian(torch.zeros(2, dtype=dtype), (2 * torch.eye(2)).to(dtype))
+    m = sg.targets.GaussianMixture(torch.tensor([1, 1]).to(dtype) / 2 if dtype.is_floating_point else [0.5, 0.5],
+                                   torch.zeros(2, 2, dtype=dtype), torch.ones(2, dtype=dtype))
+    assert g.cov.dtype == m.means.dtype == torch.float64
+    assert sg.metrics.gaussian_kl(g, sg.targets.Gaussian(torch.zeros(2), torch.eye(2))) == pytest.approx(
+        0.5 * (2 * 2 - 2 - 2 * math.log(2)))
+
+
+def test_bool_parameters_and_half_precision_states_are_refused(gen):
+    with pytest.raises(TypeError, match="mean must hold real numbers; got a torch.bool tensor"):
+        sg.targets.Gaussian(torch.zeros(2, dtype=torch.bool), torch.eye(2))
+    q = sg.targets.mixture2d()
+    for dtype in (torch.float16, torch.bfloat16):
+        with pytest.raises(TypeError, match=f"x_init is {dtype}: the samplers run in float32 or float64"):
+            sg.samplers.dpm_solver_pp_3m(sg.scores.exact(q), torch.zeros(3, 2, dtype=dtype), sg.grids.uniform(1, 0.1, 3))
+    x = sg.samplers.exponential_integrator(sg.scores.exact(q), torch.zeros(3, 2, dtype=torch.float32),
+                                           sg.grids.uniform(1, 0.1, 3), generator=gen)
+    assert x.dtype == torch.float32  # float32 runs, and stays float32

@@ -104,6 +104,9 @@ def check_run(score: Any, x_init: Any, grid: Any, process: Any, generator: Any, 
     if not isinstance(x_init, torch.Tensor) or x_init.ndim != 2 or not x_init.is_floating_point():
         raise ValueError("x_init must be a floating tensor of shape (n, d); got "
                          f"{tuple(x_init.shape) if isinstance(x_init, torch.Tensor) else type(x_init).__name__}")
+    if x_init.dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"x_init is {x_init.dtype}: the samplers run in float32 or float64 (their coefficients "
+                        "and the score's precision need it); convert it with x_init.double() or .float()")
     if x_init.shape[0] == 0 or x_init.shape[1] == 0:
         raise ValueError(f"x_init is empty (shape {tuple(x_init.shape)}); expected n >= 1 points in d >= 1 dimensions")
     if not bool(torch.isfinite(x_init).all()):

@@ -66,6 +66,9 @@ class CLDSampler(ABC):
         if not isinstance(z_init, torch.Tensor) or z_init.ndim != 2 or z_init.shape[1] % 2 or z_init.shape[0] == 0:
             raise ValueError("z_init must be a tensor of shape (n, 2d) with n >= 1 (state [x, v]); got "
                              f"{tuple(z_init.shape) if isinstance(z_init, torch.Tensor) else type(z_init).__name__}")
+        if z_init.dtype not in (torch.float32, torch.float64):
+            raise TypeError(f"z_init is {z_init.dtype}: the samplers run in float32 or float64; convert it with "
+                            "z_init.double() or .float()")
         if not bool(torch.isfinite(z_init).all()):
             raise ValueError("z_init contains NaN or infinite values")
         _checks.generator_for(generator, z_init.device)
