@@ -94,6 +94,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def cmd_sample(args: argparse.Namespace) -> None:
     if args.model is not None:
         return _sample_model(args)
+    if args.data is not None:
+        raise ValueError("--data goes with --model (the data a trained model is measured against)")
     config = SampleConfig(target=args.target, dim=args.dim, sampler=args.sampler or "exponential_integrator",
                           grid=args.grid or "uniform", steps=args.steps,
                           T=5.0 if args.T is None else args.T, delta=1e-3 if args.delta is None else args.delta,
@@ -205,7 +207,7 @@ def _sample_model(args: argparse.Namespace) -> None:
     try:
         x, m, (data, profile, ref) = sample_model(args.model, sampler=args.sampler, grid=args.grid, steps=args.steps,
                                              T=args.T, delta=args.delta, n=args.n, seed=args.seed, callback=callback,
-                                             plan=plan)
+                                             plan=plan, data=args.data)
     finally:
         close()
     if plan is not None:
@@ -215,6 +217,8 @@ def _sample_model(args: argparse.Namespace) -> None:
               f"confidence {plan.certificate.level}")
     print(f"{args.sampler} from the model in {args.model}, {args.grid} grid, {args.steps} steps, T={m['T']:.4g}, "
           f"delta={m['delta']:.4g}, n={args.n}")
+    if "data" in m:
+        print(f"  training data {m['data']}")
     figs = {}
     if data is not None and data.image_shape is not None:
         figs["samples.png"] = image_grid(x, data.image_shape, f"{args.sampler}, {args.steps} steps: generated digits")
@@ -632,6 +636,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="early-stopping time delta > 0 (default 1e-3, or the model's)")
     p.add_argument("--model", type=Path, default=None,
                    help="sample from the trained model in this folder (`sgmlab train`) instead of a target's exact score")
+    p.add_argument("--data", default=None,
+                   help="with --model: the training data file to measure the samples against (a model folder never "
+                        "makes sgmlab read a file outside it on its own; built-in data sets need no --data)")
     _common(p, steps=100, n=10_000)
     p.set_defaults(func=cmd_sample)
 

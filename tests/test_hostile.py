@@ -105,3 +105,83 @@ def test_bool_parameters_and_half_precision_states_are_refused(gen):
     x = sg.samplers.exponential_integrator(sg.scores.exact(q), torch.zeros(3, 2, dtype=torch.float32),
                                            sg.grids.uniform(1, 0.1, 3), generator=gen)
     assert x.dtype == torch.float32  # float32 runs, and stays float32
+
+
+# -- a model folder is untrusted input ------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    from sgmlab.learn import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("model")
+    data = sg.targets.mixture2d().sample(512, generator=torch.Generator().manual_seed(0))
+    train(data, TrainConfig(steps=20, hidden=16, depth=2, batch_size=64, eval_every=10, checkpoint_every=10),
+          out=out)
+    return out
+
+
+def _copy(src, dst):
+    import shutil
+
+    shutil.copytree(src, dst)
+    return dst
+
+
+def test_a_flipped_byte_in_the_weights_is_caught(model_dir, tmp_path):
+    from sgmlab.learn import load_model
+
+    bad = _copy(model_dir, tmp_path / "m")
+    path = bad / "checkpoint.safetensors"
+    raw = bytearray(path.read_bytes())
+    raw[-100] ^= 0x01  # inside the tensor data, past the header
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="checkpoint.safetensors fails its checksum"):
+        load_model(bad)
+    load_model(model_dir)  # the original loads
+
+
+def test_a_config_that_lies_about_its_sizes_is_refused_before_allocating(model_dir, tmp_path):
+    """hidden=10**6 would need terabytes: the sizes are checked against the weights on the meta
+    device first (the file's checksum recomputed, as an attacker would)."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from sgmlab.learn import load_model
+    from sgmlab.learn.train import _checksum, read_checkpoint
+
+    bad = _copy(model_dir, tmp_path / "m")
+    tensors, meta = read_checkpoint(bad)
+    config = json.loads(meta["config"])
+    config["hidden"] = 10**6
+    meta = {**meta, "config": json.dumps(config)}
+    meta["sha256"] = _checksum(tensors, meta)
+    save_file(tensors, str(bad / "checkpoint.safetensors"), metadata=meta)
+    with pytest.raises(ValueError, match="hidden 1000000.*does not match its weights"):
+        load_model(bad)
+
+
+def test_data_json_never_makes_sgmlab_read_a_file_outside_the_folder(model_dir, tmp_path, capsys):
+    import json
+
+    from sgmlab.cli import main
+
+    bad = _copy(model_dir, tmp_path / "m")
+    secret = tmp_path / "secret.npy"
+    import numpy as np
+
+    np.save(secret, np.zeros((10, 2)))
+    (bad / "data.json").write_text(json.dumps({"data": str(secret)}))
+    assert main(["sample", "--model", str(bad), "--steps", "5", "--n", "50", "--no-progress",
+                 "--out", str(tmp_path / "o")]) == 0
+    printed = capsys.readouterr().out
+    assert "not read: data.json names the file" in printed and "--data" in printed
+    metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert "samples" not in metrics and metrics["data"].startswith("not read")
+    # named by the user, it is read
+    assert main(["sample", "--model", str(bad), "--steps", "5", "--n", "50", "--no-progress", "--data", str(secret),
+                 "--out", str(tmp_path / "o2")]) == 0
+    assert "sliced_w2_to_training_data" in json.loads((tmp_path / "o2" / "metrics.json").read_text())["samples"]
+    (bad / "data.json").write_text("{\"data\": 5}")
+    assert main(["sample", "--model", str(bad), "--steps", "5", "--n", "50", "--no-progress",
+                 "--out", str(tmp_path / "o3")]) == 2
+    assert "data.json is not a valid data description" in capsys.readouterr().err

@@ -60,17 +60,47 @@ def tune_model(folder: str | Path, nfe: int, *, sampler: str = "dpmpp_3m", n_pil
                 generator=torch.Generator().manual_seed(seed), progress=progress)
 
 
+def _data_spec(folder: str | Path, data: str | None) -> tuple[DataSpec | None, str | None]:
+    """The training data to measure against, from ``data.json`` and the user's ``data``, and why not
+    if it is not read. A model folder is untrusted: a file it names is read only when the user
+    names it too (``data``); built-in data sets are always fine."""
+    import json
+
+    from ..learn.data import BUNDLED
+    from ..targets import BUILTIN
+
+    path = Path(folder) / "data.json"
+    spec = None
+    if path.exists():
+        try:
+            raw = json.loads(path.read_text())
+            spec = DataSpec(**{k: tuple(v) if k == "columns" and v else v for k, v in raw.items()})
+            if not isinstance(spec.data, str):
+                raise TypeError(f"data must be a string; got {type(spec.data).__name__}")
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{path} is not a valid data description ({e})") from None
+    if data is not None:
+        return (DataSpec(data) if spec is None else DataSpec(data, spec.n, spec.columns, spec.seed)), None
+    if spec is None:
+        return None, "no data.json in the model folder"
+    if spec.data in BUILTIN or spec.data in BUNDLED:
+        return spec, None
+    return None, (f"not read: data.json names the file {spec.data!r}, and a model folder never makes sgmlab read "
+                  "a file outside it; name it yourself (--data) to measure against it")
+
+
 def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator", grid: str = "uniform",
                  steps: int = 200, T: float | None = None, delta: float | None = None, n: int = 10_000,
-                 seed: int = 0, callback: Any = None, plan: Any = None) -> tuple[torch.Tensor, dict[str, Any], Any]:
+                 seed: int = 0, callback: Any = None, plan: Any = None,
+                 data: str | None = None) -> tuple[torch.Tensor, dict[str, Any], Any]:
     """Samples (in data units) from a trained model and what can be measured about them.
 
     With ``plan`` (a :class:`sgmlab.TunedPlan`, as ``sgmlab tune --model`` saves) its sampler and
     grid are used and ``sampler``, ``grid``, ``steps``, ``T`` and ``delta`` are ignored.
     For data drawn from a built-in target: the metrics against the target and the eps_score(t)
-    profile on the sampling grid. For digits: the classifier-based evaluation.
+    profile on the sampling grid. For digits: the classifier-based evaluation. A data file named
+    in the folder's ``data.json`` is read only when ``data`` names it (the folder is untrusted).
     """
-    import json
 
     if grid not in GRIDS:
         raise ValueError(f"unknown grid {grid!r}; expected one of {sorted(GRIDS)}")
@@ -79,9 +109,7 @@ def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator",
     table = CLD_SAMPLERS if is_cld else SAMPLERS
     if sampler not in table:
         raise ValueError(f"unknown sampler {sampler!r} for a {res.config.process} model; expected one of {sorted(table)}")
-    spec_path = Path(folder) / "data.json"
-    spec = DataSpec(**{k: tuple(v) if k == "columns" and v else v
-                       for k, v in json.loads(spec_path.read_text()).items()}) if spec_path.exists() else None
+    spec, why_not = _data_spec(folder, data)
     T = res.config.T if T is None else T
     delta = res.config.delta if delta is None else delta
     if plan is not None:
@@ -105,6 +133,8 @@ def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator",
     if plan is not None:
         out.update(sampler=plan.as_dict()["sampler"], grid="tuned plan", plan=plan.as_dict())
     data = spec.load() if spec is not None else None
+    if why_not is not None:
+        out["data"] = why_not
     profile, ref = None, None
     if data is not None and data.target is not None:
         target = data.target

@@ -131,11 +131,22 @@ def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], metadata: dict
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".checkpoint.", suffix=".tmp")
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata=metadata)
+        save_file(tensors, tmp, metadata={**metadata, "sha256": _checksum(tensors, metadata)})
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _checksum(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
+    """SHA-256 of the tensors (name, dtype, shape, bytes, in name order) and the other metadata."""
+    h = hashlib.sha256()
+    for k in sorted(tensors):
+        t = tensors[k].detach().cpu().contiguous()
+        h.update(f"{k}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    h.update(json.dumps({k: v for k, v in sorted(metadata.items()) if k != "sha256"}).encode())
+    return h.hexdigest()
 
 
 def read_checkpoint(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -153,6 +164,8 @@ def read_checkpoint(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict[s
         raise ValueError(f"checkpoint {path} is corrupted or truncated ({type(e).__name__}: {e})") from None
     if meta.get("format") != FORMAT:
         raise ValueError(f"checkpoint {path} is not an sgmlab checkpoint (format {meta.get('format')!r})")
+    if "sha256" in meta and _checksum(tensors, meta) != meta["sha256"]:
+        raise ValueError(f"checkpoint {path} fails its checksum: the file was altered or damaged after it was written")
     return tensors, meta
 
 
@@ -175,8 +188,18 @@ def _build_model(config: TrainConfig, dim: int) -> tuple[nn.Module, nn.Module]:
 def load_model(folder: str | Path) -> TrainResult:
     """The trained model (EMA weights), standardization and config of a training folder."""
     tensors, meta = read_checkpoint(folder)
-    config = TrainConfig(**json.loads(meta["config"]))
-    dim = tensors["standardizer.mean"].shape[0]
+    path = Path(folder) / CHECKPOINT
+    try:
+        config = TrainConfig(**json.loads(meta["config"]))
+        dim = tensors["standardizer.mean"].shape[0]
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"checkpoint {path} holds no valid training config ({e})") from None
+    with torch.device("meta"):  # the config's sizes against the weights before anything is allocated
+        shapes = {k: tuple(v.shape) for k, v in _build_model(config, dim)[0].state_dict().items()}
+    got = {k[len("ema."):]: tuple(v.shape) for k, v in tensors.items() if k.startswith("ema.")}
+    if got != shapes:
+        raise ValueError(f"checkpoint {path}: its config (net {config.net}, hidden {config.hidden}, depth "
+                         f"{config.depth}, d {dim}) does not match its weights")
     net, model = _build_model(config, dim)
     _load_module(net, tensors, "ema", str(folder))
     std = Standardizer(tensors["standardizer.mean"], tensors["standardizer.scale"])
