@@ -49,11 +49,18 @@ def as_tensor(name: str, value: Any, *, ndim: int | None = None, dtype: torch.dt
 
 
 def points(name: str, x: Any, d: int, *, like: torch.Tensor | None = None) -> torch.Tensor:
-    """Check a batch of points of shape (n, d); cast to the dtype and device of ``like``."""
+    """Check a batch of points of shape (n, d), n >= 1, finite; cast to the dtype and device of ``like``."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (n, {d}); got {type(x).__name__}")
     if x.ndim != 2 or x.shape[1] != d:
         raise ValueError(f"{name} must have shape (n, {d}); got {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(x.shape)}); expected n >= 1 points")
+    if x.dtype == torch.bool or x.is_complex():
+        raise TypeError(f"{name} must hold real numbers; got a {x.dtype} tensor")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or infinite values ({int((~torch.isfinite(x)).any(1).sum())} of "
+                         f"{x.shape[0]} points)")
     if like is not None and (x.dtype != like.dtype or x.device != like.device):
         x = x.to(like)
     return x
@@ -84,6 +91,21 @@ def real(name: str, value: Any, *, low: float | None = None, high: float | None 
     if high is not None and (value > high or (high_open and value == high)):
         raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}; got {value}")
     return value
+
+
+def device(value: Any) -> torch.device:
+    """A torch device that exists on this machine, or a clear error."""
+    try:
+        dev = torch.device(value if value is not None else "cpu")
+    except (RuntimeError, TypeError) as e:
+        raise ValueError(f"device {value!r} is not a device torch knows (cpu, cuda, cuda:1, mps, ...): {e}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {value!r} is not available: this torch build has no CUDA device to use")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"device {value!r} is not available: there are {torch.cuda.device_count()} CUDA devices")
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device {value!r} is not available on this machine")
+    return dev
 
 
 def generator_for(generator: torch.Generator | None, device: torch.device) -> torch.Generator | None:

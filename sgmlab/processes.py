@@ -243,7 +243,8 @@ class Process(ABC):
         """n draws from the stationary law N(0, I_d), shape (n, d)."""
         n = _checks.positive_int("n", n, minimum=0)
         d = _checks.positive_int("d", d)
-        _checks.generator_for(generator, torch.device(device or "cpu"))
+        device = _checks.device(device)
+        _checks.generator_for(generator, device)
         return torch.randn(n, d, generator=generator, dtype=dtype, device=device)
 
     def prior_log_prob(self, x: torch.Tensor) -> torch.Tensor:
@@ -443,7 +444,8 @@ class CLD:
         """n draws of the stationary law N(0, diag(I_d, M I_d)) over [x, v], shape (n, 2d)."""
         n = _checks.positive_int("n", n, minimum=0)
         d = _checks.positive_int("d", d)
-        _checks.generator_for(generator, torch.device(device or "cpu"))
+        device = _checks.device(device)
+        _checks.generator_for(generator, device)
         z = torch.randn(n, 2 * d, generator=generator, dtype=dtype, device=device)
         z[:, d:] *= math.sqrt(self.mass)
         return z

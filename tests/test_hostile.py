@@ -185,3 +185,84 @@ def test_data_json_never_makes_sgmlab_read_a_file_outside_the_folder(model_dir, 
     assert main(["sample", "--model", str(bad), "--steps", "5", "--n", "50", "--no-progress",
                  "--out", str(tmp_path / "o3")]) == 2
     assert "data.json is not a valid data description" in capsys.readouterr().err
+
+
+# -- every public entry point against a matrix of hostile values ----------------------------------------
+def _hostile_cases():
+    torch.set_default_dtype(torch.float64)
+    q2 = sg.targets.mixture2d(); g2 = sg.targets.anisotropic_gaussian(2); ou = sg.processes.OU()
+    E = sg.scores.exact(q2)
+    grid = sg.grids.uniform(2.0, 1e-2, 5)
+    X = torch.zeros(4, 2)
+    bad_x = {"empty": torch.zeros(0, 2), "1d": torch.zeros(2), "wrongd": torch.zeros(4, 3), "nan": torch.full((4, 2), float("nan")),
+             "inf": torch.full((4, 2), float("inf")), "huge": torch.full((4, 2), 1e300), "tiny": torch.full((4, 2), 1e-300),
+             "half": torch.zeros(4, 2, dtype=torch.float16), "int": torch.zeros(4, 2, dtype=torch.int64), "bool": torch.zeros(4, 2, dtype=torch.bool),
+             "list": [[0.0, 0.0]], "str": "x"}
+    cases = []
+    for name, x in bad_x.items():
+        cases += [(f"mixture.score[{name}]", lambda x=x: q2.score(x)), (f"mixture.log_prob[{name}]", lambda x=x: q2.log_prob(x)),
+                  (f"gaussian.score[{name}]", lambda x=x: g2.score(x)), (f"exact score[{name}]", lambda x=x: E(x, 0.5)),
+                  (f"ei sampler x0[{name}]", lambda x=x: sg.samplers.exponential_integrator(E, x, grid)),
+                  (f"dpm x0[{name}]", lambda x=x: sg.samplers.dpm_solver_pp_3m(E, x, grid)),
+                  (f"metrics.w2[{name}]", lambda x=x: sg.metrics.w2(x, q2)), (f"metrics.mmd[{name}]", lambda x=x: sg.metrics.mmd(x, q2)),
+                  (f"metrics.mode_tv[{name}]", lambda x=x: sg.metrics.mode_tv(x, q2)), (f"metrics.tv_histogram[{name}]", lambda x=x: sg.metrics.tv_histogram(x, q2)),
+                  (f"metrics.sliced_w2[{name}]", lambda x=x: sg.metrics.sliced_w2(x, q2))]
+    for name, t in {"neg": -0.5, "nan": float("nan"), "inf": float("inf"), "huge": 1e300, "tiny": 1e-300, "str": "a", "zero": 0.0}.items():
+        cases += [(f"exact score t[{name}]", lambda t=t: E(X, t)), (f"ou.marginal t[{name}]", lambda t=t: ou.marginal(q2, t)),
+                  (f"grids.uniform T[{name}]", lambda t=t: sg.grids.uniform(t, 1e-3, 5)), (f"grids.log_snr delta[{name}]", lambda t=t: sg.grids.log_snr(2.0, t, 5)),
+                  (f"sg.sample nfe[{name}]", lambda t=t: sg.sample(E, 4, 2, nfe=t)), (f"tune nfe[{name}]", lambda t=t: sg.tune(E, 2, t)),
+                  (f"perturbed eps[{name}]", lambda t=t: sg.scores.perturbed(E, q2, t)), (f"certified delta grid[{name}]", lambda t=t: sg.theory.certified_bound(g2, sg.scores.exact(g2), [2.0, t])),
+                  (f"later_rates eps[{name}]", lambda t=t: sg.theory.later_rates(t, d=2)), (f"ddpm_theorem h[{name}]", lambda t=t: sg.theory.ddpm_theorem(L=1, d=2, m2=1, kl=1, h=t, T=1)),
+                  (f"plan_certified eps[{name}]", lambda t=t: sg.theory.plan_certified(g2, t)), (f"default_plan nfe[{name}]", lambda t=t: sg.default_plan(t))]
+    mats = {"nonsym": [[1.0, 0.5], [0.0, 1.0]], "nonpd": [[1.0, 2.0], [2.0, 1.0]], "neg": [[-1.0, 0], [0, 1.0]], "nan": [[float("nan"), 0], [0, 1.0]],
+            "1x1": [[1.0]], "huge": [[1e300, 0], [0, 1e300]], "tiny": [[1e-300, 0], [0, 1e-300]], "empty": torch.zeros(0, 0)}
+    for name, m in mats.items():
+        cases += [(f"Gaussian cov[{name}]", lambda m=m: sg.targets.Gaussian([0.0, 0.0], m)),
+                  (f"Mixture covs[{name}]", lambda m=m: sg.targets.GaussianMixture([1.0], [[0.0, 0.0]], [m]))]
+    for name, w in {"neg": [1.5, -0.5], "unnorm": [1.0, 1.0], "nan": [float("nan"), 1.0], "zero": [0.0, 0.0], "wronglen": [1.0]}.items():
+        cases.append((f"Mixture weights[{name}]", lambda w=w: sg.targets.GaussianMixture(w, [[0.0], [1.0]], [1.0, 1.0])))
+        cases.append((f"Empirical weights[{name}]", lambda w=w: sg.targets.Empirical([[0.0], [1.0]], w)))
+    for name, gr in {"increasing": [0.1, 1.0], "single": [1.0], "nan": [1.0, float("nan")], "neg": [1.0, -0.1], "dup": [1.0, 1.0, 0.1], "2d": [[1.0, 0.5]], "zero-end": [1.0, 0.0], "str": "abc"}.items():
+        cases += [(f"ei grid[{name}]", lambda gr=gr: sg.samplers.exponential_integrator(E, X, gr)), (f"sg.sample grid[{name}]", lambda gr=gr: sg.sample(E, 4, 2, nfe=5, sampler=sg.samplers.dpm_solver_pp_2m, grid=gr)),
+                  (f"certified grid[{name}]", lambda gr=gr: sg.theory.certified_bound(g2, sg.scores.exact(g2), gr))]
+    for name, dev in {"cuda": "cuda", "nonsense": "nonsense", "cuda9": "cuda:9"}.items():
+        cases += [(f"prior_sample device[{name}]", lambda dev=dev: ou.prior_sample(4, 2, device=dev))]
+        continue
+    for name in ("nope", "", None, 5):
+        cases += [(f"builtin[{name}]", lambda name=name: sg.targets.builtin(name)), (f"process VP schedule[{name}]", lambda name=name: sg.processes.VP(name))]
+
+    def classify(f):
+        """clear (a ValueError/TypeError/FloatingPointError in the library's words), answer (no NaN or +inf),
+        or unclear / traceback / silent."""
+        try:
+            r = f()
+        except (ValueError, TypeError, FloatingPointError, KeyError, NotImplementedError, RuntimeError, ZeroDivisionError, IndexError, AttributeError, OverflowError, ImportError) as e:
+            msg = str(e)
+            internal = any(s in msg for s in ("not implemented for", "expected scalar type", "invalid combination of arguments", "must match the size", "size of tensor", "shape '[", "Expected all tensors", "linalg", "out of bounds", "unsupported operand", "object has no attribute", "division by zero", "can't convert", "could not be"))
+            if type(e).__name__ in ("ValueError", "TypeError", "FloatingPointError") and not internal:
+                return "clear", f"{type(e).__name__}: {msg[:100]}"
+            return "unclear", f"{type(e).__name__}: {msg[:140]}"
+        except Exception as e:
+            return "traceback", f"{type(e).__name__}: {str(e)[:140]}"
+        def bad(v):
+            if isinstance(v, torch.Tensor): return v.is_floating_point() and bool(torch.isnan(v).any() | (v == float("inf")).any())
+            if isinstance(v, float): return not math.isfinite(v)
+            return False
+        vals = [r] if isinstance(r, (torch.Tensor, float)) else [getattr(r, a) for a in ("value", "tv_bound", "path_kl", "grid", "mean", "cov", "this_paper", "total", "N") if hasattr(r, a)]
+        if any(bad(v) for v in vals):
+            return "silent", repr(vals)[:140]
+        return "answer", type(r).__name__
+    return cases, classify
+
+
+_CASES, _CLASSIFY = _hostile_cases()
+
+
+@pytest.mark.parametrize("name", [n for n, _ in _CASES])
+def test_hostile_input_gets_a_clear_error_or_a_correct_answer(name):
+    """Wrong shapes, empty input, NaN and inf, finite extremes (1e-300, 1e300), float16, integers and
+    bool, non-symmetric and non-PD matrices, negative and non-normalised weights, bad grids, unknown
+    names, devices that do not exist: a ValueError, TypeError or FloatingPointError in the library's
+    own words, or an answer free of NaN and +inf."""
+    kind, info = _CLASSIFY(dict(_CASES)[name])
+    assert kind in ("clear", "answer"), f"{kind}: {info}"

@@ -202,5 +202,8 @@ def later_rates(eps: float, *, d: int, L: float = 1.0, delta: float = 1e-3, C: f
     L = _checks.real("L", L, low=1.0)
     delta = _checks.real("delta", delta, low=0.0, high=1.0, low_open=True, high_open=True)
     C = _pos("C", C)
-    return LaterRates(eps, C * L**2 * d / eps**2, C * d / eps**2, C * L**2 * math.sqrt(d) / eps, C * d / eps,
-                      ORDER, C * d * math.log(1 / delta) ** 2 / eps**2, _li_yan_steps(d, eps, C))
+    rates = (C * L**2 * d / eps / eps, C * d / eps / eps, C * L**2 * math.sqrt(d) / eps, C * d / eps,
+             C * d * math.log(1 / delta) ** 2 / eps / eps)
+    if not all(math.isfinite(r) for r in rates):
+        raise ValueError(f"eps={eps:g} is too small: the step counts overflow float64")
+    return LaterRates(eps, *rates[:4], ORDER, rates[4], _li_yan_steps(d, eps, C))
