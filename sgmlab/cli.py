@@ -281,8 +281,11 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
     if args.resume:
-        if not (out / "checkpoint.safetensors").exists():
+        found = _checkpoint_step(out)
+        if found is None:
             raise ValueError(f"--resume: no checkpoint in {out}")
+        if rank == 0:
+            print(f"resuming from the checkpoint at step {found} in {out}")
     elif rank == 0:
         _io.prepare_dir(out, force=args.force)
         _io.write_json(out / "config.json", {"train": asdict(config), "data": spec.as_dict()})
@@ -310,12 +313,30 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     try:
         res = train(data.x, config, out=out, resume=args.resume, callback=callback)
+    except (KeyboardInterrupt, OSError) as e:
+        if bar is not None:
+            bar.close()
+        done = _checkpoint_step(out)
+        kept = (f"the checkpoint at step {done} in {out} is intact; continue with the same command and --resume"
+                if done is not None else f"no checkpoint was complete in {out}")
+        why = "interrupted" if isinstance(e, KeyboardInterrupt) else f"could not write to {out} ({e})"
+        print(f"sgmlab train: {why}; {kept}", file=sys.stderr)
+        raise SystemExit(130 if isinstance(e, KeyboardInterrupt) else 1) from None
     finally:
         if bar is not None:
             bar.close()
     if rank == 0:
         print(f"  done: final eval loss {res.history[-1]['eval_loss']:.5g}; sample with "
               f"`sgmlab sample --model {out}`")
+
+
+def _checkpoint_step(folder: Path) -> int | None:
+    """The step of the complete checkpoint in ``folder``, or None when there is none."""
+    from .learn.train import read_checkpoint
+
+    if not (Path(folder) / "checkpoint.safetensors").is_file():
+        return None
+    return int(read_checkpoint(folder)[1]["step"])
 
 
 def cmd_compare_cld(args: argparse.Namespace) -> None:
@@ -402,7 +423,13 @@ def cmd_bench(args: argparse.Namespace) -> None:
                          peer_names=tuple(args.peers) if args.peers else None)
     out = _bench_out(args)
     say = (lambda m: print(f"  ... {m}", file=sys.stderr)) if not args.no_progress else None
-    rows = run_bench(config, progress=say, checkpoint=out / "partial")
+    try:
+        rows = run_bench(config, progress=say, checkpoint=out / "partial")
+    except KeyboardInterrupt:
+        kept = len(list((out / "partial").glob("*.pt")))
+        print(f"sgmlab bench: interrupted; {kept} finished methods are kept in {out / 'partial'}; continue with the "
+              "same command and --resume", file=sys.stderr)
+        raise SystemExit(130) from None
     table = summary(rows)
     print(f"  {'target':12s} {'nfe':>4s} {'metric':16s} {'sgmlab':>10s} {'paper':>10s} {'best diffusers':>26s} "
           f"{'floor':>8s} {'min z':>6s} win")

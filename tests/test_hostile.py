@@ -266,3 +266,122 @@ def test_hostile_input_gets_a_clear_error_or_a_correct_answer(name):
     own words, or an answer free of NaN and +inf."""
     kind, info = _CLASSIFY(dict(_CASES)[name])
     assert kind in ("clear", "answer"), f"{kind}: {info}"
+
+
+# -- faults lose nothing -------------------------------------------------------------------------------
+def _sgmlab(*args, **kw):
+    import subprocess
+    import sys
+
+    return subprocess.Popen([sys.executable, "-m", "sgmlab.cli", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
+                            **kw)
+
+
+def _train_args(out, steps):
+    return ["train", "--data", "mixture2d", "--n", "2000", "--steps", str(steps), "--eval-every", "10",
+            "--hidden", "16", "--depth", "2", "--batch-size", "64", "--no-progress", "--out", str(out)]
+
+
+def _wait_for(path, timeout=120.0):
+    import time
+
+    t0 = time.time()
+    while not path.exists():
+        assert time.time() - t0 < timeout, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGINT"])
+def test_a_killed_training_keeps_its_last_checkpoint_and_resumes(sig, tmp_path):
+    """kill -9 or Ctrl-C during training: the last complete checkpoint loads, SIGINT says how to go
+    on, and --resume says where it starts and finishes the run."""
+    import signal
+    import time
+
+    from sgmlab.learn import load_model
+    from sgmlab.learn.train import read_checkpoint
+
+    out = tmp_path / "run"
+    p = _sgmlab(*_train_args(out, 100_000))
+    _wait_for(out / "checkpoint.safetensors")
+    time.sleep(0.5)
+    p.send_signal(getattr(signal, sig))
+    _, err = p.communicate(timeout=60)
+    assert p.returncode != 0
+    step = int(read_checkpoint(out)[1]["step"])
+    assert step >= 10 and step % 10 == 0
+    load_model(out)
+    if sig == "SIGINT":
+        assert f"interrupted; the checkpoint at step {step}" in err and "--resume" in err and "Traceback" not in err
+    q = _sgmlab(*_train_args(out, step + 20), "--resume")
+    stdout, err = q.communicate(timeout=120)
+    assert q.returncode == 0, err
+    assert f"resuming from the checkpoint at step {step}" in stdout
+    assert int(read_checkpoint(out)[1]["step"]) == step + 20
+
+
+def test_a_full_disk_during_a_checkpoint_write_keeps_the_previous_one(tmp_path):
+    """The checkpoint write fails (a file-size limit stands in for a full disk): the previous
+    checkpoint is intact and loadable, no temporary file is left, and the error says so."""
+    import resource
+    import signal
+
+    from sgmlab.learn import load_model
+    from sgmlab.learn.train import read_checkpoint
+
+    out = tmp_path / "run"
+    p = _sgmlab(*_train_args(out, 20))
+    assert p.wait(timeout=120) == 0
+    before = (out / "checkpoint.safetensors").read_bytes()
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+    q = _sgmlab(*_train_args(out, 40), "--resume", preexec_fn=limit)
+    _, err = q.communicate(timeout=120)
+    assert q.returncode == 1 and "could not write to" in err and "the checkpoint at step 20" in err, err
+    assert (out / "checkpoint.safetensors").read_bytes() == before
+    assert int(read_checkpoint(out)[1]["step"]) == 20 and not list(out.glob(".checkpoint.*"))
+    load_model(out)
+
+
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGINT"])
+def test_a_killed_bench_keeps_its_finished_methods_and_resumes(sig, tmp_path):
+    """kill -9 or Ctrl-C during a bench: every method finished before is kept in partial/, loads,
+    and --resume reads it back instead of running it again."""
+    import signal
+    import time
+
+    out = tmp_path / "bench"
+    args = ["bench", "--targets", "mixture2d", "gaussian10", "--budgets", "6", "20", "--n", "40000", "--no-peers",
+            "--out", str(out)]
+    p = _sgmlab(*args)
+    _wait_for(out / "partial")
+    while not list((out / "partial").glob("*.pt")):
+        time.sleep(0.05)
+    p.send_signal(getattr(signal, sig))
+    _, err = p.communicate(timeout=60)
+    assert p.returncode != 0
+    kept = sorted((out / "partial").glob("*.pt"))
+    assert kept and all(list(torch.load(f, weights_only=True)["config"]["targets"]) == ["mixture2d", "gaussian10"]
+                        for f in kept)
+    if sig == "SIGINT":
+        assert "interrupted;" in err and "--resume" in err and "Traceback" not in err
+    q = _sgmlab(*args, "--resume")
+    _, err = q.communicate(timeout=300)
+    assert q.returncode == 0, err
+    assert err.count("(read back)") >= len(kept)
+
+
+def test_data_too_large_for_float64_is_refused_naming_row_and_column(tmp_path):
+    import numpy as np
+
+    from sgmlab.learn import load_data
+
+    x = np.ones((20, 3))
+    x[7, 2] = 1e200
+    np.save(tmp_path / "d.npy", x)
+    with pytest.raises(ValueError, match="value 1e\\+200 at row 7, column 2 is too large to standardize"):
+        load_data(str(tmp_path / "d.npy"))

@@ -128,6 +128,7 @@ def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator",
     x = run(score, process.prior_sample(n, dim, generator=g), g_times, process=process, generator=g,
             callback=callback)
     x = res.standardizer.inverse(CLD.positions(x) if is_cld else x)
+    S.base.check_output(x, "the samples in data units (the model's standardization undone)")
     out: dict[str, Any] = {"model": str(folder), "process": res.config.process, "sampler": sampler, "grid": grid,
                            "steps": steps, "T": T, "delta": delta, "n": n, "seed": seed}
     if plan is not None:

@@ -40,6 +40,11 @@ def _check(x: np.ndarray, source: str) -> torch.Tensor:
     if bad.any():
         r, c = np.argwhere(bad)[0]
         raise ValueError(f"{source}: NaN or infinite value at row {r}, column {c}")
+    big = np.abs(x) > 1e150
+    if big.any():  # their squares overflow: no mean, variance or score can be computed in float64
+        r, c = np.argwhere(big)[0]
+        raise ValueError(f"{source}: value {x[r, c]:.3g} at row {r}, column {c} is too large to standardize in "
+                         "float64 (|x| <= 1e150); rescale the data")
     return torch.as_tensor(x, dtype=torch.float64)
 
 

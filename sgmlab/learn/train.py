@@ -131,7 +131,12 @@ def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], metadata: dict
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".checkpoint.", suffix=".tmp")
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata={**metadata, "sha256": _checksum(tensors, metadata)})
+        try:
+            save_file(tensors, tmp, metadata={**metadata, "sha256": _checksum(tensors, metadata)})
+        except Exception as e:  # safetensors' own error for I/O failures (a full disk, a size limit)
+            if isinstance(e, OSError):
+                raise
+            raise OSError(f"writing the checkpoint {path} failed: {e}") from None
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
