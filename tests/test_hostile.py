@@ -252,6 +252,25 @@ def _hostile_cases():
         if any(bad(v) for v in vals):
             return "silent", repr(vals)[:140]
         return "answer", type(r).__name__
+    from sgmlab.learn import TrainConfig, load_data, train
+
+    for name, kw in {"hidden0": {"hidden": 0}, "lr-nan": {"lr": float("nan")}, "ema1": {"ema": 1.0},
+                     "net": {"net": "resnet"}, "T<delta": {"T": 1e-4, "delta": 1e-3}, "steps-float": {"steps": 2.5},
+                     "process": {"process": "brownian"}}.items():
+        cases.append((f"TrainConfig[{name}]", lambda kw=kw: TrainConfig(**kw)))
+    for name, data in {"nan": torch.tensor([[float("nan"), 0.0]] * 8), "empty": torch.zeros(0, 2),
+                       "1d": torch.zeros(8), "int": torch.zeros(8, 2, dtype=torch.int64),
+                       "list": [[0.0, 1.0]]}.items():
+        cases.append((f"train data[{name}]", lambda data=data: train(data, TrainConfig(steps=1, hidden=4, depth=1,
+                                                                                          batch_size=4))))
+    for name, spec in {"unknown": "no-such-data", "empty": "", "dir": "/"}.items():
+        cases.append((f"load_data[{name}]", lambda spec=spec: load_data(spec)))
+    from sgmlab.interop.scheduler import PlanScheduler
+
+    for name, kw in {"beta": {"beta_schedule": "cosine"}, "pred": {"prediction_type": "flow"},
+                     "grid-nan": {"plan_sampler": "unipc_3", "plan_grid": [1.0, float("nan")]},
+                     "K0": {"num_train_timesteps": 0}}.items():
+        cases.append((f"PlanScheduler[{name}]", lambda kw=kw: PlanScheduler(**kw)))
     return cases, classify
 
 
@@ -259,7 +278,7 @@ _CASES, _CLASSIFY = _hostile_cases()
 
 
 @pytest.mark.parametrize("name", [n for n, _ in _CASES])
-def test_hostile_input_gets_a_clear_error_or_a_correct_answer(name):
+def test_hostile_input_gets_a_clear_error_or_a_correct_answer(name):  # 296 cases
     """Wrong shapes, empty input, NaN and inf, finite extremes (1e-300, 1e300), float16, integers and
     bool, non-symmetric and non-PD matrices, negative and non-normalised weights, bad grids, unknown
     names, devices that do not exist: a ValueError, TypeError or FloatingPointError in the library's

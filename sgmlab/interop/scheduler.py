@@ -334,7 +334,7 @@ class ExponentialIntegratorScheduler(_TrainingSchedule):
             if ts.size == 0 or not np.isfinite(ts).all() or (ts <= 0).any() or (ts > K - 1).any() \
                     or (np.diff(ts) >= 0).any():
                 raise ValueError(f"timesteps must decrease strictly within (0, {K - 1}] (the last step goes to 0); "
-                                 f"got {list(ts)}")
+                                 f"got {[float(v) for v in ts]}")
         else:
             if isinstance(num_inference_steps, bool) or not isinstance(num_inference_steps, (int, np.integer)) \
                     or not (1 <= num_inference_steps <= K - 1):
@@ -439,7 +439,8 @@ class PlanScheduler(_TrainingSchedule):
         lo, hi = self.ou_range
         pos = g[g > 0] if g.size and g[-1] == 0 else g
         if g.size < 2 or not np.isfinite(g).all() or (np.diff(g) >= 0).any() or (g < 0).any():
-            raise ValueError(f"plan_grid must be at least two OU times decreasing to delta > 0 or to 0; got {list(g)}")
+            raise ValueError("plan_grid must be at least two OU times decreasing to delta > 0 or to 0; got "
+                             f"{[float(v) for v in g]}")
         bad = pos[(pos < lo * (1 - 1e-9)) | (pos > hi * (1 + 1e-9))]
         if bad.size:
             raise ValueError(f"plan time {bad[0]:.6g} is outside the model's training range [{lo:.6g}, {hi:.6g}] "
@@ -461,7 +462,7 @@ class PlanScheduler(_TrainingSchedule):
                 raise ValueError("pass num_inference_steps or timesteps, not both")
             ts = np.asarray(timesteps, dtype=np.float64).reshape(-1)
             if ts.size == 0 or not np.isfinite(ts).all() or (ts < 0).any() or (ts > len(self) - 1).any():
-                raise ValueError(f"timesteps must lie in [0, {len(self) - 1}]; got {list(ts)}")
+                raise ValueError(f"timesteps must lie in [0, {len(self) - 1}]; got {[float(v) for v in ts]}")
             grid = self._check_grid(list(self.ou_time(ts)) + [0.0])
             name = cfg.plan_sampler
             sampler = default_plan(len(ts)).sampler if name == "default" else _plan_sampler(name)

@@ -76,6 +76,8 @@ def read_csv(path: Path, columns: list[str] | None) -> torch.Tensor:
 def load_data(spec: str, *, n: int = 20_000, columns: list[str] | None = None, seed: int = 0) -> Data:
     """``spec``: a built-in target name (``n`` exact samples), ``"digits"``, ``"wine"``, or a path to
     a .npy or .csv file (``columns`` picks CSV columns by header name)."""
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"data must be a built-in name or a file path; got {spec!r}")
     if spec in BUILTIN:
         target = builtin(spec)
         x = target.sample(n, generator=torch.Generator().manual_seed(seed))
