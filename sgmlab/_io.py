@@ -20,7 +20,13 @@ def prepare_dir(path: str | Path, *, force: bool = False) -> Path:
         raise ValueError(f"--out {p} exists and is not a folder")
     if p.is_dir() and any(p.iterdir()) and not force:
         raise ValueError(f"--out {p} already holds results; choose another folder or pass --force to overwrite")
-    p.mkdir(parents=True, exist_ok=True)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=p, prefix=".write-test.")  # refuse an unwritable folder before any work
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise ValueError(f"--out {p}: cannot write there ({e.strerror or e})") from None
     return p
 
 

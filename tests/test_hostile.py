@@ -4,6 +4,7 @@ silent NaN, inf or zero. (Started here; more entry points to come.)"""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -271,6 +272,35 @@ def _hostile_cases():
                      "grid-nan": {"plan_sampler": "unipc_3", "plan_grid": [1.0, float("nan")]},
                      "K0": {"num_train_timesteps": 0}}.items():
         cases.append((f"PlanScheduler[{name}]", lambda kw=kw: PlanScheduler(**kw)))
+    import contextlib
+    import io
+    import tempfile
+
+    from sgmlab.cli import main
+
+    def cli(*argv):
+        """The command's exit code and message: 2 with a one-line error is the clear answer."""
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+            try:
+                code = main(list(argv))
+            except SystemExit as e:
+                code = e.code
+        if code == 2 and "error:" in err.getvalue() and "Traceback" not in err.getvalue():
+            raise ValueError(err.getvalue().strip().splitlines()[-1])
+        raise RuntimeError(f"exit {code}: {err.getvalue()[-200:]}")
+
+    tmp = Path(tempfile.mkdtemp())
+    (tmp / "file").write_text("x")
+    for name, argv in {"steps0": ["sample", "--steps", "0"], "target": ["sample", "--target", "nope"],
+                       "eps-nan": ["bound", "--eps-score", "nan"], "claims-seed": ["claims", "--seed", "x"],
+                       "tune-nfe0": ["tune", "--target", "gaussian", "--nfe", "0"],
+                       "model-missing": ["sample", "--model", str(tmp / "none")],
+                       "out-under-file": ["sample", "--steps", "2", "--n", "10", "--out", str(tmp / "file" / "x")],
+                       "plan-eps": ["plan", "--eps", "1.5"], "train-no-data": ["train", "--out", str(tmp / "t")],
+                       "bench-budget": ["bench", "--budgets", "0"], "data-without-model": ["sample", "--data", "x.npy"]
+                       }.items():
+        cases.append((f"cli[{name}]", lambda argv=argv: cli(*argv)))
     return cases, classify
 
 
@@ -278,7 +308,7 @@ _CASES, _CLASSIFY = _hostile_cases()
 
 
 @pytest.mark.parametrize("name", [n for n, _ in _CASES])
-def test_hostile_input_gets_a_clear_error_or_a_correct_answer(name):  # 296 cases
+def test_hostile_input_gets_a_clear_error_or_a_correct_answer(name):  # 307 cases
     """Wrong shapes, empty input, NaN and inf, finite extremes (1e-300, 1e300), float16, integers and
     bool, non-symmetric and non-PD matrices, negative and non-normalised weights, bad grids, unknown
     names, devices that do not exist: a ValueError, TypeError or FloatingPointError in the library's
