@@ -281,6 +281,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
     if args.resume:
+        if args.force:
+            raise ValueError("--resume continues the run in --out and --force would discard it; pass one of them")
         found = _checkpoint_step(out)
         if found is None:
             raise ValueError(f"--resume: no checkpoint in {out}")
@@ -288,6 +290,8 @@ def cmd_train(args: argparse.Namespace) -> None:
             print(f"resuming from the checkpoint at step {found} in {out}")
     elif rank == 0:
         _io.prepare_dir(out, force=args.force)
+        for old in [out / "checkpoint.safetensors", *out.glob("plan-nfe*.json")]:  # --force: another model now
+            old.unlink(missing_ok=True)
         _io.write_json(out / "config.json", {"train": asdict(config), "data": spec.as_dict()})
         _io.write_json(out / "data.json", spec.as_dict())
     if torch.distributed.is_initialized():
@@ -313,10 +317,13 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     try:
         res = train(data.x, config, out=out, resume=args.resume, callback=callback)
-    except (KeyboardInterrupt, OSError) as e:
+    except (KeyboardInterrupt, OSError, FloatingPointError) as e:
         if bar is not None:
             bar.close()
         done = _checkpoint_step(out)
+        if isinstance(e, FloatingPointError):
+            print(f"sgmlab train: {e}", file=sys.stderr)
+            raise SystemExit(1) from None
         kept = (f"the checkpoint at step {done} in {out} is intact; continue with the same command and --resume"
                 if done is not None else f"no checkpoint was complete in {out}")
         why = "interrupted" if isinstance(e, KeyboardInterrupt) else f"could not write to {out} ({e})"
@@ -326,6 +333,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         if bar is not None:
             bar.close()
     if rank == 0:
+        _io.write_json(out / "config.json", {"train": asdict(config), "data": spec.as_dict(),
+                                             "steps_done": config.steps})  # the truth after --resume too
         print(f"  done: final eval loss {res.history[-1]['eval_loss']:.5g}; sample with "
               f"`sgmlab sample --model {out}`")
 

@@ -434,3 +434,33 @@ def test_data_too_large_for_float64_is_refused_naming_row_and_column(tmp_path):
     np.save(tmp_path / "d.npy", x)
     with pytest.raises(ValueError, match="value 1e\\+200 at row 7, column 2 is too large to standardize"):
         load_data(str(tmp_path / "d.npy"))
+
+
+def test_training_faults_are_refused_or_stopped_with_the_reason(tmp_path, capsys):
+    """A diverging loss stops training (nonzero exit, the last good checkpoint kept); --resume names
+    each setting that differs, refuses --force and fewer steps than done, and config.json tells the
+    truth afterwards."""
+    import json
+
+    from sgmlab.cli import main
+    from sgmlab.learn.train import read_checkpoint
+
+    out = tmp_path / "run"
+    base = ["train", "--data", "mixture2d", "--n", "500", "--eval-every", "10", "--hidden", "8", "--depth", "1",
+            "--batch-size", "32", "--no-progress", "--out", str(out)]
+    assert main([*base, "--steps", "20"]) == 0
+    capsys.readouterr()
+    for extra, match in ((["--steps", "40", "--lr", "0.01"], "settings differ from the checkpoint's: lr 0.01"),
+                         (["--steps", "10"], "the checkpoint is at step 20, beyond the 10 steps"),
+                         (["--steps", "40", "--force"], "--force would discard it")):
+        assert main([*base, *extra, "--resume"]) == 2
+        assert match in capsys.readouterr().err
+    assert main([*base, "--steps", "30", "--resume"]) == 0
+    assert json.loads((out / "config.json").read_text())["train"]["steps"] == 30
+    with pytest.raises(SystemExit) as e:
+        main([*base, "--steps", "200", "--lr", "1e12", "--force"])
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and "training diverged: the loss is" in err and "smaller --lr" in err
+    if (out / "checkpoint.safetensors").exists():  # the last good checkpoint of this run, not the old run's
+        meta = read_checkpoint(out)[1]
+        assert json.loads(meta["config"])["lr"] == 1e12 and int(meta["step"]) % 10 == 0

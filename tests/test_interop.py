@@ -66,7 +66,7 @@ def test_bench_verdict_rules():
     assert verdict([peer(1.0, 0.0), peer(3.0 * Z_VERDICT, 1.0)]) == "yes"
     assert verdict([peer(1.0, 0.0), peer(0.5 * Z_VERDICT, 1.0)]) == "tie"   # one peer not resolved
     assert verdict([peer(1.0, 0.0), peer(-2.0 * Z_VERDICT, 1.0)]) == "no"   # one peer resolved better
-    assert verdict([peer(-1e-9, 0.0)]) == "no" and verdict([]) == "yes"
+    assert verdict([peer(-1e-9, 0.0)]) == "no" and verdict([]) == "n/a"  # no peers: nothing was won
 
 
 def test_bench_digits_counts_blends(tmp_path, capsys):

@@ -282,7 +282,7 @@ def tv_verdict(ours: dict[str, Any], peers: list[dict[str, Any]]) -> str:
 
 
 def verdict(peers: list[dict[str, Any]]) -> str:
-    """'yes' if sgmlab's default is more accurate than every peer: by the exact value, or by more
+    """'n/a' without peers; 'yes' if sgmlab's default is more accurate than every peer: by the exact value, or by more
     than ``Z_VERDICT`` standard errors of the coupled difference (p = 0.01 for each peer); 'no' if
     some peer is more accurate by that margin; 'tie' otherwise (the sample size does not resolve
     the difference)."""
@@ -290,6 +290,8 @@ def verdict(peers: list[dict[str, Any]]) -> str:
         diff = sign * r["diff_vs_sgmlab"]
         return diff > Z_VERDICT * r["diff_se"] if r["diff_se"] > 0 else diff > 0
 
+    if not peers:  # nothing to win against (a --no-peers run)
+        return "n/a"
     if all(beats(r, 1.0) for r in peers):
         return "yes"
     if any(beats(r, -1.0) for r in peers):

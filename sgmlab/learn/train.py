@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -288,9 +289,15 @@ def train(data: torch.Tensor, config: TrainConfig = TrainConfig(), *, out: str |
         tensors, meta = read_checkpoint(folder)
         saved = TrainConfig(**json.loads(meta["config"]))
         if replace(saved, steps=config.steps) != config:  # only the number of steps may change
-            raise ValueError(f"resume: the config differs from the checkpoint's ({asdict(saved)})")
+            changed = [f"{k} {v!r} (the checkpoint's: {getattr(saved, k)!r})" for k, v in asdict(config).items()
+                       if k != "steps" and v != getattr(saved, k)]
+            raise ValueError(f"resume: settings differ from the checkpoint's: {', '.join(changed)}; only --steps "
+                             "may change")
         if meta.get("data") != digest:
             raise ValueError("resume: the data differs from the data the checkpoint was trained on")
+        if int(meta["step"]) > config.steps:
+            raise ValueError(f"resume: the checkpoint is at step {meta['step']}, beyond the {config.steps} steps "
+                             "asked for; ask for more steps to continue")
         _load_module(net, tensors, "model", str(folder))
         _load_module(ema, tensors, "ema", str(folder))
         state = opt.state_dict()
@@ -332,6 +339,10 @@ def train(data: torch.Tensor, config: TrainConfig = TrainConfig(), *, out: str |
         w = time_weights(t, config.T, config.delta, config.time_sampling, config.weighting, process)
         loss = loss_fn(trainable, x_all[idx][shard], t[shard], z[shard], w[shard]).mean()
         loss_value = float(loss.detach())
+        if not math.isfinite(loss_value):  # stop before the step: the last checkpoint stays the last good state
+            raise FloatingPointError(f"training diverged: the loss is {loss_value} at step {step + 1} (lr "
+                                     f"{config.lr}); the last checkpoint{' in ' + str(folder) if folder else ''} "
+                                     "holds the last good state; retrain with a smaller --lr")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
