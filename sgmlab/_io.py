@@ -13,6 +13,19 @@ from typing import Any
 import numpy as np
 
 
+CREATED: list[Path] = []  # folders prepare_dir made in this process (the CLI removes them if a run fails empty)
+
+
+def remove_empty_created() -> None:
+    """Remove the folders this process created that are still empty (a run that failed before writing)."""
+    for p in reversed(CREATED):
+        try:
+            p.rmdir()  # only if empty
+        except OSError:
+            pass
+    CREATED.clear()
+
+
 def prepare_dir(path: str | Path, *, force: bool = False) -> Path:
     """Create ``path``; refuse a non-empty existing folder unless ``force``."""
     p = Path(path)
@@ -21,6 +34,11 @@ def prepare_dir(path: str | Path, *, force: bool = False) -> Path:
     if p.is_dir() and any(p.iterdir()) and not force:
         raise ValueError(f"--out {p} already holds results; choose another folder or pass --force to overwrite")
     try:
+        missing, q = [], p
+        while not q.exists() and q != q.parent:
+            missing.append(q)
+            q = q.parent
+        CREATED.extend(reversed(missing))  # the topmost first: removed last
         p.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=p, prefix=".write-test.")  # refuse an unwritable folder before any work
         os.close(fd)
@@ -30,11 +48,18 @@ def prepare_dir(path: str | Path, *, force: bool = False) -> Path:
     return p
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _atomic(path: Path, write: Callable[[str], None]) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results follow the user's umask like any file
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -96,10 +96,10 @@ def cmd_sample(args: argparse.Namespace) -> None:
         return _sample_model(args)
     if args.data is not None:
         raise ValueError("--data goes with --model (the data a trained model is measured against)")
-    config = SampleConfig(target=args.target, dim=args.dim, sampler=args.sampler or "exponential_integrator",
+    config = SampleConfig(target=args.target or "mixture2d", dim=args.dim, sampler=args.sampler or "exponential_integrator",
                           grid=args.grid or "uniform", steps=args.steps,
                           T=5.0 if args.T is None else args.T, delta=1e-3 if args.delta is None else args.delta,
-                          n=args.n, seed=args.seed, process=args.process)
+                          n=args.n, seed=args.seed, process=args.process or "ou")
     _run(config, args.out or _default_out("sample", config.target), args.force, not args.no_progress)
 
 
@@ -188,6 +188,10 @@ def _sample_model(args: argparse.Namespace) -> None:
     from .experiments.learned import sample_model
     from .plotting import image_grid, samples_over_density, score_error_profile
 
+    given = [f"--{k}" for k in ("target", "process", "dim") if getattr(args, k) is not None]
+    if given:
+        raise ValueError(f"{', '.join(given)} describe an exact-score run; a model brings its own target and process "
+                         "(drop them, or drop --model)")
     _check_model_dir(args.model)
     from .experiments.learned import plan_path
     from .tuning import TunedPlan
@@ -219,6 +223,8 @@ def _sample_model(args: argparse.Namespace) -> None:
           f"delta={m['delta']:.4g}, n={args.n}")
     if "data" in m:
         print(f"  training data {m['data']}")
+    for w in m.get("warnings", []):
+        print(f"  warning: {w}")
     figs = {}
     if data is not None and data.image_shape is not None:
         figs["samples.png"] = image_grid(x, data.image_shape, f"{args.sampler}, {args.steps} steps: generated digits")
@@ -657,6 +663,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "output against q_delta (exactly for Gaussian targets), and write samples.npy, "
                                    "metrics.json, config.json and samples.png.")
     _target_args(p)
+    p.set_defaults(target=None)  # mixture2d unless --model: given with --model, it is refused
     p.add_argument("--sampler", choices=sorted(set(SAMPLERS) | {"sscs"}), default=None,
                    help="reverse-time sampler (default exponential_integrator, the paper's; sscs for CLD models; "
                         "with --model, a plan saved by `sgmlab tune --model` for --steps evaluations is used "
@@ -665,7 +672,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="time grid: uniform (the paper's), exponential (geometric), two_phase (Benton et al.), "
                         "log_snr (DPM-Solver), log_snr_focused (denser where trajectories choose a mode), "
                         "karras, vp_linear (DDPM spacing)")
-    p.add_argument("--process", choices=list(PROCESSES), default="ou", help="forward process (default ou)")
+    p.add_argument("--process", choices=list(PROCESSES), default=None, help="forward process (default ou)")
     p.add_argument("--T", type=_positive_float, default=None,
                    help="time horizon T, in the process's clock (default 5, or the model's)")
     p.add_argument("--delta", type=_positive_float, default=None,
@@ -840,8 +847,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args.func(args)
     except (ValueError, TypeError) as e:
+        _io.remove_empty_created()  # a failed run leaves no empty folder behind
         print(f"sgmlab {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except BaseException:
+        _io.remove_empty_created()
+        raise
+    _io.CREATED.clear()
     return 0
 
 

@@ -464,3 +464,39 @@ def test_training_faults_are_refused_or_stopped_with_the_reason(tmp_path, capsys
     if (out / "checkpoint.safetensors").exists():  # the last good checkpoint of this run, not the old run's
         meta = read_checkpoint(out)[1]
         assert json.loads(meta["config"])["lr"] == 1e12 and int(meta["step"]) % 10 == 0
+
+
+def test_a_failed_run_leaves_no_empty_folder_and_files_follow_the_umask(tmp_path, monkeypatch, capsys):
+    import os
+    import stat
+
+    from sgmlab.cli import main
+    from sgmlab.experiments import claims
+
+    def fail(*a, **k):
+        raise ValueError("a failure after the folder was made")
+
+    monkeypatch.setattr(claims, "run_claims", fail)
+    out = tmp_path / "deep" / "claims"
+    assert main(["claims", "--quick", "--out", str(out), "--no-progress"]) == 2
+    assert not out.exists() and not (tmp_path / "deep").exists()
+    monkeypatch.undo()
+    old = os.umask(0o027)
+    try:
+        assert main(["sample", "--steps", "3", "--n", "20", "--no-progress", "--out", str(out)]) == 0
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir() if p.is_file()}
+    assert modes and all(m == 0o640 for m in modes.values()), modes
+
+
+def test_sample_model_refuses_exact_score_options_and_warns_outside_the_trained_range(model_dir, tmp_path, capsys):
+    from sgmlab.cli import main
+
+    for opt in (["--target", "ring"], ["--process", "vp-linear"], ["--dim", "3"]):
+        assert main(["sample", "--model", str(model_dir), "--steps", "3", "--n", "20", "--no-progress",
+                     "--out", str(tmp_path / "x"), *opt]) == 2
+        assert f"{opt[0]} describe an exact-score run" in capsys.readouterr().err
+    assert main(["sample", "--model", str(model_dir), "--steps", "3", "--n", "20", "--no-progress", "--T", "50",
+                 "--sampler", "exponential_integrator", "--out", str(tmp_path / "y")]) == 0
+    assert "warning: sampling from T=50" in capsys.readouterr().out

@@ -133,6 +133,10 @@ def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator",
                            "steps": steps, "T": T, "delta": delta, "n": n, "seed": seed}
     if plan is not None:
         out.update(sampler=plan.as_dict()["sampler"], grid="tuned plan", plan=plan.as_dict())
+    lo, hi = res.config.delta, res.config.T
+    if T > hi * 1.0001 or 0 < delta < lo * 0.9999:
+        out["warnings"] = [f"sampling from T={T:.4g} to delta={delta:.4g}, outside the range the model was trained "
+                           f"on, [{lo:.4g}, {hi:.4g}]: the network was never fitted there"]
     data = spec.load() if spec is not None else None
     if why_not is not None:
         out["data"] = why_not

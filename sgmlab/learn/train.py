@@ -138,6 +138,9 @@ def save_checkpoint(path: Path, tensors: dict[str, torch.Tensor], metadata: dict
             if isinstance(e, OSError):
                 raise
             raise OSError(f"writing the checkpoint {path} failed: {e}") from None
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600; the checkpoint follows the user's umask
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
