@@ -186,7 +186,7 @@ def _check_model_dir(model: Path) -> None:
 
 def _sample_model(args: argparse.Namespace) -> None:
     from .experiments.learned import sample_model
-    from .plotting import image_grid, samples_over_density, score_error_profile
+    from .plotting import image_grid, samples_over_density, samples_vs_data, score_error_profile
 
     given = [f"--{k}" for k in ("target", "process", "dim") if getattr(args, k) is not None]
     if given:
@@ -233,15 +233,8 @@ def _sample_model(args: argparse.Namespace) -> None:
             figs["samples.png"] = samples_over_density(x, ref, f"{args.sampler}, {args.steps} steps, learned score: "
                                                        "samples over the exact density of q_delta")
         else:
-            from .plotting import _plt
-
-            plt = _plt()
-            fig, ax = plt.subplots(figsize=(5, 5))
-            ax.scatter(*x[:5000, :2].T.numpy(), s=2, alpha=0.4, label="samples")
-            if data is not None:
-                ax.scatter(*data.x[:5000, :2].T.numpy(), s=2, alpha=0.4, label="data")
-            ax.legend()
-            figs["samples.png"] = fig
+            figs["samples.png"] = samples_vs_data(x, None if data is None else data.x,
+                                                  f"{args.sampler}, {args.steps} steps, learned score")
     if profile is not None:
         figs["score_error.png"] = score_error_profile(profile.times, profile.eps2, profile.stderr,
                                                       f"eps_score(t)^2 of the model in {args.model}")
@@ -274,7 +267,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     init_distributed()  # under torchrun
 
-    spec = DataSpec(args.data, n=args.n, columns=tuple(args.columns) if args.columns else None, seed=args.seed)
+    spec = DataSpec(args.data, n=args.n, columns=tuple(args.columns) if args.columns else None, seed=args.seed,
+                    delimiter="\t" if args.delimiter == "tab" else args.delimiter)
     data = spec.load()
     config = TrainConfig(net=args.net or ("unet8" if data.image_shape else "mlp"),
                          hidden=args.hidden or (32 if data.image_shape else 128), depth=args.depth,
@@ -693,6 +687,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="built-in target name, 'digits', 'wine', or a .npy/.csv path")
     p.add_argument("--out", type=Path, required=True, help="folder for config, checkpoint and history")
     p.add_argument("--columns", nargs="+", default=None, help="CSV columns to use, by header name (default all)")
+    p.add_argument("--delimiter", choices=[",", ";", "tab"], default=None,
+                   help="CSV delimiter (default: detected among , ; and tab; with ; or tab, decimal commas are read)")
     p.add_argument("--n", type=_positive_int, default=20_000, help="samples drawn from a built-in target (default 20000)")
     p.add_argument("--net", choices=["mlp", "unet8"], default=None, help="network (default mlp; unet8 for images)")
     p.add_argument("--hidden", type=_positive_int, default=None, help="MLP width or U-Net channels (default 128 / 32)")

@@ -55,6 +55,25 @@ def samples_over_density(x: torch.Tensor, law: Target, title: str, max_points: i
     return fig
 
 
+def samples_vs_data(x: torch.Tensor, data: torch.Tensor | None, title: str, max_points: int = 5000) -> Any:
+    """Samples beside the data (when there is data): histograms in 1-D, a scatter of the first two
+    coordinates otherwise."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 5) if x.shape[1] > 1 else (6, 4))
+    sets = [("samples", x)] + ([("data", data)] if data is not None else [])
+    for label, v in sets:
+        v = v[:max_points].detach().cpu().double()
+        if v.shape[1] == 1:
+            ax.hist(v[:, 0].numpy(), bins=60, density=True, histtype="step", label=label)
+        else:
+            ax.scatter(v[:, 0].numpy(), v[:, 1].numpy(), s=2, alpha=0.4, label=label)
+    ax.set_xlabel("x_1")
+    ax.set_ylabel("density" if x.shape[1] == 1 else "x_2")
+    ax.set_title(title, fontsize=9)
+    ax.legend()
+    return fig
+
+
 def image_grid(x: torch.Tensor, shape: tuple[int, int], title: str, rows: int = 8, cols: int = 12) -> Any:
     """The first rows*cols samples as grey images."""
     plt = _plt()

@@ -500,3 +500,43 @@ def test_sample_model_refuses_exact_score_options_and_warns_outside_the_trained_
     assert main(["sample", "--model", str(model_dir), "--steps", "3", "--n", "20", "--no-progress", "--T", "50",
                  "--sampler", "exponential_integrator", "--out", str(tmp_path / "y")]) == 0
     assert "warning: sampling from T=50" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("text, delimiter, want", [
+    ("a;b\n1,5;2\n3;4,25\n", None, [[1.5, 2.0], [3.0, 4.25]]),          # European: ; and decimal commas
+    ("a\tb\n1.5\t2\n3\t4.25\n", None, [[1.5, 2.0], [3.0, 4.25]]),
+    ("1.5,2\n3,4.25\n", None, [[1.5, 2.0], [3.0, 4.25]]),               # no header
+    ("a;b\n1,5;2\n", ";", [[1.5, 2.0]]),
+])
+def test_csv_delimiters_and_decimal_commas(tmp_path, text, delimiter, want):
+    from sgmlab.learn.data import read_csv
+
+    (tmp_path / "d.csv").write_text(text)
+    assert read_csv(tmp_path / "d.csv", None, delimiter).tolist() == want
+
+
+@pytest.mark.parametrize("text, match", [
+    ("a,b\n1,2\n3,x\n", "'x' at row 3, column 'b' is not a number"),
+    ("a,b\n1,2\n3,\n", "missing value at row 3, column 'b'"),
+    ("a,b\n1,2\n3\n", "row 3 has 1 values, the header 2"),
+    ("\n\n", "the file is empty"),
+])
+def test_csv_refuses_naming_row_and_column(tmp_path, text, match):
+    from sgmlab.learn.data import read_csv
+
+    (tmp_path / "d.csv").write_text(text)
+    with pytest.raises(ValueError, match=match):
+        read_csv(tmp_path / "d.csv", None)
+
+
+def test_one_column_data_trains_and_samples(tmp_path):
+    import numpy as np
+
+    from sgmlab.cli import main
+
+    np.save(tmp_path / "one.npy", np.random.default_rng(0).normal(size=(200, 1)))
+    assert main(["train", "--data", str(tmp_path / "one.npy"), "--steps", "10", "--eval-every", "10", "--hidden", "8",
+                 "--depth", "1", "--batch-size", "32", "--no-progress", "--out", str(tmp_path / "m")]) == 0
+    assert main(["sample", "--model", str(tmp_path / "m"), "--steps", "3", "--n", "50", "--no-progress",
+                 "--data", str(tmp_path / "one.npy"), "--out", str(tmp_path / "s")]) == 0
+    assert (tmp_path / "s" / "samples.png").stat().st_size > 0

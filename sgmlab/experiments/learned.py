@@ -28,9 +28,11 @@ class DataSpec:
     n: int = 20_000
     columns: tuple[str, ...] | None = None
     seed: int = 0
+    delimiter: str | None = None
 
     def load(self):
-        return load_data(self.data, n=self.n, columns=list(self.columns) if self.columns else None, seed=self.seed)
+        return load_data(self.data, n=self.n, columns=list(self.columns) if self.columns else None, seed=self.seed,
+                         delimiter=self.delimiter)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,7 +82,7 @@ def _data_spec(folder: str | Path, data: str | None) -> tuple[DataSpec | None, s
         except (ValueError, TypeError) as e:
             raise ValueError(f"{path} is not a valid data description ({e})") from None
     if data is not None:
-        return (DataSpec(data) if spec is None else DataSpec(data, spec.n, spec.columns, spec.seed)), None
+        return (DataSpec(data) if spec is None else DataSpec(data, spec.n, spec.columns, spec.seed, spec.delimiter)), None
     if spec is None:
         return None, "no data.json in the model folder"
     if spec.data in BUILTIN or spec.data in BUNDLED:

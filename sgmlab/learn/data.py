@@ -48,17 +48,41 @@ def _check(x: np.ndarray, source: str) -> torch.Tensor:
     return torch.as_tensor(x, dtype=torch.float64)
 
 
-def read_csv(path: Path, columns: list[str] | None) -> torch.Tensor:
+def _sniff(lines: list[str]) -> str:
+    """The delimiter among ',', ';' and tab that splits the first lines into the same number (> 1)
+    of columns, the most columns winning; ',' when none does (one column)."""
+    best, width = ",", 1
+    for d in (",", ";", "\t"):
+        counts = {len(next(csv.reader([ln], delimiter=d))) for ln in lines if ln.strip()}
+        if len(counts) == 1 and (k := counts.pop()) > width:
+            best, width = d, k
+    return best
+
+
+def read_csv(path: Path, columns: list[str] | None, delimiter: str | None = None) -> torch.Tensor:
+    """A numeric table from a CSV file: the delimiter (',', ';' or tab) detected unless given, a
+    header row recognised, decimal commas read as decimal points when the delimiter is not a comma,
+    and a text or missing value refused naming its row and column (rows counted from 1, the header
+    included)."""
     with open(path, newline="") as f:
-        rows = list(csv.reader(f))
-    if not rows:
+        text = f.read()
+    lines = text.splitlines()
+    if not any(ln.strip() for ln in lines):
         raise ValueError(f"{path}: the file is empty")
+    if delimiter is None:
+        delimiter = _sniff(lines[:20])
+    rows = [r for r in csv.reader(lines, delimiter=delimiter) if r]
+    decimal_comma = delimiter != "," and any("," in v and "." not in v for r in rows[1:6] for v in r)
+
+    def number(v: str) -> float:
+        return float(v.replace(",", ".") if decimal_comma else v)
+
     header = rows[0]
     try:
-        [float(v) for v in header]
-        header, body = [f"c{i}" for i in range(len(rows[0]))], rows
+        [number(v) for v in header]
+        header, body, first = [f"c{i}" for i in range(len(rows[0]))], rows, 1
     except ValueError:
-        body = rows[1:]
+        body, first = rows[1:], 2
     if columns:
         missing = [c for c in columns if c not in header]
         if missing:
@@ -66,14 +90,25 @@ def read_csv(path: Path, columns: list[str] | None) -> torch.Tensor:
         keep = [header.index(c) for c in columns]
     else:
         keep = list(range(len(header)))
-    try:
-        x = np.array([[float(r[i]) if r[i].strip() else np.nan for i in keep] for r in body], dtype=np.float64)
-    except (ValueError, IndexError) as e:
-        raise ValueError(f"{path}: a row is not numeric or too short ({e})") from None
-    return _check(x.reshape(len(body), len(keep)), str(path))
+    out = np.empty((len(body), len(keep)), dtype=np.float64)
+    for i, r in enumerate(body):
+        if len(r) < len(header):
+            raise ValueError(f"{path}: row {i + first} has {len(r)} values, the header {len(header)} "
+                             f"(delimiter {delimiter!r}; pass --delimiter if that is wrong)")
+        for j, c in enumerate(keep):
+            v = r[c].strip()
+            if not v:
+                raise ValueError(f"{path}: missing value at row {i + first}, column {header[c]!r}")
+            try:
+                out[i, j] = number(v)
+            except ValueError:
+                raise ValueError(f"{path}: {v!r} at row {i + first}, column {header[c]!r} is not a number "
+                                 f"(delimiter {delimiter!r}{', decimal comma' if decimal_comma else ''})") from None
+    return _check(out, str(path))
 
 
-def load_data(spec: str, *, n: int = 20_000, columns: list[str] | None = None, seed: int = 0) -> Data:
+def load_data(spec: str, *, n: int = 20_000, columns: list[str] | None = None, seed: int = 0,
+              delimiter: str | None = None) -> Data:
     """``spec``: a built-in target name (``n`` exact samples), ``"digits"``, ``"wine"``, or a path to
     a .npy or .csv file (``columns`` picks CSV columns by header name)."""
     if not isinstance(spec, str) or not spec.strip():
@@ -105,5 +140,5 @@ def load_data(spec: str, *, n: int = 20_000, columns: list[str] | None = None, s
             raise ValueError("columns apply to .csv files only")
         return Data(_check(arr, str(path)), path.name)
     if path.suffix == ".csv":
-        return Data(read_csv(path, columns), path.name)
+        return Data(read_csv(path, columns, delimiter), path.name)
     raise ValueError(f"{path}: expected a .npy or .csv file")
