@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from . import _io
-from .experiments.sampling import GRIDS, PROCESSES, SAMPLERS, SampleConfig, SampleResult, run_sampling
+from . import catalogue
+from .experiments.sampling import GRIDS, PROCESSES, SampleConfig, SampleResult, run_sampling
 from .interop.peers import PEERS
 from .targets import BUILTIN
 
@@ -92,6 +93,10 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
+    if args.sampler == catalogue.DEFAULT:
+        given = [f"--{k}" for k in ("grid", "T", "delta") if getattr(args, k) is not None]
+        if given:
+            raise ValueError(f"--sampler default brings its own grid, T and delta; drop {', '.join(given)}")
     if args.model is not None:
         return _sample_model(args)
     if args.data is not None:
@@ -658,10 +663,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "metrics.json, config.json and samples.png.")
     _target_args(p)
     p.set_defaults(target=None)  # mixture2d unless --model: given with --model, it is refused
-    p.add_argument("--sampler", choices=sorted(set(SAMPLERS) | {"sscs"}), default=None,
-                   help="reverse-time sampler (default exponential_integrator, the paper's; sscs for CLD models; "
-                        "with --model, a plan saved by `sgmlab tune --model` for --steps evaluations is used "
-                        "unless --sampler, --grid, --T or --delta is given)")
+    p.add_argument("--sampler", choices=[catalogue.DEFAULT, *catalogue.SAMPLERS, *catalogue.ALIASES], default=None,
+                   help="a sampler by the library's name (dpm_solver_pp_3m, unipc_3, probability_flow_heun, "
+                        "cld_sscs for CLD models, ...), or `default`: sg.sample's choice for --steps evaluations "
+                        "with its own grid, T and delta. Default: exponential_integrator, the paper's; with --model, "
+                        "a plan saved by `sgmlab tune --model` for --steps evaluations is used unless --sampler, "
+                        "--grid, --T or --delta is given")
     p.add_argument("--grid", choices=list(GRIDS), default=None,
                    help="time grid: uniform (the paper's), exponential (geometric), two_phase (Benton et al.), "
                         "log_snr (DPM-Solver), log_snr_focused (denser where trajectories choose a mode), "

@@ -175,6 +175,13 @@ def default_plan(nfe: int, *, t_range: tuple[float, float] | None = None) -> Sam
     return SamplePlan(sampler, spec.grid(nfe), nfe)
 
 
+def in_clock(grid: torch.Tensor, process: Process) -> torch.Tensor:
+    """An OU-time grid (a plan's) in ``process``'s own clock; t = 0 stays 0."""
+    if isinstance(process, OU):
+        return grid
+    return torch.cat([process.time_from_ou(grid[grid > 0]).to(torch.float64), grid[grid == 0]])
+
+
 class _Budget:
     def __init__(self, score: ScoreFn, nfe: int):
         self.score, self.nfe, self.calls = score, nfe, 0

@@ -259,3 +259,24 @@ def test_bound_measures_the_perturbed_sampler(tmp_path):
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+@pytest.mark.parametrize("sampler", ["default", "dpm_solver_pp_3m", "unipc_3", "probability_flow_heun",
+                                     "exponential_sde_2", "ddpm_ancestral", "dpmpp_2m"])
+def test_sample_reaches_every_sampler_by_its_library_name(sampler, tmp_path, capsys):
+    code, stdout, _ = run(["sample", "--target", "gaussian", "--dim", "2", "--sampler", sampler, "--steps", "10",
+                           "--n", "200", "--no-progress", "--out", str(tmp_path / "s")], capsys)
+    assert code == 0
+    metrics = json.loads((tmp_path / "s" / "metrics.json").read_text())
+    assert metrics["score_evaluations"] <= 10 and "kl_output_to_q_delta" in metrics["exact"]  # an exact-law route
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--sampler", "default", "--grid", "uniform"], "--sampler default brings its own grid, T and delta; drop --grid"),
+    (["--sampler", "cld_sscs"], "cld_sscs samples CLD"),
+    (["--sampler", "sscs"], "cld_sscs samples CLD"),
+])
+def test_sample_refuses_what_does_not_apply(argv, match, tmp_path, capsys):
+    code, _, err = run(["sample", "--steps", "4", "--n", "20", "--no-progress", "--out", str(tmp_path / "s"), *argv],
+                       capsys)
+    assert code == 2 and match in err and not (tmp_path / "s").exists()

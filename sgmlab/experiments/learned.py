@@ -13,11 +13,11 @@ from ..learn import evaluate, load_data, load_model, score_error, standardized_t
 from .. import samplers as S
 from ..processes import CLD, OU
 from ..targets import GaussianMixture
-from .sampling import GRIDS, SAMPLERS
+from .. import catalogue
+from .sampling import GRIDS
 
-# samplers for models trained with process "cld" (hybrid score matching)
-CLD_SAMPLERS = {"exponential_integrator": S.cld_exponential_integrator, "euler_maruyama": S.cld_euler_maruyama,
-                "sscs": S.cld_sscs}
+# samplers for models trained with process "cld" (hybrid score matching), by their short names too
+CLD_SAMPLERS = {n[len("cld_"):]: e.sampler for n, e in catalogue.SAMPLERS.items() if e.family == "cld"}
 
 
 @dataclass(frozen=True)
@@ -108,25 +108,33 @@ def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator",
         raise ValueError(f"unknown grid {grid!r}; expected one of {sorted(GRIDS)}")
     res = load_model(folder)
     is_cld = res.config.process == "cld"
-    table = CLD_SAMPLERS if is_cld else SAMPLERS
-    if sampler not in table:
-        raise ValueError(f"unknown sampler {sampler!r} for a {res.config.process} model; expected one of {sorted(table)}")
+    if is_cld and sampler in CLD_SAMPLERS:
+        sampler = "cld_" + sampler
+    default = sampler == catalogue.DEFAULT
+    if default and is_cld:
+        raise ValueError("the default plan (DPM-Solver++) is for OU and VP models; a CLD model takes cld_* samplers")
+    entry = None if default else catalogue.sampler(sampler, "cld" if is_cld else "ou")
     spec, why_not = _data_spec(folder, data)
     T = res.config.T if T is None else T
     delta = res.config.delta if delta is None else delta
+    from ..learn.train import vp_family
+
+    process = CLD() if is_cld else vp_family(res.config.process)
     if plan is not None:
         if is_cld:
             raise ValueError("a tuned plan is for OU and VP models, not CLD ones")
         run, g_times = plan.sampler, plan.grid
         T, delta, steps = float(g_times[0]), float(g_times[g_times > 0][-1]), plan.evaluations
+    elif default:  # sg.sample's plan for the budget, inside [delta, T]
+        from ..defaults import default_plan, in_clock
+
+        dp = default_plan(steps, t_range=(float(process.ou_time(delta)), float(process.ou_time(T))))
+        run, g_times = dp.sampler, in_clock(dp.grid, process)
     else:
-        run, g_times = table[sampler], GRIDS[grid](T, delta, steps)
+        run, g_times = entry.sampler, GRIDS[grid](T, delta, steps // entry.evaluations)
     g = torch.Generator().manual_seed(seed)
     score = res.model.score_fn()
     dim = res.standardizer.mean.shape[0]
-    from ..learn.train import vp_family
-
-    process = CLD() if is_cld else vp_family(res.config.process)
     x = run(score, process.prior_sample(n, dim, generator=g), g_times, process=process, generator=g,
             callback=callback)
     x = res.standardizer.inverse(CLD.positions(x) if is_cld else x)

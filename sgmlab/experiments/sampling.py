@@ -8,25 +8,15 @@ from typing import Any
 
 import torch
 
-from .. import grids, metrics, samplers, scores
+from .. import catalogue, metrics, samplers, scores
 from .. import processes as P
 from ..samplers.base import Callback
 from ..targets import BUILTIN, Gaussian, GaussianMixture, Target, builtin
 
-# The one place where names meet objects (command line and config files).
-SAMPLERS: dict[str, samplers.AffineStepSampler] = {
-    "exponential_integrator": samplers.exponential_integrator,
-    "euler_maruyama": samplers.euler_maruyama,
-    "ddpm_ancestral": samplers.ddpm_ancestral,
-}
-GRIDS = {"uniform": grids.uniform, "exponential": grids.exponential, "two_phase": grids.two_phase,
-         "log_snr": grids.log_snr, "log_snr_focused": grids.log_snr_focused, "karras": grids.karras,
-         "vp_linear": grids.vp_linear}
-PROCESSES: dict[str, P.Process] = {
-    "ou": P.OU(),
-    "vp-linear": P.VP(P.LinearBeta()),
-    "vp-cosine": P.VP(P.CosineBeta()),
-}
+# Names meet objects in sgmlab.catalogue; these views of it keep their old shapes.
+SAMPLERS: dict[str, Any] = {n: e.sampler for n, e in catalogue.SAMPLERS.items() if e.family == "ou"}
+GRIDS = catalogue.GRIDS
+PROCESSES: dict[str, P.Process] = catalogue.PROCESSES
 
 
 @dataclass(frozen=True)
@@ -45,10 +35,15 @@ class SampleConfig:
     process: str = "ou"
 
     def __post_init__(self) -> None:
-        for name, table in (("target", BUILTIN), ("sampler", SAMPLERS), ("grid", GRIDS), ("process", PROCESSES)):
+        for name, table in (("target", BUILTIN), ("grid", GRIDS), ("process", PROCESSES)):
             value = getattr(self, name)
             if value not in table:
                 raise ValueError(f"unknown {name} {value!r}; expected one of {sorted(table)}")
+        if self.sampler != catalogue.DEFAULT:
+            entry = catalogue.sampler(self.sampler)
+            if entry.family == "cld":
+                raise ValueError(f"{entry.name} samples CLD (`sgmlab compare-cld`, or a CLD model with --model); "
+                                 f"here the process is {self.process}")
         if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 2:
             raise ValueError(f"n must be an integer >= 2; got {self.n!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
@@ -58,7 +53,11 @@ class SampleConfig:
         """The target, process and grid this config names (raises ValueError on bad values)."""
         target = builtin(self.target, self.dim)
         process = PROCESSES[self.process]
-        grid = GRIDS[self.grid](self.T, self.delta, self.steps)
+        if self.sampler == catalogue.DEFAULT:
+            from ..defaults import default_plan, in_clock
+
+            return target, process, in_clock(default_plan(self.steps).grid, process)
+        grid = GRIDS[self.grid](self.T, self.delta, self.steps // catalogue.sampler(self.sampler).evaluations)
         if self.T > process.t_max:
             raise ValueError(f"T={self.T} is beyond the range of process {self.process!r} (t_max={process.t_max})")
         return target, process, grid
@@ -99,19 +98,29 @@ def run_sampling(config: SampleConfig, *, callback: Callback | None = None, metr
     """
     target, process, grid = config.build()
     g = torch.Generator().manual_seed(config.seed)
-    sampler = SAMPLERS[config.sampler]
+    if config.sampler == catalogue.DEFAULT:
+        from ..defaults import default_plan
+
+        sampler, route = default_plan(config.steps).sampler, "deterministic"
+    else:
+        entry = catalogue.sampler(config.sampler)
+        sampler, route = entry.sampler, entry.exact_law
     score = TimedScore(scores.exact(target, process))
     x0 = process.prior_sample(config.n, target.dim, generator=g)
     t0 = time.perf_counter()
     x = sampler(score, x0, grid, process=process, generator=g, callback=callback)
     wall = time.perf_counter() - t0
-    reference = process.marginal(target, config.delta)
+    end = float(grid[-1])
+    reference = target if end == 0 else process.marginal(target, end)
     out: dict[str, Any] = {
-        "reference": f"q_delta: the target noised to forward time delta={config.delta}",
+        "reference": ("q: the target itself (the grid ends with the denoising step)" if end == 0 else
+                      f"q_delta: the target noised to forward time delta={end:g}"),
         "score_evaluations": score.calls, "wall_seconds": wall, "score_seconds": score.seconds,
     }
-    if isinstance(target, Gaussian):
-        law = samplers.exact_output_law(sampler, target, grid, process=process)
+    laws = {"affine": samplers.exact_output_law, "deterministic": samplers.deterministic_output_law,
+            "multistep": samplers.multistep_output_law}
+    if isinstance(target, Gaussian) and route in laws:
+        law = laws[route](sampler, target, grid, process=process)
         out["exact"] = {
             "kl_output_to_q_delta": metrics.gaussian_kl(law, reference),
             "kl_q_delta_to_output": metrics.gaussian_kl(reference, law),

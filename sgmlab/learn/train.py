@@ -109,17 +109,15 @@ class TrainResult:
         """n samples in data units with ``sg.sample``'s default plan for ``nfe`` score evaluations,
         its times clamped into the range the model was trained on, [delta, T] (OU and VP models).
         The model's score works in standardized units; the samples are mapped back."""
-        from ..defaults import default_plan, sample
+        from ..defaults import default_plan, in_clock, sample
 
         if self.config.process == "cld":
             raise ValueError("a CLD model samples with the CLD samplers (`sgmlab sample --model`), not sg.sample")
         process = vp_family(self.config.process)
         lo, hi = (float(process.ou_time(v)) for v in (self.config.delta, self.config.T))
         plan = default_plan(nfe, t_range=(lo, hi))
-        g = plan.grid if isinstance(process, OU) else torch.cat(
-            [process.time_from_ou(plan.grid[plan.grid > 0]).to(torch.float64), plan.grid[plan.grid == 0]])
         x = sample(self.model.score_fn(), n, self.standardizer.mean.shape[0], nfe=nfe, process=process,
-                   plan=plan._replace(grid=g), generator=generator)
+                   plan=plan._replace(grid=in_clock(plan.grid, process)), generator=generator)
         return self.standardizer.inverse(x)
 
 
