@@ -53,6 +53,8 @@ def _report(res: SampleResult) -> str:
             meas = ", ".join(f"{w:.4f}" for w in d["weights_measured"])
             exact = ", ".join(f"{w:.4f}" for w in d["weights_exact"])
             lines.append(f"      mode weights measured [{meas}]  exact [{exact}]")
+    lines.append("  noise floor: the metric's mean magnitude over 4 exact samples of the same size (mode_tv: its "
+                 "expected value)")
     return "\n".join(lines)
 
 
@@ -247,7 +249,8 @@ def _sample_model(args: argparse.Namespace) -> None:
               f"+- {profile.time_average_stderr:.2g} (standardized coordinates)")
     for name, d in m.get("samples", {}).items():
         if isinstance(d, dict):
-            print(f"  {name:24s} {d['value']:10.4g}  (noise floor {d['noise_floor']:.3g})")
+            spread = f" +- {d['noise_floor_spread']:.2g}" if "noise_floor_spread" in d else ""
+            print(f"  {name:24s} {d['value']:10.4g}  (noise floor {d['noise_floor']:.3g}{spread})")
             if "weights_measured" in d:
                 print(f"    mode weights measured {[round(w, 4) for w in d['weights_measured']]}  "
                       f"exact {[round(w, 4) for w in d['weights_exact']]}")
