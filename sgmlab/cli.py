@@ -211,7 +211,10 @@ def _sample_model(args: argparse.Namespace) -> None:
         except ValueError as e:
             raise ValueError(f"{e}; re-tune with `sgmlab tune --model {args.model} --nfe {args.steps} --force`, "
                              "or pass --sampler to sample without a plan") from None
-    args.sampler = args.sampler or "exponential_integrator"
+    if args.sampler is None:  # sg.sample's plan for the budget, unless a grid, T or delta asks for the paper's
+        args.sampler = "exponential_integrator" if (args.grid or args.T or args.delta) else catalogue.DEFAULT
+    if args.sampler == catalogue.DEFAULT and _checkpoint_process(args.model) == "cld":
+        args.sampler = "exponential_integrator"  # a CLD model: CLD's exponential integrator, as before
     args.grid = args.grid or "uniform"
     out = _io.prepare_dir(args.out or _default_out("sample", Path(args.model).name), force=args.force)
     callback, close = _progress(args.steps, not args.no_progress, args.sampler)
@@ -221,6 +224,8 @@ def _sample_model(args: argparse.Namespace) -> None:
                                              plan=plan, data=args.data)
     finally:
         close()
+    if args.sampler == catalogue.DEFAULT:
+        args.grid = "its own"
     if plan is not None:
         args.sampler, args.grid = m["sampler"], "tuned"
         print(f"using the tuned plan {plan_path(args.model, args.steps)} (`sgmlab tune --model`; pass --sampler "
@@ -345,6 +350,15 @@ def cmd_train(args: argparse.Namespace) -> None:
                                              "steps_done": config.steps})  # the truth after --resume too
         print(f"  done: final eval loss {res.history[-1]['eval_loss']:.5g}; sample with "
               f"`sgmlab sample --model {out}`")
+
+
+def _checkpoint_process(folder: Path) -> str:
+    """The process a trained model was trained with."""
+    import json
+
+    from .learn.train import read_checkpoint
+
+    return json.loads(read_checkpoint(folder)[1]["config"])["process"]
 
 
 def _checkpoint_step(folder: Path) -> int | None:
@@ -671,7 +685,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "cld_sscs for CLD models, ...), or `default`: sg.sample's choice for --steps evaluations "
                         "with its own grid, T and delta. Default: exponential_integrator, the paper's; with --model, "
                         "a plan saved by `sgmlab tune --model` for --steps evaluations is used unless --sampler, "
-                        "--grid, --T or --delta is given")
+                        "--grid, --T or --delta is given, and otherwise `default` (CLD models: cld_exponential_integrator)")
     p.add_argument("--grid", choices=list(GRIDS), default=None,
                    help="time grid: uniform (the paper's), exponential (geometric), two_phase (Benton et al.), "
                         "log_snr (DPM-Solver), log_snr_focused (denser where trajectories choose a mode), "

@@ -540,3 +540,16 @@ def test_one_column_data_trains_and_samples(tmp_path):
     assert main(["sample", "--model", str(tmp_path / "m"), "--steps", "3", "--n", "50", "--no-progress",
                  "--data", str(tmp_path / "one.npy"), "--out", str(tmp_path / "s")]) == 0
     assert (tmp_path / "s" / "samples.png").stat().st_size > 0
+
+
+def test_sample_model_uses_the_default_plan_unless_asked_otherwise(model_dir, tmp_path):
+    import json
+
+    from sgmlab.cli import main
+
+    for extra, want in (([], "default"), (["--grid", "uniform"], "exponential_integrator"),
+                        (["--sampler", "unipc_3"], "unipc_3")):
+        out = tmp_path / f"s{len(extra)}{want}"
+        assert main(["sample", "--model", str(model_dir), "--steps", "8", "--n", "50", "--no-progress",
+                     "--out", str(out), *extra]) == 0
+        assert json.loads((out / "metrics.json").read_text())["sampler"] == want
