@@ -249,3 +249,19 @@ def test_no_cld_sampler_returns_nan_silently(gen):
     with pytest.raises((FloatingPointError, ValueError), match="2 of 10"):
         sg.samplers.cld_exponential_integrator(bad, cld.prior_sample(10, 2, generator=gen), sg.grids.uniform(2.0, 0.1, 4),
                                                generator=gen)
+
+
+def test_sample_in_chunks_bounds_memory_and_keeps_deterministic_output(gen):
+    """sg.sample runs the sampler on chunks of batch_size rows: a deterministic sampler's output is the
+    same as in one pass; a stochastic one's is reproducible for the same batch_size."""
+    q = sg.targets.mixture2d()
+    score = sg.scores.exact(q)
+    one = sg.sample(score, 1000, 2, nfe=10, generator=torch.Generator().manual_seed(0))
+    chunked = sg.sample(score, 1000, 2, nfe=10, generator=torch.Generator().manual_seed(0), batch_size=64)
+    assert torch.equal(one, chunked)
+    kw = dict(nfe=10, sampler=sg.samplers.exponential_integrator, batch_size=100)
+    a = sg.sample(score, 500, 2, generator=torch.Generator().manual_seed(1), **kw)
+    b = sg.sample(score, 500, 2, generator=torch.Generator().manual_seed(1), **kw)
+    assert torch.equal(a, b) and torch.isfinite(a).all()
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 1"):
+        sg.sample(score, 10, 2, nfe=5, batch_size=0)
