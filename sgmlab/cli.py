@@ -353,21 +353,21 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def _checkpoint_process(folder: Path) -> str:
-    """The process a trained model was trained with."""
+    """The process a trained model was trained with (its metadata only; loading checks the rest)."""
     import json
 
-    from .learn.train import read_checkpoint
+    from .learn.train import read_metadata
 
-    return json.loads(read_checkpoint(folder)[1]["config"])["process"]
+    return json.loads(read_metadata(folder)["config"])["process"]
 
 
 def _checkpoint_step(folder: Path) -> int | None:
-    """The step of the complete checkpoint in ``folder``, or None when there is none."""
-    from .learn.train import read_checkpoint
+    """The step of the checkpoint in ``folder``, or None when there is none."""
+    from .learn.train import read_metadata
 
     if not (Path(folder) / "checkpoint.safetensors").is_file():
         return None
-    return int(read_checkpoint(folder)[1]["step"])
+    return int(read_metadata(folder)["step"])
 
 
 def cmd_compare_cld(args: argparse.Namespace) -> None:
@@ -404,7 +404,7 @@ def cmd_compare_cld(args: argparse.Namespace) -> None:
           "on these Gaussians, which the claim does not address (docs/theory.md, claim 5).")
     figs = compare_figures(rows, config)
     _io.write_json(out / "config.json", config.as_dict())
-    _write_csv(out / "results.csv", rows)
+    _io.write_csv(out / "results.csv", rows)
     for name, fig in figs.items():
         _io.write_figure(out / name, fig)
     print(f"  wrote {out}/config.json, results.csv, {', '.join(figs)}")
@@ -478,14 +478,10 @@ def cmd_bench(args: argparse.Namespace) -> None:
     _write_bench(out, config, rows, table, bench_figures(rows))
 
 
-def _write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
-    _io.write_csv(path, rows)
-
-
 def _write_bench(out: Path, config: Any, rows: list[dict[str, Any]], table: list[dict[str, Any]],
                  figs: dict[str, Any]) -> None:
-    _write_csv(out / "results.csv", rows)
-    _write_csv(out / "summary.csv", table)
+    _io.write_csv(out / "results.csv", rows)
+    _io.write_csv(out / "summary.csv", table)
     _io.write_json(out / "config.json", config.as_dict())
     for name, fig in figs.items():
         _io.write_figure(out / name, fig)

@@ -13,9 +13,10 @@ deterministic schedulers (DDIM, DPM-Solver++ 2M/3M, DEIS, UniPC), not the median
 19 and 25 after the coverage check below found those ranges weak). A grid is not
 good at every budget near the one it was chosen at (with a fixed delta its error levels off while
 the schedulers' keeps falling), so ``benchmarks/cover_budgets.py`` then gave every budget from 1
-to 100 the chosen grid that scores best there on the same family; ``benchmarks/defaults.md`` and
-``benchmarks/budgets.md`` have the numbers, and ``sgmlab bench --suite heldout`` measures a family
-drawn from other seeds and ranges.
+to 100 the chosen grid that scores best there on the same family. The numbers are in
+``benchmarks/``: ``defaults.md`` (the choice), ``budgets.md`` (the assignment, and Gaussians of the
+held-out family, which chose nothing, measured at every budget) and ``heldout.md`` (Gaussians
+and mixtures of the held-out family at 10, 20, 50 and 100; ``sgmlab bench --suite heldout``).
 
 =========  =====  =====  =======  ==========================  ==========
 budget     order  T      delta    log-SNR density (T->delta)  chosen at
@@ -46,12 +47,10 @@ budget     order  T      delta    log-SNR density (T->delta)  chosen at
 Every row ends with the denoising step (a data set's outputs are then data points, not points
 carrying the noise of delta). ``benchmarks/defaults.md`` has each row's ratios on the training
 family and the previous table's; ``benchmarks/heldout.md`` measures the table on the held-out
-family. Notes: the grids chosen at 8 and 14 have larger worst cases on the training family than their
-neighbours (a local optimum of the search); at 10 evaluations the table loses to diffusers'
-schedulers on 2-D mixtures with well separated modes and on the digits (README), the price of
-holding on small-scale targets; at 1 and 2 evaluations it loses to them on most targets, and at
-14, 15, 22 to 24, 26 to 29 and a few budgets from 30 to 70 its worst case on the training
-family's mixtures is still 5 to 19 times the best scheduler's (``benchmarks/budgets.md``).
+family. Notes: the grids chosen at 8 and 14 are local optima of the search; the table loses to
+diffusers' schedulers at 1 and 2 evaluations and on some training mixtures between 14 and 29
+(``benchmarks/budgets.md``), and at 10 on the bench's own 2-D mixture and the digits
+(``sgmlab bench``), the price of holding on small-scale targets.
 
 Why not one delta for all: a direction whose variance is small against the noise at delta
 (2 delta in OU time) is shrunk by the final denoising step or blurred without it, so targets with

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from . import _checks, grids
-from .defaults import GridSpec, SamplePlan, default_plan
+from .defaults import GridSpec, SamplePlan, default_plan, in_clock
 from .processes import OU, Process
 from .samplers import dpm_solver_pp_2m, dpm_solver_pp_3m, unipc_2, unipc_3
 from .scores import ScoreFn
@@ -315,18 +315,12 @@ def tune(score: ScoreFn, d: int, nfe: int, *, process: Process | None = None, sa
     lam_range = (_lam(tau_hi), _lam(tau_lo))
     say = progress if progress is not None else (lambda m: None)
 
-    def to_clock(g: torch.Tensor) -> torch.Tensor:
-        if isinstance(process, OU):
-            return g
-        out = process.time_from_ou(g[g > 0]).to(torch.float64)
-        return torch.cat([out, g.new_zeros(int((g == 0).sum()))])
-
     checked = _Checked(score)
     z = process.prior_sample(2 * n_pilot, d, generator=generator).to(torch.float64)
     z_fit, z_cert = z[:n_pilot], z[n_pilot:]
 
     def ref_grid(steps: int) -> torch.Tensor:
-        return to_clock(grids.log_snr(tau_hi, tau_lo, steps))
+        return in_clock(grids.log_snr(tau_hi, tau_lo, steps), process)
 
     try:  # one probe, so that a dimension mismatch is named as such
         checked(z[:2], float(ref_grid(reference_steps)[0]))
@@ -351,7 +345,7 @@ def tune(score: ScoreFn, d: int, nfe: int, *, process: Process | None = None, sa
         except ValueError:  # a density too uneven for the steps
             return math.inf
         trials += 1
-        v = float(mse(to_clock(g), z_fit, ref_fit).mean())
+        v = float(mse(in_clock(g, process), z_fit, ref_fit).mean())
         return v if math.isfinite(v) else math.inf
 
     # the fixed default, on the same draws (kept if the search does not beat it)
@@ -361,7 +355,7 @@ def tune(score: ScoreFn, d: int, nfe: int, *, process: Process | None = None, sa
     dgrid[0] = min(float(dgrid[0]), tau_hi)
     last = float(dgrid[-2] if dgrid[-1] == 0 else dgrid[-1])
     default_ok = last >= tau_lo and bool((dgrid[:-1] > dgrid[1:]).all())
-    default_obj = float(mse(to_clock(dgrid), z_fit, ref_fit, baseline_sampler).mean()) if default_ok else math.inf
+    default_obj = float(mse(in_clock(dgrid, process), z_fit, ref_fit, baseline_sampler).mean()) if default_ok else math.inf
 
     # a small design of starts (as many as max_trials allows), then Nelder-Mead from the best one
     # of each ending with the trials left
@@ -397,7 +391,7 @@ def tune(score: ScoreFn, d: int, nfe: int, *, process: Process | None = None, sa
     else:
         spec = spec_from_params(p_best, dn_best, lam_range)
         grid, objective_value, source = spec.grid(nfe), v_best, "tuned"
-    grid = to_clock(grid)
+    grid = in_clock(grid, process)
 
     # the certificate, on fresh draws
     sq = mse(grid, z_cert, ref_cert)

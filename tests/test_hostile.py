@@ -332,12 +332,12 @@ def _train_args(out, steps):
             "--hidden", "16", "--depth", "2", "--batch-size", "64", "--no-progress", "--out", str(out)]
 
 
-def _wait_for(path, timeout=120.0):
+def _wait_for(path, proc, pattern=None):
+    """Poll until ``path`` exists (and holds a file matching ``pattern``), failing if ``proc`` ends first."""
     import time
 
-    t0 = time.time()
-    while not path.exists():
-        assert time.time() - t0 < timeout, f"{path} never appeared"
+    while not (path.exists() and (pattern is None or any(path.glob(pattern)))):
+        assert proc.poll() is None, f"the process ended before {path} appeared: {proc.communicate()[1][-500:]}"
         time.sleep(0.05)
 
 
@@ -353,7 +353,7 @@ def test_a_killed_training_keeps_its_last_checkpoint_and_resumes(sig, tmp_path):
 
     out = tmp_path / "run"
     p = _sgmlab(*_train_args(out, 100_000))
-    _wait_for(out / "checkpoint.safetensors")
+    _wait_for(out / "checkpoint.safetensors", p)
     time.sleep(0.5)
     p.send_signal(getattr(signal, sig))
     _, err = p.communicate(timeout=60)
@@ -401,15 +401,12 @@ def test_a_killed_bench_keeps_its_finished_methods_and_resumes(sig, tmp_path):
     """kill -9 or Ctrl-C during a bench: every method finished before is kept in partial/, loads,
     and --resume reads it back instead of running it again."""
     import signal
-    import time
 
     out = tmp_path / "bench"
     args = ["bench", "--targets", "mixture2d", "gaussian10", "--budgets", "6", "20", "--n", "40000", "--no-peers",
             "--out", str(out)]
     p = _sgmlab(*args)
-    _wait_for(out / "partial")
-    while not list((out / "partial").glob("*.pt")):
-        time.sleep(0.05)
+    _wait_for(out / "partial", p, "*.pt")
     p.send_signal(getattr(signal, sig))
     _, err = p.communicate(timeout=60)
     assert p.returncode != 0

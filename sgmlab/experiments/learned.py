@@ -126,10 +126,10 @@ def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator",
         run, g_times = plan.sampler, plan.grid
         T, delta, steps = float(g_times[0]), float(g_times[g_times > 0][-1]), plan.evaluations
     elif default:  # sg.sample's plan for the budget, inside [delta, T]
-        from ..defaults import default_plan, in_clock
+        from ..learn.train import model_default_plan
 
-        dp = default_plan(steps, t_range=(float(process.ou_time(delta)), float(process.ou_time(T))))
-        run, g_times = dp.sampler, in_clock(dp.grid, process)
+        dp = model_default_plan(process, delta, T, steps)
+        run, g_times = dp.sampler, dp.grid
     else:
         run, g_times = entry.sampler, GRIDS[grid](T, delta, steps // entry.evaluations)
     g = torch.Generator().manual_seed(seed)

@@ -109,15 +109,14 @@ class TrainResult:
         """n samples in data units with ``sg.sample``'s default plan for ``nfe`` score evaluations,
         its times clamped into the range the model was trained on, [delta, T] (OU and VP models).
         The model's score works in standardized units; the samples are mapped back."""
-        from ..defaults import default_plan, in_clock, sample
+        from ..defaults import sample
 
         if self.config.process == "cld":
             raise ValueError("a CLD model samples with the CLD samplers (`sgmlab sample --model`), not sg.sample")
         process = vp_family(self.config.process)
-        lo, hi = (float(process.ou_time(v)) for v in (self.config.delta, self.config.T))
-        plan = default_plan(nfe, t_range=(lo, hi))
+        plan = model_default_plan(process, self.config.delta, self.config.T, nfe)
         x = sample(self.model.score_fn(), n, self.standardizer.mean.shape[0], nfe=nfe, process=process,
-                   plan=plan._replace(grid=in_clock(plan.grid, process)), generator=generator)
+                   plan=plan, generator=generator)
         return self.standardizer.inverse(x)
 
 
@@ -174,6 +173,27 @@ def _checksum(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str
         h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     h.update(json.dumps({k: v for k, v in sorted(metadata.items()) if k != "sha256"}).encode())
     return h.hexdigest()
+
+
+def read_metadata(folder: str | Path) -> dict[str, str]:
+    """A checkpoint's metadata (step, config) without reading its tensors; ``read_checkpoint`` checks them."""
+    from safetensors import safe_open
+
+    path = Path(folder) / CHECKPOINT
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return f.metadata() or {}
+    except Exception as e:
+        raise ValueError(f"checkpoint {path} is corrupted or truncated ({type(e).__name__}: {e})") from None
+
+
+def model_default_plan(process: Process, delta: float, T: float, nfe: int) -> Any:
+    """sg.sample's plan for ``nfe`` evaluations inside a model's trained range [delta, T] (the
+    process's clock), its grid in that clock."""
+    from ..defaults import default_plan, in_clock
+
+    plan = default_plan(nfe, t_range=(float(process.ou_time(delta)), float(process.ou_time(T))))
+    return plan._replace(grid=in_clock(plan.grid, process))
 
 
 def read_checkpoint(folder: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
