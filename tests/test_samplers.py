@@ -220,23 +220,33 @@ def test_standard_normal_noise_is_exactly_normal(gen):
                                   "probability_flow_euler", "exponential_sde_2", "exponential_integrator",
                                   "euler_maruyama", "unadjusted_langevin", "predictor_corrector"])
 def test_no_sampler_returns_nan_silently(name, gen):
-    """A score that goes NaN on some samples gives a FloatingPointError naming the sampler and the count
-    (DPM-Solver++, UniPC and the ODE samplers used to return NaN)."""
+    """A score that goes NaN on some samples at step 3 gives a FloatingPointError from the shared loop
+    naming the sampler, the step, its times and the count (DPM-Solver++, UniPC and the ODE samplers used
+    to return NaN; the check used to run once, at the end)."""
     q = sg.targets.mixture2d()
     exact = sg.scores.exact(q)
+    grid = sg.grids.uniform(3.0, 1e-2, 5)
+    bad_t = float(grid[2])
 
     def bad(x, t):
         s = exact(x, t)
-        s[:3] = float("nan")
+        if t <= bad_t:
+            s[:3] = float("nan")
         return s
 
     x0 = sg.processes.OU().prior_sample(20, 2, generator=gen)
-    # the sampler's own check, or the exact score refusing the NaN state at the next step
-    with pytest.raises((FloatingPointError, ValueError), match="NaN or infinite values \\(3 of 20 points\\)|non-finite values in 3 of 20 samples"):
-        getattr(sg.samplers, name)(bad, x0, sg.grids.uniform(3.0, 1e-2, 5), generator=gen)
+    # the step whose score evaluations first reach t <= grid[2]: Heun and the corrector evaluate at a step's
+    # end too, Langevin always at the grid's last time
+    step = {"predictor_corrector": 2, "probability_flow_heun": 2, "unadjusted_langevin": 1}.get(name, 3)
+    rows = 20 if name == "predictor_corrector" else 3  # its step size averages the score over the batch
+    t0, t1 = float(grid[step - 1]), float(grid[step])
+    with pytest.raises(FloatingPointError, match=rf"step {step} of 5 \(t = {t0:.6g} -> {t1:.6g}\) produced non-finite "
+                                                 rf"values in {rows} of 20 samples"):
+        getattr(sg.samplers, name)(bad, x0, grid, generator=gen)
 
 
-def test_no_cld_sampler_returns_nan_silently(gen):
+@pytest.mark.parametrize("name", ["cld_exponential_integrator", "cld_sscs", "cld_euler_maruyama"])
+def test_no_cld_sampler_returns_nan_silently(name, gen):
     q = sg.targets.mixture2d()
     cld = sg.processes.CLD()
     exact = sg.scores.exact(q, cld)
@@ -246,9 +256,20 @@ def test_no_cld_sampler_returns_nan_silently(gen):
         s[:2] = float("inf")
         return s
 
-    with pytest.raises((FloatingPointError, ValueError), match="2 of 10"):
-        sg.samplers.cld_exponential_integrator(bad, cld.prior_sample(10, 2, generator=gen), sg.grids.uniform(2.0, 0.1, 4),
-                                               generator=gen)
+    with pytest.raises(FloatingPointError, match=r"step 1 of 4 .* non-finite values in 2 of 10 samples"):
+        getattr(sg.samplers, name)(bad, cld.prior_sample(10, 2, generator=gen), sg.grids.uniform(2.0, 0.1, 4),
+                                   generator=gen)
+
+
+def test_callback_sees_every_step_and_a_finite_sum_overflow_is_no_error(gen):
+    """The loop calls back once per step with the new state; a state whose sum overflows but whose
+    values are finite is not refused."""
+    seen = []
+    x0 = torch.full((4, 2), 1e308, dtype=torch.float64)
+    out = sg.samplers.probability_flow_euler(lambda x, t: torch.zeros_like(x), x0, [0.2, 0.1, 0.05],
+                                             callback=lambda info: seen.append((info.i, info.t, info.t_next)))
+    assert torch.isfinite(out).all() and not torch.isfinite(out.sum())
+    assert seen == [(0, 0.2, 0.1), (1, 0.1, 0.05)]
 
 
 def test_sample_in_chunks_bounds_memory_and_keeps_deterministic_output(gen):

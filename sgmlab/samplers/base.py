@@ -68,21 +68,74 @@ class AffineStepSampler(ABC):
 
         Device and dtype come from ``x_init``; randomness only from ``generator``.
         """
-        process, grid = check_run(score, x_init, grid, process, generator)
-        x = x_init.clone()
-        noise = torch.empty_like(x)
-        steps = grid.shape[0] - 1
-        for i, (t, t_next) in enumerate(zip(grid[:-1].tolist(), grid[1:].tolist())):
+        process, g = check_run(score, x_init, grid, process, generator)
+        return run_loop(self, x_init, g, self._step(checked(score), process, torch.empty_like(x_init), generator),
+                        callback)
+
+    def _step(self, score: ScoreFn, process: Process, noise: torch.Tensor,
+              generator: torch.Generator | None) -> Step:
+        def step(i: int, t: float, t_next: float, x: torch.Tensor) -> torch.Tensor:
             c = self.coefficients(process, t, t_next)
             s = score(x, t)
-            if i == 0:
-                check_score_output(s, x)
-            x.mul_(c.cx).add_(s, alpha=c.cs)
+            x = x.mul(c.cx) if i == 0 else x.mul_(c.cx)  # a new tensor at the first step: x_init is never written
+            x.add_(s, alpha=c.cs)
             if c.noise_std:
                 x.add_(standard_normal_(noise, generator), alpha=c.noise_std)
-            if callback is not None:
-                callback(StepInfo(i, steps, t, t_next, x))
-        return check_output(x, self)
+            return x
+
+        return step
+
+
+Step = Callable[[int, float, float, torch.Tensor], torch.Tensor]
+"""One step of a sampler, ``step(i, t, t_next, x) -> x'``: from forward time ``t`` to ``t_next < t``;
+it may write ``x`` in place except at ``i == 0`` (the caller's ``x_init``)."""
+
+
+def run_loop(sampler: Any, x_init: torch.Tensor, grid: torch.Tensor, step: Step,
+             callback: Callback | None = None) -> torch.Tensor:
+    """The loop every sampler runs, written once: step ``i`` from ``grid[i]`` to ``grid[i + 1]``,
+    then the non-finite check (naming the step, its times and how many samples went bad), then the
+    callback. Samplers supply only their step."""
+    steps = grid.shape[0] - 1
+    x = x_init
+    for i, (t, t_next) in enumerate(zip(grid[:-1].tolist(), grid[1:].tolist())):
+        x = step(i, t, t_next, x)
+        check_step(x, sampler, i, steps, t, t_next)
+        if callback is not None:
+            callback(StepInfo(i, steps, t, t_next, x))
+    return x
+
+
+def checked(score: ScoreFn) -> ScoreFn:
+    """``score``, checked at its first call to return a tensor of its input's shape."""
+    first = [True]
+
+    def s(x: torch.Tensor, t: float) -> torch.Tensor:
+        out = score(x, t)
+        if first[0]:
+            check_score_output(out, x)
+            first[0] = False
+        return out
+
+    return s
+
+
+def check_step(x: torch.Tensor, sampler: Any, i: int, steps: int, t: float, t_next: float) -> None:
+    """A FloatingPointError when step ``i`` left non-finite values: one reduction over the state (a
+    finite sum), the full count only when it is not."""
+    if bool(torch.isfinite(x.sum())):
+        return
+    bad = ~torch.isfinite(x)
+    if not bool(bad.any()):
+        return  # the sum overflowed; every value is finite
+    rows = int(bad.reshape(x.shape[0], -1).any(1).sum())
+    raise FloatingPointError(f"{_name(sampler)}: step {i + 1} of {steps} (t = {t:.6g} -> {t_next:.6g}) produced "
+                             f"non-finite values in {rows} of {x.shape[0]} samples; check the score for NaN or inf "
+                             "there or the grid for too large a step")
+
+
+def _name(sampler: Any) -> str:
+    return sampler if isinstance(sampler, str) else getattr(sampler, "__name__", type(sampler).__name__)
 
 
 def check_output(x: torch.Tensor, sampler: Any) -> torch.Tensor:
@@ -91,8 +144,7 @@ def check_output(x: torch.Tensor, sampler: Any) -> torch.Tensor:
     bad = ~torch.isfinite(x)
     if bool(bad.any()):
         rows = int(bad.reshape(x.shape[0], -1).any(1).sum())
-        name = sampler if isinstance(sampler, str) else type(sampler).__name__
-        raise FloatingPointError(f"{name} produced non-finite values in {rows} of {x.shape[0]} samples; check the "
+        raise FloatingPointError(f"{_name(sampler)} produced non-finite values in {rows} of {x.shape[0]} samples; check the "
                                  "score for NaN or inf (it is evaluated at every step) or the grid for too large steps")
     return x
 

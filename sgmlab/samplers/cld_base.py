@@ -13,7 +13,7 @@ from .. import _checks, grids
 from ..processes import CLD
 from ..scores import ScoreFn
 from ..targets.gaussian import Gaussian
-from .base import Callback, StepInfo, check_output, check_score_output, standard_normal_
+from .base import Callback, check_score_output, run_loop, standard_normal_
 
 
 class Stage(NamedTuple):
@@ -74,20 +74,18 @@ class CLDSampler(ABC):
         _checks.generator_for(generator, z_init.device)
         g = grids.from_times(grid)
         d = z_init.shape[1] // 2
-        z = z_init.clone()
-        xi = torch.empty(z.shape[0], d, dtype=z.dtype, device=z.device)
-        first = True
-        steps = g.shape[0] - 1
-        for i, (t, t_next) in enumerate(zip(g[:-1].tolist(), g[1:].tolist())):
+        xi = torch.empty(z_init.shape[0], d, dtype=z_init.dtype, device=z_init.device)
+        first = [True]
+
+        def step(i: int, t: float, t_next: float, z: torch.Tensor) -> torch.Tensor:  # never writes z in place
             for st in self.stages(process, t, t_next):
                 x, v = z[:, :d], z[:, d:]
                 P, c, L = st.Phi.tolist(), st.c.tolist(), st.L.tolist()
                 nx, nv = P[0][0] * x + P[0][1] * v, P[1][0] * x + P[1][1] * v
                 if st.t is not None:
                     s = score(z, st.t)
-                    if first:
-                        check_score_output(s, x)
-                        first = False
+                    if first.pop() if first else False:
+                        check_score_output(s, x)  # the velocity score has the shape of x
                     nx.add_(s, alpha=c[0])
                     nv.add_(s, alpha=c[1])
                 if L[0][0] or L[1][0]:
@@ -97,9 +95,9 @@ class CLDSampler(ABC):
                 if L[1][1]:
                     nv.add_(standard_normal_(xi, generator), alpha=L[1][1])
                 z = torch.cat([nx, nv], 1)
-            if callback is not None:
-                callback(StepInfo(i, steps, t, t_next, z))
-        return check_output(z, self)
+            return z
+
+        return run_loop(self, z_init, g, step, callback)
 
 
 def cld_exact_output_law(sampler: CLDSampler, target: Gaussian, grid: Any, *, process: CLD | None = None) -> Gaussian:

@@ -10,7 +10,7 @@ import torch
 
 from ..processes import Process
 from ..scores import ScoreFn
-from .base import Callback, StepInfo, check_output, check_run, check_score_output
+from .base import Callback, check_run, checked, run_loop
 
 
 def check_order(order: Any) -> None:
@@ -76,25 +76,21 @@ class DPMSolverPP:
                  generator: torch.Generator | None = None, callback: Callback | None = None) -> torch.Tensor:
         process, g = check_run(score, x_init, grid, process, generator, allow_zero_end=True)
         alpha, sigma, lam = data_prediction_schedule(process, g)
-        x = x_init  # never written in place: each step makes a new tensor
+        score, steps = checked(score), g.shape[0] - 1
         hist: list[torch.Tensor] = []  # data predictions, newest last
-        for i, (t, tn) in enumerate(zip(g[:-1].tolist(), g[1:].tolist())):
-            s = score(x, t)
-            if i == 0:
-                check_score_output(s, x)
-            hist = (hist + [torch.add(x, s, alpha=sigma[i] ** 2).div_(alpha[i])])[-3:]
-            if sigma[i + 1] == 0:  # final denoising step
-                x = alpha[i + 1] * hist[-1]
-                if callback is not None:
-                    callback(StepInfo(i, g.shape[0] - 1, t, tn, x))
-                break
-            k = min(self.order, len(hist), g.shape[0] - 1 - i if self.lower_order_final else self.order)
+
+        def step(i: int, t: float, tn: float, x: torch.Tensor) -> torch.Tensor:
+            hist.append(torch.add(x, score(x, t), alpha=sigma[i] ** 2).div_(alpha[i]))
+            del hist[:-3]
+            if sigma[i + 1] == 0:  # final denoising step (the grid's last)
+                return alpha[i + 1] * hist[-1]
+            k = min(self.order, len(hist), steps - i if self.lower_order_final else self.order)
             x = torch.mul(x, sigma[i + 1] / sigma[i])  # a new tensor (x_init is not written)
             for c, m in zip(step_weights(k, lam[i - k + 1:i + 2], alpha[i + 1]), reversed(hist)):
                 x.add_(m, alpha=c)
-            if callback is not None:
-                callback(StepInfo(i, g.shape[0] - 1, t, tn, x))
-        return check_output(x, self)
+            return x
+
+        return run_loop(self, x_init, g, step, callback)
 
 
 dpm_solver_pp_1 = DPMSolverPP(1)

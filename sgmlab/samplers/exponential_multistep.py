@@ -10,7 +10,7 @@ import torch
 
 from ..processes import Process
 from ..scores import ScoreFn
-from .base import Callback, StepInfo, check_output, check_run, check_score_output, standard_normal_
+from .base import Callback, check_run, checked, run_loop, standard_normal_
 
 
 @dataclass(frozen=True)
@@ -60,22 +60,19 @@ class ExponentialMultistepSDE:
                  generator: torch.Generator | None = None, callback: Callback | None = None) -> torch.Tensor:
         process, g = check_run(score, x_init, grid, process, generator)
         tau = process.ou_time(g).tolist()
-        x = x_init  # never written in place: each step makes a new tensor
-        noise = torch.empty_like(x)
+        score, noise = checked(score), torch.empty_like(x_init)
         hist: list[tuple[float, torch.Tensor]] = []  # (reverse time, score), newest last
-        for i, (t, tn) in enumerate(zip(g[:-1].tolist(), g[1:].tolist())):
-            s = score(x, t)
-            if i == 0:
-                check_score_output(s, x)
-            hist = (hist + [(tau[0] - tau[i], s)])[-self.order:]
+
+        def step(i: int, t: float, tn: float, x: torch.Tensor) -> torch.Tensor:
+            hist.append((tau[0] - tau[i], score(x, t)))
+            del hist[:-self.order]
             h = tau[i] - tau[i + 1]
-            x = torch.mul(x, math.exp(h))  # a new tensor (x_init is not written)
+            x = torch.mul(x, math.exp(h))  # a new tensor (x_init and the history are not written)
             for wj, (_, sj) in zip(self.weights([r for r, _ in hist], h), hist):
                 x.add_(sj, alpha=2 * wj)
-            x.add_(standard_normal_(noise, generator), alpha=math.sqrt(math.expm1(2 * h)))
-            if callback is not None:
-                callback(StepInfo(i, g.shape[0] - 1, t, tn, x))
-        return check_output(x, self)
+            return x.add_(standard_normal_(noise, generator), alpha=math.sqrt(math.expm1(2 * h)))
+
+        return run_loop(self, x_init, g, step, callback)
 
 
 exponential_sde_1 = ExponentialMultistepSDE(1)

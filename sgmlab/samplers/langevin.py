@@ -10,7 +10,7 @@ import torch
 
 from ..processes import Process
 from ..scores import ScoreFn
-from .base import Callback, StepInfo, check_output, check_run, check_score_output, standard_normal_
+from .base import Callback, check_run, checked, run_loop, standard_normal_
 
 
 @dataclass(frozen=True)
@@ -27,17 +27,12 @@ class UnadjustedLangevin:
         process, g = check_run(score, x_init, grid, process, generator)
         if not self.step_size > 0:
             raise ValueError(f"step_size must be > 0; got {self.step_size}")
-        t = float(g[-1])
-        x = x_init.clone()
-        noise = torch.empty_like(x)
-        for i in range(g.shape[0] - 1):
-            s = score(x, t)
-            if i == 0:
-                check_score_output(s, x)
-            x = x + self.step_size * s + math.sqrt(2 * self.step_size) * standard_normal_(noise, generator)
-            if callback is not None:
-                callback(StepInfo(i, g.shape[0] - 1, t, t, x))
-        return check_output(x, self)
+        t_end, score, noise = float(g[-1]), checked(score), torch.empty_like(x_init)
+
+        def step(i: int, t: float, tn: float, x: torch.Tensor) -> torch.Tensor:  # the score at q_delta throughout
+            return x + self.step_size * score(x, t_end) + math.sqrt(2 * self.step_size) * standard_normal_(noise, generator)
+
+        return run_loop(self, x_init, g, step, callback)
 
 
 unadjusted_langevin = UnadjustedLangevin()

@@ -9,7 +9,7 @@ import torch
 from ..processes import OU, Process
 from ..scores import ScoreFn
 from ..targets.gaussian import Gaussian
-from .base import Callback, StepInfo, check_output, check_run, check_score_output
+from .base import Callback, check_run, checked, run_loop
 
 
 def _flow(process: Process, score: ScoreFn, x: torch.Tensor, t: float) -> torch.Tensor:
@@ -21,21 +21,9 @@ def _integrate(step: Any, score: ScoreFn, x_init: torch.Tensor, grid: Any, proce
                generator: torch.Generator | None, callback: Callback | None, name: str) -> torch.Tensor:
     """The loop both ODE samplers share; ``step(flow, x, t, t_next)`` returns the next state."""
     process, g = check_run(score, x_init, grid, process, generator)
-    first = []
-
-    def flow(x: torch.Tensor, t: float) -> torch.Tensor:
-        d = _flow(process, score, x, t)
-        if not first:
-            check_score_output(d, x)
-            first.append(True)
-        return d
-
-    x = x_init.clone()
-    for i, (t, tn) in enumerate(zip(g[:-1].tolist(), g[1:].tolist())):
-        x = step(flow, x, t, tn)
-        if callback is not None:
-            callback(StepInfo(i, g.shape[0] - 1, t, tn, x))
-    return check_output(x, name)
+    score = checked(score)
+    return run_loop(name, x_init, g, lambda i, t, tn, x: step(lambda y, s: _flow(process, score, y, s), x, t, tn),
+                    callback)
 
 
 def probability_flow_euler(score: ScoreFn, x_init: torch.Tensor, grid: Any, *, process: Process | None = None,

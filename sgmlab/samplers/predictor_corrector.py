@@ -10,7 +10,7 @@ import torch
 
 from ..processes import Process
 from ..scores import ScoreFn
-from .base import Callback, StepInfo, check_output, check_run, check_score_output, standard_normal_
+from .base import Callback, check_run, checked, run_loop, standard_normal_
 from .exponential_integrator import exponential_integrator
 
 
@@ -32,19 +32,16 @@ class PredictorCorrector:
     def __call__(self, score: ScoreFn, x_init: torch.Tensor, grid: Any, *, process: Process | None = None,
                  generator: torch.Generator | None = None, callback: Callback | None = None) -> torch.Tensor:
         process, g = check_run(score, x_init, grid, process, generator)
-        x = x_init.clone()
-        noise = torch.empty_like(x)
-        for i, (t, tn) in enumerate(zip(g[:-1].tolist(), g[1:].tolist())):
+        score, noise = checked(score), torch.empty_like(x_init)
+
+        def step(i: int, t: float, tn: float, x: torch.Tensor) -> torch.Tensor:
             x = exponential_integrator(score, x, g[i:i + 2], process=process, generator=generator)
             s = score(x, tn)
-            if i == 0:
-                check_score_output(s, x)
             standard_normal_(noise, generator)
             eps = 2 * (self.snr * float(noise.norm(dim=1).mean()) / max(float(s.norm(dim=1).mean()), 1e-30)) ** 2
-            x = x + eps * s + math.sqrt(2 * eps) * noise
-            if callback is not None:
-                callback(StepInfo(i, g.shape[0] - 1, t, tn, x))
-        return check_output(x, self)
+            return x + eps * s + math.sqrt(2 * eps) * noise
+
+        return run_loop(self, x_init, g, step, callback)
 
 
 predictor_corrector = PredictorCorrector()

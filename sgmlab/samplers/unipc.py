@@ -10,7 +10,7 @@ import torch
 
 from ..processes import Process
 from ..scores import ScoreFn
-from .base import Callback, StepInfo, check_output, check_run, check_score_output
+from .base import Callback, check_run, checked, run_loop
 from .dpm_solver_pp import check_order, data_prediction_schedule
 
 
@@ -90,34 +90,29 @@ class UniPC:
                  generator: torch.Generator | None = None, callback: Callback | None = None) -> torch.Tensor:
         process, g = check_run(score, x_init, grid, process, generator, allow_zero_end=True)
         alpha, sigma, lam = data_prediction_schedule(process, g)
-        steps = g.shape[0] - 1
-        x = x_init  # never written in place: each step makes a new tensor
+        score, steps = checked(score), g.shape[0] - 1
         hist: list[tuple[int, torch.Tensor]] = []  # (grid index, data prediction), newest last
-        last: tuple[torch.Tensor, int] | None = None  # (state at the previous time, the order used from it)
+        last: list[tuple[torch.Tensor, int]] = []  # (state at the previous time, the order used from it)
 
         def step(x0: torch.Tensor, i: int, j: int, used: list[tuple[int, torch.Tensor]],
                  new: torch.Tensor | None) -> torch.Tensor:
             return unipc_update(x0, lam[i], lam[j], alpha[j], sigma[j] / sigma[i],
                                 [(lam[k], m) for k, m in used], new)
 
-        for i, (t, tn) in enumerate(zip(g[:-1].tolist(), g[1:].tolist())):
-            s = score(x, t)
-            if i == 0:
-                check_score_output(s, x)
-            m = torch.add(x, s, alpha=sigma[i] ** 2).div_(alpha[i])
-            if self.corrector and last is not None:
-                x_prev, k = last
-                x = step(x_prev, i - 1, i, hist[-k:], m)
-            hist = (hist + [(i, m)])[-self.order:]
-            if sigma[i + 1] == 0:  # final denoising step
-                x = alpha[i + 1] * m
-            else:
-                k = min(self.order, len(hist), steps - i if self.lower_order_final else self.order)
-                last = (x, k)
-                x = step(x, i, i + 1, hist[-k:], None)
-            if callback is not None:
-                callback(StepInfo(i, steps, t, tn, x))
-        return check_output(x, self)
+        def one(i: int, t: float, tn: float, x: torch.Tensor) -> torch.Tensor:  # never writes x in place
+            m = torch.add(x, score(x, t), alpha=sigma[i] ** 2).div_(alpha[i])
+            prev = last.pop() if last else None
+            if self.corrector and prev is not None:
+                x = step(prev[0], i - 1, i, hist[-prev[1]:], m)
+            hist.append((i, m))
+            del hist[:-self.order]
+            if sigma[i + 1] == 0:  # final denoising step (the grid's last)
+                return alpha[i + 1] * m
+            k = min(self.order, len(hist), steps - i if self.lower_order_final else self.order)
+            last.append((x, k))
+            return step(x, i, i + 1, hist[-k:], None)
+
+        return run_loop(self, x_init, g, one, callback)
 
 
 unipc_2 = UniPC(2)
