@@ -68,6 +68,11 @@ SAMPLERS: dict[str, SamplerEntry] = _entries()
 # Other names in use: plan files and `sgmlab tune` say dpmpp_3m; CLD models took their samplers' short names.
 ALIASES = {"dpmpp_3m": "dpm_solver_pp_3m", "dpmpp_2m": "dpm_solver_pp_2m", "sscs": "cld_sscs"}
 DEFAULT = "default"  # sg.sample's choice for the budget (sgmlab.default_plan)
+# Samplers that run a plan (a grid that may end with the denoising step): PlanScheduler's plan_sampler.
+PLAN_SAMPLERS = tuple(n for n, e in SAMPLERS.items() if e.zero_end)
+# Samplers sg.tune fits grids for, by the short names plan files and `sgmlab tune --sampler` use.
+TUNABLE: dict[str, Any] = {short: SAMPLERS[ALIASES.get(short, short)].sampler
+                           for short in ("dpmpp_3m", "dpmpp_2m", "unipc_3", "unipc_2")}
 
 GRIDS = {"uniform": grids.uniform, "exponential": grids.exponential, "two_phase": grids.two_phase,
          "log_snr": grids.log_snr, "log_snr_focused": grids.log_snr_focused, "karras": grids.karras,

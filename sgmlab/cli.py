@@ -1,24 +1,27 @@
-"""Command line: ``sgmlab <command>``. Thin: it parses, draws progress, prints and writes files;
-the work is in :mod:`sgmlab.experiments`."""
+"""Command line: ``sgmlab <command>``. Thin: each command parses its arguments into a config,
+prepares the output folder (refusing before any work), runs an experiment of
+:mod:`sgmlab.experiments`, prints ``result.report()`` and calls ``result.save(folder)``."""
 
 from __future__ import annotations
 
 import argparse
-import math
+import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from . import _io
 from . import catalogue
-from .experiments.sampling import GRIDS, PROCESSES, SampleConfig, SampleResult, run_sampling
+from .experiments.results import Result, wrote
+from .experiments.sampling import GRIDS, PROCESSES, SampleConfig, run_sampling
 from .interop.peers import PEERS
 from .targets import BUILTIN
 
 
-def _progress(total: int, enabled: bool, desc: str) -> tuple[Any, Any]:
+def _bar(total: int, enabled: bool, desc: str) -> tuple[Any, Callable[[], None]]:
+    """A sampler callback drawing a progress bar on stderr, and its closer."""
     if not enabled:
         return None, lambda: None
     from tqdm import tqdm
@@ -27,297 +30,111 @@ def _progress(total: int, enabled: bool, desc: str) -> tuple[Any, Any]:
     return (lambda info: bar.update(1)), bar.close
 
 
-def _default_out(kind: str, target: str) -> Path:
-    return Path("results") / f"{kind}-{target}-{time.strftime('%Y%m%d-%H%M%S')}"
+def _say(args: argparse.Namespace) -> Callable[[str], None] | None:
+    """Progress messages on stderr, unless --no-progress."""
+    return None if args.no_progress else (lambda m: print(f"  ... {m}", file=sys.stderr))
 
 
-def _fmt(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+def _out(args: argparse.Namespace, kind: str, name: str) -> Path:
+    """The results folder (default results/<kind>-<name>-<time>), prepared: refused before any work
+    when it exists (without --force), is a file or cannot be written."""
+    default = Path("results") / f"{kind}-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return _io.prepare_dir(args.out or default, force=args.force)
 
 
-def _report(res: SampleResult) -> str:
-    m = res.metrics
-    c = res.config
-    lines = [f"{c.sampler} on {c.target} (d={res.samples.shape[1]}), {c.grid} grid, {c.steps} steps, "
-             f"T={c.T}, delta={c.delta}, process {c.process}, n={c.n}, seed={c.seed}",
-             f"  {m['score_evaluations']} score evaluations, {m['wall_seconds']:.2f} s "
-             f"({m['score_seconds']:.2f} s in the score)", f"  reference: {m['reference']}"]
-    if "exact" in m:
-        lines.append("  exact (output law computed in closed form, no Monte-Carlo error):")
-        lines += [f"    {k:32s} {_fmt(v) if not isinstance(v, list) else '[' + ', '.join(map(_fmt, v)) + ']'}"
-                  for k, v in m["exact"].items()]
-    lines.append(f"  {'sample metric':32s} {'value':>10s} {'noise floor':>12s}")
-    for name, d in m["samples"].items():
-        lines.append(f"    {name:30s} {d['value']:10.4g} {d['noise_floor']:12.4g}")
-        if "weights_measured" in d:
-            meas = ", ".join(f"{w:.4f}" for w in d["weights_measured"])
-            exact = ", ".join(f"{w:.4f}" for w in d["weights_exact"])
-            lines.append(f"      mode weights measured [{meas}]  exact [{exact}]")
-    lines.append("  noise floor: the metric's mean magnitude over 4 exact samples of the same size (mode_tv: its "
-                 "expected value)")
-    return "\n".join(lines)
+def _finish(result: Result, out: Path | None) -> Result:
+    print(result.report())
+    if out is not None:
+        print(wrote(out, result.save(out)))
+    return result
 
 
-def _write(res: SampleResult, out: Path) -> None:
-    """Everything is computed (the figure included) before the first file is written."""
-    from .plotting import samples_over_density
-
-    c = res.config
-    fig = samples_over_density(res.samples, res.reference,
-                               f"{c.sampler}, {c.steps} steps, {c.grid} grid, T={c.T}, delta={c.delta}: "
-                               f"samples over the exact density of q_delta"
-                               + (" (first two coordinates)" if res.samples.shape[1] > 2 else ""))
-    _io.write_json(out / "config.json", c.as_dict())
-    _io.write_json(out / "metrics.json", res.metrics)
-    _io.write_npy(out / "samples.npy", res.samples.cpu().numpy())
-    _io.write_figure(out / "samples.png", fig)
-
-
-def _run(config: SampleConfig, out: Path, force: bool, progress: bool) -> SampleResult:
-    config.build()  # every value checked before anything is written
-    out = _io.prepare_dir(out, force=force)
-    callback, close = _progress(config.steps, progress, config.sampler)
+def _sample(config: SampleConfig, args: argparse.Namespace, kind: str) -> None:
+    config.build()  # every value checked before the folder is made
+    out = _out(args, kind, config.target)
+    callback, close = _bar(config.steps, not args.no_progress, config.sampler)
     try:
         res = run_sampling(config, callback=callback)
     finally:
         close()
-    _write(res, out)
-    print(_report(res))
-    print(f"  wrote {out}/config.json, metrics.json, samples.npy, samples.png")
-    return res
+    _finish(res, out)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
-    config = SampleConfig(target="mixture2d", steps=args.steps, n=args.n, seed=args.seed)
     print("sgmlab demo: the paper's DDPM sampler (the exponential integrator Chen et al. analyse) with the "
           "exact score\non a non-log-concave 2-D mixture with unequal mode weights.\n")
-    _run(config, args.out or _default_out("demo", config.target), args.force, not args.no_progress)
+    _sample(SampleConfig(target="mixture2d", steps=args.steps, n=args.n, seed=args.seed), args, "demo")
 
 
 def cmd_sample(args: argparse.Namespace) -> None:
+    if args.model is not None:
+        return _sample_model(args)
     if args.sampler == catalogue.DEFAULT:
         given = [f"--{k}" for k in ("grid", "T", "delta") if getattr(args, k) is not None]
         if given:
             raise ValueError(f"--sampler default brings its own grid, T and delta; drop {', '.join(given)}")
-    if args.model is not None:
-        return _sample_model(args)
     if args.data is not None:
         raise ValueError("--data goes with --model (the data a trained model is measured against)")
-    config = SampleConfig(target=args.target or "mixture2d", dim=args.dim, sampler=args.sampler or "exponential_integrator",
-                          grid=args.grid or "uniform", steps=args.steps,
-                          T=5.0 if args.T is None else args.T, delta=1e-3 if args.delta is None else args.delta,
-                          n=args.n, seed=args.seed, process=args.process or "ou")
-    _run(config, args.out or _default_out("sample", config.target), args.force, not args.no_progress)
-
-
-def cmd_plan(args: argparse.Namespace) -> None:
-    import torch
-
-    from . import theory
-    from .targets import builtin
-
-    from . import _checks
-
-    target = builtin(args.target, args.dim)
-    _checks.real("eps", args.eps, low=0.0, high=1.0, low_open=True, high_open=True)
-    if args.out:
-        _io.prepare_dir(args.out, force=args.force)  # refuse an existing result before the long search
-    say = (lambda m: print(f"  ... {m}", file=sys.stderr)) if not args.no_progress else None
-    p = theory.plan(target, args.eps, delta=args.delta, C=args.C, N_max=args.n_max,
-                    generator=torch.Generator().manual_seed(args.seed), progress=say)
-    c = p.constants
-    print(f"plan for TV(p, q_delta) <= {p.eps} on {args.target} (d={c.d}), delta={p.delta}")
-    print(f"  constants of q_delta: m2={c.m2:.4g}, KL(q||N(0,I))={c.kl:.4g} (+-{c.kl_stderr:.2g}), "
-          f"L={c.L:.4g} [{c.L_method.split(':')[0]}]")
-    t = p.theorem
-    print(f"  (a) Theorem 2, C={args.C} ({t.kind.split(':')[0]}):")
-    print(f"      T={t.T:.3g}  paper h=eps^2/(L^2 d)={t.h_paper:.3g} N={t.N_paper:,}  |  "
-          f"clean h=eps^2/(L^2 d T)={t.h_clean:.3g} N={t.N_clean:,}  |  eps_score <= {t.eps_score:.3g}")
-    print("  (b) certified bound (data processing + Pinsker + Girsanov, evaluated; rigorous unless marked):")
-    for name, cp in p.certified.items():
-        more = "" if cp.reached else f"  NOT reached by N_max: bound {cp.bound.tv_bound:.3g} > eps/2"
-        need = f"{cp.eps_score:.3g}" if cp.reached else "n/a"
-        print(f"      {name:10s} T={cp.T:.3g}  N={cp.N:,}  max h={cp.max_step:.3g}  eps_score <= {need}  "
-              f"(bound {cp.bound.tv_bound:.3g}: init {cp.bound.init_tv:.2g} + sqrt(KL/2) {cp.bound.girsanov_tv:.3g})"
-              + ("" if cp.bound.kind == theory.RIGOROUS else f" [{cp.bound.kind.split(':')[0]}]") + more)
-    r = p.later
-    print("  (c) later rates (orders of magnitude; logs and constants dropped in all four):")
-    print(f"      this paper L^2 d/eps^2={r.this_paper:.3g}  Benton et al. d/eps^2={r.benton:.3g}  "
-          f"Chen et al. ODE L^2 sqrt(d)/eps={r.chen_ode:.3g}  Li-Yan d/eps={r.li_yan:.3g}")
-    print(f"      with their stated logs: Benton d log^2(1/delta)/eps^2={r.benton_logs:.3g}  "
-          f"Li-Yan N with d log^3 N/N <= eps={r.li_yan_logs:,}")
-    if args.out:
-        out = Path(args.out)
-        _io.write_json(out / "plan.json", {
-            "eps": p.eps, "delta": p.delta, "target": args.target, "constants": vars(c),
-            "theorem": {k: v for k, v in vars(t).items() if not k.startswith("bound")},
-            "certified": {k: {"T": v.T, "N": v.N, "max_step": v.max_step, "eps_score": v.eps_score,
-                              "tv_bound": v.bound.tv_bound, "reached": v.reached} for k, v in p.certified.items()},
-            "later": vars(r)})
-        print(f"  wrote {out}/plan.json")
-
-
-def cmd_bound(args: argparse.Namespace) -> None:
-    from .experiments.bounds import BoundConfig, bounds_figure, run_bounds
-
-    config = BoundConfig(target=args.target, dim=args.dim, grid=args.grid, steps=tuple(args.steps), T=args.T,
-                         delta=args.delta, n=args.n, seed=args.seed, eps_score=args.eps_score,
-                         error_shape=args.error_shape, C=args.C, n_paths=args.n_paths)
-    config.check()
-    out = _io.prepare_dir(args.out or _default_out("bound", config.target), force=args.force)
-    say = (lambda m: print(f"  ... {m}", file=sys.stderr)) if not args.no_progress else None
-    consts, rows = run_bounds(config, progress=say)
-    print(f"exponential integrator on {config.target} (d={consts.d}), {config.grid} grid, T={config.T}, "
-          f"delta={config.delta}, eps_score={config.eps_score} ({config.error_shape})")
-    print(f"  constants of q_delta: m2={consts.m2:.4g}, KL={consts.kl:.4g}, L={consts.L:.4g} "
-          f"[{consts.L_method.split(':')[0]}]")
-    print(f"  {'steps':>6s} {'max h':>9s} | {'theorem (C=' + str(config.C) + ')':>15s} {'init':>8s} {'disc':>8s} "
-          f"{'score':>8s} | {'certified':>9s} {'init':>8s} {'path KL':>9s} | {'measured':>9s} {'+-':>8s}")
-    for r in rows:
-        t, c = r.theorem, r.certified
-        print(f"  {r.steps:6d} {r.max_step:9.3g} | {t.total:15.4g} {t.init:8.3g} {t.discretisation:8.3g} "
-              f"{t.score:8.3g} | {c.tv_bound:9.4g} {c.init_tv:8.2g} {c.path_kl:9.4g} | {r.measured:9.4g} "
-              f"{r.measured_error:8.2g}")
-    print(f"  measured: {rows[0].measured_name}; certified: {rows[0].certified.method} [{rows[0].certified.kind}]")
-    fig = bounds_figure(config, rows)
-    _io.write_json(out / "config.json", config.as_dict())
-    _io.write_json(out / "bounds.json", {"constants": vars(consts), "rows": [r.as_dict() for r in rows]})
-    _io.write_figure(out / "bounds.png", fig)
-    print(f"  wrote {out}/config.json, bounds.json, bounds.png")
-
-
-def _check_model_dir(model: Path) -> None:
-    if not (Path(model) / "checkpoint.safetensors").is_file():
-        raise ValueError(f"--model {model}: no checkpoint.safetensors there (train one with `sgmlab train`)")
+    config = SampleConfig(target=args.target or "mixture2d", dim=args.dim,
+                          sampler=args.sampler or "exponential_integrator", grid=args.grid or "uniform",
+                          steps=args.steps, T=5.0 if args.T is None else args.T,
+                          delta=1e-3 if args.delta is None else args.delta, n=args.n, seed=args.seed,
+                          process=args.process or "ou")
+    _sample(config, args, "sample")
 
 
 def _sample_model(args: argparse.Namespace) -> None:
-    from .experiments.learned import sample_model
-    from .plotting import image_grid, samples_over_density, samples_vs_data, score_error_profile
+    from .experiments.learned import ModelSampleConfig, run_model_sampling
 
     given = [f"--{k}" for k in ("target", "process", "dim") if getattr(args, k) is not None]
     if given:
         raise ValueError(f"{', '.join(given)} describe an exact-score run; a model brings its own target and process "
                          "(drop them, or drop --model)")
-    _check_model_dir(args.model)
-    from .experiments.learned import plan_path
-    from .tuning import TunedPlan
-
-    plan = None
-    if args.sampler is None and args.grid is None and args.T is None and args.delta is None \
-            and plan_path(args.model, args.steps).is_file():
-        try:
-            plan = TunedPlan.load(plan_path(args.model, args.steps))
-        except ValueError as e:
-            raise ValueError(f"{e}; re-tune with `sgmlab tune --model {args.model} --nfe {args.steps} --force`, "
-                             "or pass --sampler to sample without a plan") from None
-    if args.sampler is None:  # sg.sample's plan for the budget, unless a grid, T or delta asks for the paper's
-        args.sampler = "exponential_integrator" if (args.grid or args.T or args.delta) else catalogue.DEFAULT
-    if args.sampler == catalogue.DEFAULT and _checkpoint_process(args.model) == "cld":
-        args.sampler = "exponential_integrator"  # a CLD model: CLD's exponential integrator, as before
-    args.grid = args.grid or "uniform"
-    out = _io.prepare_dir(args.out or _default_out("sample", Path(args.model).name), force=args.force)
-    callback, close = _progress(args.steps, not args.no_progress, args.sampler)
+    config = ModelSampleConfig(str(args.model), sampler=args.sampler, grid=args.grid, steps=args.steps, T=args.T,
+                               delta=args.delta, n=args.n, seed=args.seed, data=args.data)
+    out = _out(args, "sample", Path(args.model).name)
+    callback, close = _bar(args.steps, not args.no_progress, args.sampler or "sampling")
     try:
-        x, m, (data, profile, ref) = sample_model(args.model, sampler=args.sampler, grid=args.grid, steps=args.steps,
-                                             T=args.T, delta=args.delta, n=args.n, seed=args.seed, callback=callback,
-                                             plan=plan, data=args.data)
+        res = run_model_sampling(config, callback=callback)
     finally:
         close()
-    if args.sampler == catalogue.DEFAULT:
-        args.grid = "its own"
-    if plan is not None:
-        args.sampler, args.grid = m["sampler"], "tuned"
-        print(f"using the tuned plan {plan_path(args.model, args.steps)} (`sgmlab tune --model`; pass --sampler "
-              f"or --grid to sample without it): W2(plan, reference) <= {plan.certificate.w2_upper:.3g} at "
-              f"confidence {plan.certificate.level}")
-    print(f"{args.sampler} from the model in {args.model}, {args.grid} grid, {args.steps} steps, T={m['T']:.4g}, "
-          f"delta={m['delta']:.4g}, n={args.n}")
-    if "data" in m:
-        print(f"  training data {m['data']}")
-    for w in m.get("warnings", []):
-        print(f"  warning: {w}")
-    figs = {}
-    if data is not None and data.image_shape is not None:
-        figs["samples.png"] = image_grid(x, data.image_shape, f"{args.sampler}, {args.steps} steps: generated digits")
-    else:
-        if ref is not None:
-            figs["samples.png"] = samples_over_density(x, ref, f"{args.sampler}, {args.steps} steps, learned score: "
-                                                       "samples over the exact density of q_delta")
-        else:
-            figs["samples.png"] = samples_vs_data(x, None if data is None else data.x,
-                                                  f"{args.sampler}, {args.steps} steps, learned score")
-    if profile is not None:
-        figs["score_error.png"] = score_error_profile(profile.times, profile.eps2, profile.stderr,
-                                                      f"eps_score(t)^2 of the model in {args.model}")
-        print(f"  score error: time average of eps_score(t)^2 = {profile.time_average:.4g} "
-              f"+- {profile.time_average_stderr:.2g} (standardized coordinates)")
-    for name, d in m.get("samples", {}).items():
-        if isinstance(d, dict):
-            spread = f" +- {d['noise_floor_spread']:.2g}" if "noise_floor_spread" in d else ""
-            print(f"  {name:24s} {d['value']:10.4g}  (noise floor {d['noise_floor']:.3g}{spread})")
-            if "weights_measured" in d:
-                print(f"    mode weights measured {[round(w, 4) for w in d['weights_measured']]}  "
-                      f"exact {[round(w, 4) for w in d['weights_exact']]}")
-        else:
-            print(f"  {name:24s} {d:10.4g}")
-    for k, v in m.get("digits", {}).items():
-        print(f"  {k:48s} {[round(u, 3) for u in v] if isinstance(v, list) else round(v, 4)}")
-    _io.write_json(out / "config.json", {k: m[k] for k in ("model", "sampler", "grid", "steps", "T", "delta", "n", "seed")})
-    _io.write_json(out / "metrics.json", m)
-    _io.write_npy(out / "samples.npy", x.cpu().numpy())
-    for name, fig in figs.items():
-        _io.write_figure(out / name, fig)
-    print(f"  wrote {out}/config.json, metrics.json, samples.npy, {', '.join(figs)}")
+    _finish(res, out)
+
+
+def cmd_plan(args: argparse.Namespace) -> None:
+    from .experiments.plans import PlanConfig, run_plan
+
+    config = PlanConfig(target=args.target, dim=args.dim, eps=args.eps, delta=args.delta, C=args.C, n_max=args.n_max,
+                        seed=args.seed)
+    out = _io.prepare_dir(args.out, force=args.force) if args.out else None  # before the long search
+    _finish(run_plan(config, progress=_say(args)), out)
+
+
+def cmd_bound(args: argparse.Namespace) -> None:
+    from .experiments import bounds
+
+    config = bounds.BoundConfig(target=args.target, dim=args.dim, grid=args.grid, steps=tuple(args.steps), T=args.T,
+                                delta=args.delta, n=args.n, seed=args.seed, eps_score=args.eps_score,
+                                error_shape=args.error_shape, C=args.C, n_paths=args.n_paths)
+    config.check()
+    out = _out(args, "bound", config.target)
+    _finish(bounds.run(config, progress=_say(args)), out)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from dataclasses import asdict
-
-    from .experiments.learned import DataSpec
-    from .learn import TrainConfig, train
-    from .learn.train import init_distributed
-
-    init_distributed()  # under torchrun
+    from .experiments.learned import DataSpec, checkpoint_step, run_training
 
     spec = DataSpec(args.data, n=args.n, columns=tuple(args.columns) if args.columns else None, seed=args.seed,
                     delimiter="\t" if args.delimiter == "tab" else args.delimiter)
-    data = spec.load()
-    config = TrainConfig(net=args.net or ("unet8" if data.image_shape else "mlp"),
-                         hidden=args.hidden or (32 if data.image_shape else 128), depth=args.depth,
-                         parametrization=args.parametrization, weighting=args.weighting,
-                         time_sampling=args.time_sampling, T=args.T, delta=args.delta, steps=args.steps,
-                         batch_size=args.batch_size, lr=args.lr, seed=args.seed, standardize=data.standardize,
-                         eval_every=args.eval_every, checkpoint_every=args.eval_every, process=args.process)
-    out = Path(args.out)
-    import torch
-
-    rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-    if args.resume:
-        if args.force:
-            raise ValueError("--resume continues the run in --out and --force would discard it; pass one of them")
-        found = _checkpoint_step(out)
-        if found is None:
-            raise ValueError(f"--resume: no checkpoint in {out}")
-        if rank == 0:
-            print(f"resuming from the checkpoint at step {found} in {out}")
-    elif rank == 0:
-        _io.prepare_dir(out, force=args.force)
-        for old in [out / "checkpoint.safetensors", *out.glob("plan-nfe*.json")]:  # --force: another model now
-            old.unlink(missing_ok=True)
-        _io.write_json(out / "config.json", {"train": asdict(config), "data": spec.as_dict()})
-        _io.write_json(out / "data.json", spec.as_dict())
-    if torch.distributed.is_initialized():
-        torch.distributed.barrier()
-        args.no_progress = args.no_progress or rank != 0
-    if rank == 0:
-        print(f"training on {data.name}: {data.x.shape[0]} rows, d={data.x.shape[1]}; {config.net}, {config.steps} steps, "
-          f"batch {config.batch_size}; checkpoints in {out}")
+    choices = dict(net=args.net, hidden=args.hidden, depth=args.depth, parametrization=args.parametrization,
+                   weighting=args.weighting, time_sampling=args.time_sampling, T=args.T, delta=args.delta,
+                   steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                   eval_every=args.eval_every, checkpoint_every=args.eval_every, process=args.process)
     bar = None
-    if not args.no_progress:
+    if not args.no_progress and _rank() == 0:
         from tqdm import tqdm
 
-        bar = tqdm(total=config.steps, desc="train", unit="step", file=sys.stderr)
+        bar = tqdm(total=args.steps, desc="train", unit="step", file=sys.stderr)
 
     def callback(info: Any) -> None:
         if bar is not None:
@@ -325,18 +142,19 @@ def cmd_train(args: argparse.Namespace) -> None:
             bar.set_postfix(loss=f"{info.loss:.4g}", refresh=False)
             bar.refresh()
         if info.eval_loss is not None:
-            msg = f"  step {info.step}: eval loss {info.eval_loss:.5g}"
-            (bar.write if bar is not None else print)(msg)
+            (bar.write if bar is not None else print)(f"  step {info.step}: eval loss {info.eval_loss:.5g}")
 
+    out = Path(args.out)
     try:
-        res = train(data.x, config, out=out, resume=args.resume, callback=callback)
+        res = run_training(spec, choices, out, resume=args.resume, force=args.force, callback=callback,
+                           say=bar.write if bar is not None else print)
     except (KeyboardInterrupt, OSError, FloatingPointError) as e:
         if bar is not None:
             bar.close()
-        done = _checkpoint_step(out)
         if isinstance(e, FloatingPointError):
             print(f"sgmlab train: {e}", file=sys.stderr)
             raise SystemExit(1) from None
+        done = checkpoint_step(out)
         kept = (f"the checkpoint at step {done} in {out} is intact; continue with the same command and --resume"
                 if done is not None else f"no checkpoint was complete in {out}")
         why = "interrupted" if isinstance(e, KeyboardInterrupt) else f"could not write to {out} ({e})"
@@ -345,93 +163,35 @@ def cmd_train(args: argparse.Namespace) -> None:
     finally:
         if bar is not None:
             bar.close()
-    if rank == 0:
-        _io.write_json(out / "config.json", {"train": asdict(config), "data": spec.as_dict(),
-                                             "steps_done": config.steps})  # the truth after --resume too
-        print(f"  done: final eval loss {res.history[-1]['eval_loss']:.5g}; sample with "
-              f"`sgmlab sample --model {out}`")
+    if _rank() == 0:
+        print(res.report())
 
 
-def _checkpoint_process(folder: Path) -> str:
-    """The process a trained model was trained with (its metadata only; loading checks the rest)."""
-    import json
+def _rank() -> int:
+    import torch
 
-    from .learn.train import read_metadata
-
-    return json.loads(read_metadata(folder)["config"])["process"]
-
-
-def _checkpoint_step(folder: Path) -> int | None:
-    """The step of the checkpoint in ``folder``, or None when there is none."""
-    from .learn.train import read_metadata
-
-    if not (Path(folder) / "checkpoint.safetensors").is_file():
-        return None
-    return int(read_metadata(folder)["step"])
+    return torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
 
 
 def cmd_compare_cld(args: argparse.Namespace) -> None:
-    from .experiments.compare_cld import CompareCLDConfig, compare_cld, compare_figures
+    from .experiments import compare_cld
 
-    config = CompareCLDConfig(dims=tuple(args.dims), nfes=tuple(args.nfes), cond=args.cond, T=args.T,
-                              delta=args.delta, n=args.n, seed=args.seed)
-    out = _io.prepare_dir(args.out or _default_out("compare-cld", "gaussian"), force=args.force)
-    say = (lambda m: print(f"  ... {m}", file=sys.stderr)) if not args.no_progress else None
-    rows = compare_cld(config, progress=say)
-    print("DDPM (exponential integrator) against CLD (exponential integrator, splitting) at equal score evaluations")
-    for metric, title in (("kl_to_q", "KL(output x-law || q), exact"), ("path_kl", "path KL (Girsanov)")):
-        print(f"  gaussian targets, {title}; rows d, columns nfe = {list(config.nfes)}")
-        for method in ("ddpm", "cld", "cld_sscs"):
-            for d in config.dims:
-                vals = [r["value"] for r in rows if r["metric"] == metric and r["method"] == method and r["d"] == d
-                        and r["target"] == "gaussian"]
-                if vals:
-                    print(f"    {method:9s} d={d:<4d} " + " ".join(f"{v:10.3g}" for v in vals))
-    print(f"  mixture2d, binned TV (noise floor in brackets); columns nfe = {list(config.nfes)}")
-    for method in ("ddpm", "cld", "cld_sscs"):
-        vals = [(r["value"], r["noise_floor"]) for r in rows if r["target"] == "mixture2d"
-                and r["metric"] == "tv_histogram" and r["method"] == method]
-        print(f"    {method:9s} " + " ".join(f"{v:7.3f} ({f:.3f})" for v, f in vals))
-    def ratio(metric: str) -> float:
-        pairs = [(r["value"], q["value"]) for r in rows for q in rows if r["target"] == q["target"] == "gaussian"
-                 and r["metric"] == q["metric"] == metric and r["method"] == "cld" and q["method"] == "ddpm"
-                 and (r["d"], r["nfe"]) == (q["d"], q["nfe"]) and q["value"] > 0]
-        return float(sorted(a / b for a, b in pairs)[len(pairs) // 2]) if pairs else math.nan
-
-    print(f"  What the paper's claim is about: the path KL its analysis bounds. There CLD's is {ratio('path_kl'):.3g} "
-          "times DDPM's (median over the table), growing as fast in d: the analysis gives CLD no better dimension "
-          f"dependence. The exact output KL is another quantity: there CLD's is {ratio('kl_to_q'):.3g} times DDPM's "
-          "on these Gaussians, which the claim does not address (docs/theory.md, claim 5).")
-    figs = compare_figures(rows, config)
-    _io.write_json(out / "config.json", config.as_dict())
-    _io.write_csv(out / "results.csv", rows)
-    for name, fig in figs.items():
-        _io.write_figure(out / name, fig)
-    print(f"  wrote {out}/config.json, results.csv, {', '.join(figs)}")
+    config = compare_cld.CompareCLDConfig(dims=tuple(args.dims), nfes=tuple(args.nfes), cond=args.cond, T=args.T,
+                                          delta=args.delta, n=args.n, seed=args.seed)
+    out = _out(args, "compare-cld", "gaussian")
+    _finish(compare_cld.run(config, progress=_say(args)), out)
 
 
 def cmd_claims(args: argparse.Namespace) -> None:
-    from .experiments.claims import ClaimsConfig, report, run_claims
+    from .experiments import claims
 
-    config = ClaimsConfig(quick=args.quick, seed=args.seed)
-    out = _io.prepare_dir(args.out or _default_out("claims", "paper"), force=args.force)
-    say = (lambda m: print(f"  ... {m}", file=sys.stderr)) if not args.no_progress else None
-    results = run_claims(config, progress=say)
-    for r in results:
-        print(f"claim {r.number}: {r.title}")
-        for m in r.measured:
-            print(f"  - {m}")
-        print(f"  Verdict: {r.verdict}")
-    for r in results:
-        _io.write_csv(out / f"claim{r.number}.csv", r.rows)
-        _io.write_figure(out / f"claim{r.number}.png", r.figure)
-    _io.write_json(out / "claims.json", {"config": config.as_dict(), "claims": [r.as_dict() for r in results]})
-    _io.write_text(out / "report.md", report(results, config))
-    print(f"  wrote {out}/report.md, claims.json, claim1-5.csv, claim1-5.png")
+    config = claims.ClaimsConfig(quick=args.quick, seed=args.seed)
+    out = _out(args, "claims", "paper")
+    _finish(claims.run(config, progress=_say(args)), out)
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
-    from .experiments.bench import TARGETS, BenchConfig, bench_figures, run_bench, summary
+    from .experiments import bench
 
     if args.suite != "targets":
         return _bench_family(args)
@@ -441,57 +201,35 @@ def cmd_bench(args: argparse.Namespace) -> None:
     if args.peers and not peers:
         raise ValueError("--peers names diffusers peers to run; it cannot go with --no-peers")
     if peers:
-        try:
-            import diffusers  # noqa: F401
-        except ImportError:
-            raise ValueError("diffusers is not installed: `pip install sgmlab[bench]`, or pass --no-peers") from None
+        _need_diffusers(" or pass --no-peers")
     sizes = [v for v in args.n or [] if isinstance(v, tuple)]
     common = [v for v in args.n or [] if not isinstance(v, tuple)]
     if len(common) > 1:
         raise ValueError(f"--n takes one common sample size and any number of TARGET=N; got {common}")
-    config = BenchConfig(targets=tuple(args.targets or TARGETS), budgets=tuple(args.budgets), n=common[0] if common else None,
-                         peers=peers, seed=args.seed, n_by_target=tuple(sizes),
-                         peer_names=tuple(args.peers) if args.peers else None)
+    config = bench.BenchConfig(targets=tuple(args.targets or bench.TARGETS), budgets=tuple(args.budgets),
+                               n=common[0] if common else None, peers=peers, seed=args.seed, n_by_target=tuple(sizes),
+                               peer_names=tuple(args.peers) if args.peers else None)
     out = _bench_out(args)
-    say = (lambda m: print(f"  ... {m}", file=sys.stderr)) if not args.no_progress else None
     try:
-        rows = run_bench(config, progress=say, checkpoint=out / "partial")
+        res = bench.run(config, progress=_say(args), checkpoint=out / "partial")
     except KeyboardInterrupt:
         kept = len(list((out / "partial").glob("*.pt")))
         print(f"sgmlab bench: interrupted; {kept} finished methods are kept in {out / 'partial'}; continue with the "
               "same command and --resume", file=sys.stderr)
         raise SystemExit(130) from None
-    table = summary(rows)
-    print(f"  {'target':12s} {'nfe':>4s} {'metric':16s} {'sgmlab':>10s} {'paper':>10s} {'best diffusers':>26s} "
-          f"{'floor':>8s} {'min z':>6s} win")
-    for r in table:
-        peer = f"{r['best_peer_value']:.3g} ({r['best_peer'].split(':')[-1]})" if r["best_peer"] else "-"
-        print(f"  {r['target']:12s} {r['nfe']:4d} {r['metric']:16s} {r['sgmlab']:10.3g} {r['paper']:10.3g} "
-              f"{peer:>26s} {r['noise_floor']:8.2g} {r['min_z']:6.3g} {r['sgmlab_wins']}")
-    atoms = [r for r in table if r["tv_wins"]]
-    if atoms:
-        print("\n  TV to the data, outputs within a rounding tolerance of a data point counted as it (bounds at p = 0.01)")
-        print(f"  {'target':12s} {'nfe':>4s} {'sgmlab':>17s} {'peers >=':>9s} win")
-        for r in atoms:
-            print(f"  {r['target']:12s} {r['nfe']:4d} [{r['sgmlab_tv_lower']:.3g}, {r['sgmlab_tv_upper']:.3g}]".ljust(37)
-                  + f" {r['peers_tv_lower']:9.3g} {r['tv_wins']}")
-    _write_bench(out, config, rows, table, bench_figures(rows))
+    _finish(res, out)
 
 
-def _write_bench(out: Path, config: Any, rows: list[dict[str, Any]], table: list[dict[str, Any]],
-                 figs: dict[str, Any]) -> None:
-    _io.write_csv(out / "results.csv", rows)
-    _io.write_csv(out / "summary.csv", table)
-    _io.write_json(out / "config.json", config.as_dict())
-    for name, fig in figs.items():
-        _io.write_figure(out / name, fig)
-    print(f"  wrote {out}/config.json, results.csv, summary.csv, {', '.join(figs)}")
+def _need_diffusers(alternative: str = "") -> None:
+    try:
+        import diffusers  # noqa: F401
+    except ImportError:
+        raise ValueError(f"diffusers is not installed: `pip install sgmlab[bench]`{alternative}") from None
 
 
 def _bench_family(args: argparse.Namespace) -> None:
     """``sgmlab bench --suite heldout|train``: a random family of targets (sgmlab.experiments.heldout)."""
-    from .experiments.heldout import PEERS as DETERMINISTIC
-    from .experiments.heldout import HeldoutConfig, heldout_figures, heldout_summary, run_heldout
+    from .experiments import heldout
 
     if args.no_peers:
         raise ValueError("--suite measures against diffusers' schedulers; it cannot go with --no-peers")
@@ -499,37 +237,20 @@ def _bench_family(args: argparse.Namespace) -> None:
         raise ValueError("--resume is for --suite targets; a family run is minutes long")
     if args.targets is not None:
         raise ValueError("--targets names the bench's fixed targets; --suite draws its own (--gaussians, --mixtures)")
-    try:
-        import diffusers  # noqa: F401
-    except ImportError:
-        raise ValueError("diffusers is not installed: `pip install sgmlab[bench]`") from None
+    _need_diffusers()
     sizes = args.n or []
     if any(isinstance(v, tuple) for v in sizes) or len(sizes) > 1:
         raise ValueError(f"--n with --suite is one sample size for the mixtures; got {sizes}")
-    bad = [p for p in args.peers or [] if p not in DETERMINISTIC]
+    bad = [p for p in args.peers or [] if p not in heldout.PEERS]
     if bad:
-        raise ValueError(f"--suite compares with diffusers' deterministic schedulers {list(DETERMINISTIC)}; got {bad}")
-    config = HeldoutConfig(family=args.suite, seed=args.seed,
-                           gaussians=16 if args.gaussians is None else args.gaussians,
-                           mixtures=4 if args.mixtures is None else args.mixtures,
-                           budgets=tuple(args.budgets), n=sizes[0] if sizes else 20_000,
-                           peers=tuple(args.peers) if args.peers else DETERMINISTIC)
-    out = _io.prepare_dir(args.out or _default_out("bench", args.suite), force=args.force)
-    say = (lambda m: print(f"  ... {m}", file=sys.stderr)) if not args.no_progress else None
-    rows = run_heldout(config, progress=say)
-    table = heldout_summary(rows)
-    print(f"{args.suite} family, seed {args.seed}: {config.gaussians} Gaussians (exact KL), {config.mixtures} mixtures "
-          f"(exact-law MMD^2, n = {config.n}); ratio = error / best of diffusers' {', '.join(config.peers)}")
-    print(f"  {'kind':9s} {'nfe':>4s} {'plan':7s} {'wins':>7s} {'losses':>6s} {'median ratio':>13s} "
-          f"{'worst ratio':>12s} {'tuning s':>9s}")
-    for r in table:
-        plan = {"sgmlab": "default"}.get(r["method"], r["method"])
-        tune_s = f"{r['median_tune_seconds']:9.2g}" if plan == "tuned" else f"{'':9s}"
-        print(f"  {r['kind']:9s} {r['nfe']:4d} {plan:7s} {r['wins']:3d}/{r['cells']:<3d} {r['losses']:6d} "
-              f"{r['median_ratio']:13.3g} {r['worst_ratio']:12.3g} {tune_s}")
-    if config.mixtures:
-        print("  mixtures: a win is a coupled z > 2.33 against every peer; ratios at the noise floor are 1 (a tie)")
-    _write_bench(out, config, rows, table, heldout_figures(rows))
+        raise ValueError(f"--suite compares with diffusers' deterministic schedulers {list(heldout.PEERS)}; got {bad}")
+    config = heldout.HeldoutConfig(family=args.suite, seed=args.seed,
+                                   gaussians=16 if args.gaussians is None else args.gaussians,
+                                   mixtures=4 if args.mixtures is None else args.mixtures,
+                                   budgets=tuple(args.budgets), n=sizes[0] if sizes else 20_000,
+                                   peers=tuple(args.peers) if args.peers else heldout.PEERS)
+    out = _out(args, "bench", args.suite)
+    _finish(heldout.run(config, progress=_say(args)), out)
 
 
 def _bench_out(args: argparse.Namespace) -> Path:
@@ -546,7 +267,7 @@ def _bench_out(args: argparse.Namespace) -> Path:
     if args.out is not None and (args.out / "partial").is_dir() and not args.force:
         raise ValueError(f"--out {args.out} holds a bench run; pass --resume to continue it (same arguments), "
                          "--force to start again, or choose another folder")
-    out = _io.prepare_dir(args.out or _default_out("bench", "suite"), force=args.force)
+    out = _out(args, "bench", "suite")
     if args.force:
         shutil.rmtree(out / "partial", ignore_errors=True)
     return out
@@ -565,44 +286,25 @@ def _bench_size(s: str) -> int | tuple[str, int]:
 
 
 def cmd_tune(args: argparse.Namespace) -> None:
-    import torch
+    from .experiments.plans import TuneConfig, run_tune
 
-    from .plotting import plan_figure
-    from .tuning import TUNABLE, tune
-
-    if (args.model is None) == (args.target is None):
-        raise ValueError("give --target NAME (an exact score) or --model DIR (a trained model), one of them")
-    say = (lambda m: print(f"  ... {m}", file=sys.stderr)) if not args.no_progress else None
-    if args.model is not None:
-        from .experiments.learned import plan_path, tune_model
-
-        if args.dim is not None:
-            raise ValueError("--dim is for --target; a model's dimension is its own")
-        _check_model_dir(args.model)
-        path = plan_path(args.model, args.nfe)
+    config = TuneConfig(args.nfe, target=args.target, dim=args.dim,
+                        model=None if args.model is None else str(args.model), sampler=args.sampler,
+                        n_pilot=args.n_pilot, trials=args.trials, level=args.level, seed=args.seed)
+    path = config.plan_path()
+    if path is not None:  # a model's plan goes into its folder
         if path.exists() and not args.force:
             raise ValueError(f"{path} exists; pass --force to tune again and replace it")
-        tp = tune_model(args.model, args.nfe, sampler=args.sampler, n_pilot=args.n_pilot, max_trials=args.trials,
-                        level=args.level, seed=args.seed, progress=say)
-        print(f"plan for {args.nfe} score evaluations of the model in {args.model}")
-        print(tp.describe())
-        tp.save(path)
-        print(f"  wrote {path}; `sgmlab sample --model {args.model} --steps {args.nfe}` uses it")
-        return
-    from .scores import exact
-    from .targets import builtin
-
-    target = builtin(args.target, args.dim)
-    out = _io.prepare_dir(args.out or _default_out("tune", args.target), force=args.force)
-    tp = tune(exact(target), target.dim, args.nfe, sampler=TUNABLE[args.sampler], n_pilot=args.n_pilot,
-              max_trials=args.trials, level=args.level, target=target,
-              generator=torch.Generator().manual_seed(args.seed), progress=say)
-    print(f"plan for {args.nfe} score evaluations on {args.target} (d={target.dim}), exact score")
-    print(tp.describe())
-    fig = plan_figure(tp, f"{args.target}, {args.nfe} evaluations")
-    tp.save(out / "plan.json")
-    _io.write_figure(out / "plan.png", fig)
-    print(f"  wrote {out}/plan.json, plan.png")
+        out = None
+    else:
+        out = _out(args, "tune", args.target)
+    res = run_tune(config, progress=_say(args))
+    print(res.report())
+    names = res.save(out if out is not None else path.parent)
+    if path is not None:
+        print(f"  wrote {names[0]}; `sgmlab sample --model {args.model} --steps {args.nfe}` uses it")
+    else:
+        print(wrote(out, names))
 
 
 def cmd_targets(args: argparse.Namespace) -> None:
@@ -841,7 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dim", type=_positive_int, default=None, help="dimension, for targets that take one")
     p.add_argument("--model", type=Path, default=None, help="folder of a model trained with `sgmlab train`")
     p.add_argument("--nfe", type=_positive_int, required=True, help="budget of score evaluations per sample")
-    p.add_argument("--sampler", choices=["dpmpp_3m", "dpmpp_2m", "unipc_3", "unipc_2"], default="dpmpp_3m",
+    p.add_argument("--sampler", choices=list(catalogue.TUNABLE), default="dpmpp_3m",
                    help="the deterministic sampler to fit the grid for (default dpmpp_3m)")
     p.add_argument("--n-pilot", type=_positive_int, default=512,
                    help="prior draws to tune on; as many fresh ones make the certificate (default 512)")
@@ -862,8 +564,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, TypeError) as e:
+    except ValueError as e:  # the library's word for bad input: one line (other exceptions are bugs: traceback)
         _io.remove_empty_created()  # a failed run leaves no empty folder behind
+        if os.environ.get("SGMLAB_TRACEBACK"):
+            raise
         print(f"sgmlab {args.command}: error: {e}", file=sys.stderr)
         return 2
     except BaseException:

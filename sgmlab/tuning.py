@@ -28,15 +28,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import _checks, grids
+from . import _checks, catalogue, grids
 from .defaults import GridSpec, SamplePlan, default_plan, in_clock
 from .processes import OU, Process
-from .samplers import dpm_solver_pp_2m, dpm_solver_pp_3m, unipc_2, unipc_3
+from .samplers import dpm_solver_pp_3m
 from .scores import ScoreFn
 
-# Samplers the tuner can fit a grid for, by the name saved in a plan file.
-TUNABLE: dict[str, Any] = {"dpmpp_3m": dpm_solver_pp_3m, "dpmpp_2m": dpm_solver_pp_2m, "unipc_3": unipc_3,
-                           "unipc_2": unipc_2}
+TUNABLE = catalogue.TUNABLE  # samplers the tuner can fit a grid for, by the name saved in a plan file
 BINS = 4  # pieces of the step density in log-SNR
 LEVELS = (0.9, 0.95, 0.99)  # confidence levels of the certificate
 

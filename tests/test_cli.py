@@ -181,9 +181,12 @@ def test_train_and_model_bad_input(argv, match, tmp_path, capsys):
 
 
 def _same_rows(a, b):
-    """Rows equal in every field (NaN equal to NaN) but the timings."""
+    """Typed rows equal in every field (NaN equal to NaN) but the timings."""
+    from dataclasses import asdict
+
+    a, b = [asdict(r) for r in a], [asdict(r) for r in b]
     keep = [k for k in a[0] if k not in ("wall_seconds", "score_seconds")]
-    return all(len(ra) == len(rb) and all(ra[k] == rb[k] or (ra[k] != ra[k] and rb[k] != rb[k]) for k in keep)
+    return all(ra.keys() == rb.keys() and all(ra[k] == rb[k] or (ra[k] != ra[k] and rb[k] != rb[k]) for k in keep)
                for ra, rb in zip(a, b, strict=True))
 
 

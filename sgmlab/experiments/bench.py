@@ -26,6 +26,7 @@ from ..defaults import default_plan
 from ..processes import OU
 from ..scores import exact
 from ..targets import Empirical, Gaussian, Target, anisotropic_gaussian, mixture, mixture2d
+from .results import Result, Row
 from .sampling import TimedScore
 
 
@@ -98,6 +99,51 @@ class BenchConfig:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass
+class BenchRow(Row):
+    """One method on one target and budget: its error (``metric``, ``value``, standard error ``se``,
+    ``noise_floor``), its times, TV bounds on data-set targets (NaN elsewhere), and the coupled
+    difference of its error to sgmlab's default with that difference's standard error."""
+
+    target: str
+    d: int
+    nfe: int
+    method: str
+    metric: str
+    value: float
+    se: float
+    noise_floor: float
+    wall_seconds: float
+    score_seconds: float
+    tv_lower: float = math.nan
+    tv_upper: float = math.nan
+    off_support: float = math.nan
+    diff_vs_sgmlab: float = math.nan
+    diff_se: float = math.nan
+
+
+@dataclass
+class BenchSummary(Row):
+    """Per target and budget: sgmlab's default, the paper's sampler, the best diffusers peer and the
+    verdicts (:func:`verdict`, :func:`tv_verdict`)."""
+
+    target: str
+    nfe: int
+    metric: str
+    sgmlab: float
+    sgmlab_se: float
+    paper: float
+    best_peer: str | None
+    best_peer_value: float
+    noise_floor: float
+    min_z: float
+    sgmlab_wins: str
+    sgmlab_tv_lower: float
+    sgmlab_tv_upper: float
+    peers_tv_lower: float
+    tv_wins: str
 
 
 def _methods(nfe: int, peers: bool, names: tuple[str, ...] | None = None) -> dict[str, tuple[Any, Any, bool]]:
@@ -174,11 +220,11 @@ def _run_method(q: Target, meter: metrics.ExactMMD | None, null_se: float, n: in
         row.update(wall_seconds=wall, score_seconds=timed.seconds)
         if timed.calls > nfe:
             raise RuntimeError(f"{mname} used {timed.calls} score evaluations for a budget of {nfe}")
-    return {**row, **{k: row.get(k, math.nan) for k in ("tv_lower", "tv_upper", "off_support")}}, est
+    return row, est
 
 
 def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None,
-              checkpoint: str | Path | None = None) -> list[dict[str, Any]]:
+              checkpoint: str | Path | None = None) -> list[BenchRow]:
     """One row per target, budget and method: the error (``metric``, ``value``, its standard error
     ``se`` and the ``noise_floor``), wall time and time in the score.
 
@@ -211,39 +257,38 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None
                 name = _checkpoint_file(tname, nfe, mname)
                 read_back = name in saved
                 if read_back:
-                    row, mmd = saved[name]["row"], saved[name]["mmd"]
+                    row, mmd = BenchRow(**saved[name]["row"]), saved[name]["mmd"]
                     est = None if mmd is None else metrics.MMDEstimate(*mmd)
                 else:
                     if meter is not None and math.isnan(null_se):  # not needed when all is read back
                         null_se = meter(q.sample(n, generator=torch.Generator().manual_seed(config.seed + 1))).se
-                    row, est = _run_method(q, meter, null_se, n, config.seed, nfe, mname, method)
-                    row = {"target": tname, "d": q.dim, "nfe": nfe, "method": mname, **row}
+                    measured, est = _run_method(q, meter, null_se, n, config.seed, nfe, mname, method)
+                    row = BenchRow(target=tname, d=q.dim, nfe=nfe, method=mname, **measured)
                     if checkpoint is not None:
-                        entry = {"config": config.as_dict(), "row": row,
+                        entry = {"config": config.as_dict(), "row": asdict(row),
                                  "mmd": None if est is None else (est.value, est.se, est.leave_out)}
                         _atomic(checkpoint / name, lambda tmp, e=entry: torch.save(e, tmp))
                 if est is not None:
                     estimates[mname] = est
                 block.append(row)
                 if progress is not None:
-                    progress(f"{tname}, {nfe} evaluations, {mname}: {row['metric']} {row['value']:.3g} "
-                             + ("(read back)" if read_back else f"({row['wall_seconds']:.0f} s)"))
-            ours = next(r for r in block if r["method"] == "sgmlab")
+                    progress(f"{tname}, {nfe} evaluations, {mname}: {row.metric} {row.value:.3g} "
+                             + ("(read back)" if read_back else f"({row.wall_seconds:.0f} s)"))
+            ours = next(r for r in block if r.method == "sgmlab")
             for r in block:
-                if r["method"] in estimates and "sgmlab" in estimates:
-                    r["diff_vs_sgmlab"], r["diff_se"] = metrics.ExactMMD.difference(estimates[r["method"]],
-                                                                                    estimates["sgmlab"])
-                elif r["metric"] == "kl_gaussian_fit":  # biased up by about the floor
-                    r["diff_vs_sgmlab"], r["diff_se"] = r["value"] - r["noise_floor"] - ours["value"], 0.0
+                if r.method in estimates and "sgmlab" in estimates:
+                    r.diff_vs_sgmlab, r.diff_se = metrics.ExactMMD.difference(estimates[r.method], estimates["sgmlab"])
+                elif r.metric == "kl_gaussian_fit":  # biased up by about the floor
+                    r.diff_vs_sgmlab, r.diff_se = r.value - r.noise_floor - ours.value, 0.0
                 else:
-                    r["diff_vs_sgmlab"], r["diff_se"] = r["value"] - ours["value"], 0.0
+                    r.diff_vs_sgmlab, r.diff_se = r.value - ours.value, 0.0
             rows += block
             if progress is not None:
                 progress(f"{tname}, {nfe} evaluations done")
     return rows
 
 
-def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def summary(rows: list[BenchRow]) -> list[BenchSummary]:
     """Per target and budget: sgmlab's default, the paper's sampler, the best diffusers peer, and
     the verdict (see :func:`verdict`); for data-set targets also sgmlab's TV bounds, the smallest
     lower bound among the peers, and :func:`tv_verdict`."""
@@ -256,15 +301,13 @@ def summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         get = {r["method"]: r for r in sel}
         z = min((r["diff_vs_sgmlab"] / r["diff_se"] if r["diff_se"] > 0 else math.copysign(math.inf, r["diff_vs_sgmlab"])
                  for r in peers), default=math.inf)
-        out.append({"target": tname, "nfe": nfe, "metric": get["sgmlab"]["metric"], "sgmlab": get["sgmlab"]["value"],
-                    "sgmlab_se": get["sgmlab"]["se"], "paper": get["paper"]["value"],
-                    "best_peer": best["method"] if best else None,
-                    "best_peer_value": best["value"] if best else math.nan,
-                    "noise_floor": max(r["noise_floor"] for r in sel),
-                    "min_z": z, "sgmlab_wins": verdict(peers),
-                    "sgmlab_tv_lower": get["sgmlab"]["tv_lower"], "sgmlab_tv_upper": get["sgmlab"]["tv_upper"],
-                    "peers_tv_lower": min((r["tv_lower"] for r in peers), default=math.nan),
-                    "tv_wins": tv_verdict(get["sgmlab"], peers)})
+        ours = get["sgmlab"]
+        out.append(BenchSummary(
+            target=tname, nfe=nfe, metric=ours.metric, sgmlab=ours.value, sgmlab_se=ours.se, paper=get["paper"].value,
+            best_peer=best.method if best else None, best_peer_value=best.value if best else math.nan,
+            noise_floor=max(r.noise_floor for r in sel), min_z=z, sgmlab_wins=verdict(peers),
+            sgmlab_tv_lower=ours.tv_lower, sgmlab_tv_upper=ours.tv_upper,
+            peers_tv_lower=min((r.tv_lower for r in peers), default=math.nan), tv_wins=tv_verdict(ours, peers)))
     return out
 
 
@@ -323,3 +366,39 @@ def bench_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
         ax.legend(fontsize=6, ncol=2)
         figs[f"bench_{tname}.png"] = fig
     return figs
+
+
+@dataclass(frozen=True)
+class BenchResult(Result):
+    config: BenchConfig
+    rows: list[BenchRow]
+
+    @property
+    def table(self) -> list[BenchSummary]:
+        return summary(self.rows)
+
+    def report(self) -> str:
+        lines = [f"  {'target':12s} {'nfe':>4s} {'metric':16s} {'sgmlab':>10s} {'paper':>10s} {'best diffusers':>26s} "
+                 f"{'floor':>8s} {'min z':>6s} win"]
+        table = self.table
+        for r in table:
+            peer = f"{r.best_peer_value:.3g} ({r.best_peer.split(':')[-1]})" if r.best_peer else "-"
+            lines.append(f"  {r.target:12s} {r.nfe:4d} {r.metric:16s} {r.sgmlab:10.3g} {r.paper:10.3g} {peer:>26s} "
+                         f"{r.noise_floor:8.2g} {r.min_z:6.3g} {r.sgmlab_wins}")
+        atoms = [r for r in table if r.tv_wins]
+        if atoms:
+            lines += ["", "  TV to the data, outputs within a rounding tolerance of a data point counted as it "
+                          "(bounds at p = 0.01)", f"  {'target':12s} {'nfe':>4s} {'sgmlab':>17s} {'peers >=':>9s} win"]
+            lines += [f"  {r.target:12s} {r.nfe:4d} [{r.sgmlab_tv_lower:.3g}, {r.sgmlab_tv_upper:.3g}]".ljust(37)
+                      + f" {r.peers_tv_lower:9.3g} {r.tv_wins}" for r in atoms]
+        return "\n".join(lines)
+
+    def files(self) -> dict[str, Any]:
+        return {"config.json": self.config.as_dict(), "results.csv": self.rows, "summary.csv": self.table,
+                **bench_figures(self.rows)}
+
+
+def run(config: BenchConfig, progress: Callable[[str], None] | None = None,
+        checkpoint: str | Path | None = None) -> BenchResult:
+    """:func:`run_bench` as a result that reports and saves itself."""
+    return BenchResult(config, run_bench(config, progress=progress, checkpoint=checkpoint))

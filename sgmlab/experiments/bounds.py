@@ -13,6 +13,7 @@ import torch
 from .. import metrics, samplers, scores, theory
 from ..processes import OU
 from ..targets import BUILTIN, Gaussian, GaussianMixture, builtin
+from .results import Result
 from .sampling import GRIDS
 
 ERROR_SHAPES = ("bias", "localized")
@@ -165,3 +166,38 @@ def bounds_figure(config: BoundConfig, rows: list[BoundRow]) -> Any:
                  f"eps_score={config.eps_score}", fontsize=9)
     ax.legend(fontsize=8)
     return fig
+
+
+@dataclass(frozen=True)
+class BoundsResult(Result):
+    config: BoundConfig
+    constants: theory.ProblemConstants
+    rows: list[BoundRow]
+
+    def report(self) -> str:
+        config, consts, rows = self.config, self.constants, self.rows
+        lines = [f"exponential integrator on {config.target} (d={consts.d}), {config.grid} grid, T={config.T}, "
+                 f"delta={config.delta}, eps_score={config.eps_score} ({config.error_shape})",
+                 f"  constants of q_delta: m2={consts.m2:.4g}, KL={consts.kl:.4g}, L={consts.L:.4g} "
+                 f"[{consts.L_method.split(':')[0]}]",
+                 f"  {'steps':>6s} {'max h':>9s} | {'theorem (C=' + str(config.C) + ')':>15s} {'init':>8s} "
+                 f"{'disc':>8s} {'score':>8s} | {'certified':>9s} {'init':>8s} {'path KL':>9s} | {'measured':>9s} "
+                 f"{'+-':>8s}"]
+        for r in rows:
+            t, c = r.theorem, r.certified
+            lines.append(f"  {r.steps:6d} {r.max_step:9.3g} | {t.total:15.4g} {t.init:8.3g} {t.discretisation:8.3g} "
+                         f"{t.score:8.3g} | {c.tv_bound:9.4g} {c.init_tv:8.2g} {c.path_kl:9.4g} | {r.measured:9.4g} "
+                         f"{r.measured_error:8.2g}")
+        lines.append(f"  measured: {rows[0].measured_name}; certified: {rows[0].certified.method} "
+                     f"[{rows[0].certified.kind}]")
+        return "\n".join(lines)
+
+    def files(self) -> dict[str, Any]:
+        return {"config.json": self.config.as_dict(),
+                "bounds.json": {"constants": vars(self.constants), "rows": [r.as_dict() for r in self.rows]},
+                "bounds.png": bounds_figure(self.config, self.rows)}
+
+
+def run(config: BoundConfig, *, progress: Callable[[str], None] | None = None) -> BoundsResult:
+    config.check()
+    return BoundsResult(config, *run_bounds(config, progress=progress))

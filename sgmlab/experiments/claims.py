@@ -30,6 +30,7 @@ import torch
 from .. import grids, metrics, samplers, scores, theory
 from ..processes import CLD, OU
 from ..targets import Gaussian, anisotropic_gaussian, mixture2d
+from .results import Result
 
 
 @dataclass(frozen=True)
@@ -431,3 +432,28 @@ def report(results: list[ClaimResult], config: ClaimsConfig) -> str:
             "| claim | verdict |", "|---|---|"]
     head += [f"| {r.number}. {r.title} | {r.verdict.split(':')[0]} |" for r in results]
     return "\n".join(head + [""] + [r.report() for r in results])
+
+
+@dataclass(frozen=True)
+class ClaimsResult(Result):
+    config: ClaimsConfig
+    claims: list[ClaimResult]
+
+    def report(self) -> str:
+        lines = []
+        for r in self.claims:
+            lines += [f"claim {r.number}: {r.title}", *[f"  - {m}" for m in r.measured], f"  Verdict: {r.verdict}"]
+        return "\n".join(lines)
+
+    def files(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for r in self.claims:
+            out[f"claim{r.number}.csv"] = r.rows
+            out[f"claim{r.number}.png"] = r.figure
+        out["claims.json"] = {"config": self.config.as_dict(), "claims": [r.as_dict() for r in self.claims]}
+        out["report.md"] = report(self.claims, self.config)
+        return out
+
+
+def run(config: ClaimsConfig, progress: Callable[[str], None] | None = None) -> ClaimsResult:
+    return ClaimsResult(config, run_claims(config, progress=progress))

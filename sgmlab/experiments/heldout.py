@@ -27,6 +27,7 @@ from ..scores import exact
 from ..targets import Gaussian, GaussianMixture, Target
 from ..tuning import tune
 from .bench import _methods
+from .results import Result, Row
 
 PEERS = ("ddim", "dpmpp_2m", "dpmpp_3m", "deis", "unipc")  # diffusers' deterministic schedulers
 
@@ -138,13 +139,50 @@ class HeldoutConfig:
         return asdict(self)
 
 
-def run_heldout(config: HeldoutConfig, progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+@dataclass
+class HeldoutRow(Row):
+    """One method on one target of the family and one budget: its error, the tuned plan's cost and
+    certificate (NaN or 0 for the others), and its ratio to the best diffusers peer with the verdict."""
+
+    target: str
+    d: int
+    nfe: int
+    method: str
+    metric: str
+    value: float
+    se: float
+    noise_floor: float
+    tune_cost: int = 0
+    tune_seconds: float = 0.0
+    w2_certificate: float = math.nan
+    w2_to_target: float = math.nan
+    best_peer: str = ""
+    best_peer_value: float = math.nan
+    ratio: float = math.nan
+    verdict: str = ""
+
+
+@dataclass
+class HeldoutSummary(Row):
+    kind: str
+    nfe: int
+    method: str
+    cells: int
+    wins: int
+    win_rate: float
+    losses: int
+    median_ratio: float
+    worst_ratio: float
+    median_tune_seconds: float
+
+
+def run_heldout(config: HeldoutConfig, progress: Callable[[str], None] | None = None) -> list[HeldoutRow]:
     """One row per target, budget and method (the fixed default ``sgmlab``, the ``tuned`` plan, the
     paper's sampler, each diffusers peer): the error, and for the tuned plan its cost and
     certificate. Gaussians: exact KL(output || q); mixtures: exact-law MMD^2 with coupled
     differences to the best peer."""
     say = progress if progress is not None else (lambda m: None)
-    rows: list[dict[str, Any]] = []
+    rows: list[HeldoutRow] = []
     for label, q in family_targets(config.family, config.seed, config.gaussians, config.mixtures):
         score = exact(q)
         is_gauss = isinstance(q, Gaussian)
@@ -169,27 +207,27 @@ def run_heldout(config: HeldoutConfig, progress: Callable[[str], None] | None = 
                     x = sampler(score, x0, grid, generator=torch.Generator().manual_seed(config.seed + 3))
                     est[name] = meter(x)
                     row = {"metric": "mmd2_exact", "value": est[name].value, "se": est[name].se}
-                block.append({"target": label, "d": q.dim, "nfe": nfe, "method": name, **row, "noise_floor": floor,
-                              "tune_cost": tp.cost if name == "tuned" else 0,
-                              "tune_seconds": tune_seconds if name == "tuned" else 0.0,
-                              "w2_certificate": tp.certificate.w2_upper if name == "tuned" else math.nan,
-                              "w2_to_target": (tp.certificate.w2_to_target if name == "tuned" else math.nan)})
-            peers = [r for r in block if r["method"].startswith("diffusers:")]
-            best = min(peers, key=lambda r: r["value"])
+                tuned = name == "tuned"
+                block.append(HeldoutRow(label, q.dim, nfe, name, **row, noise_floor=floor,
+                                        tune_cost=tp.cost if tuned else 0, tune_seconds=tune_seconds if tuned else 0.0,
+                                        w2_certificate=tp.certificate.w2_upper if tuned else math.nan,
+                                        w2_to_target=tp.certificate.w2_to_target if tuned else math.nan))
+            peers = [r for r in block if r.method.startswith("diffusers:")]
+            best = min(peers, key=lambda r: r.value)
             for r in block:
-                r["best_peer"], r["best_peer_value"] = best["method"], best["value"]
-                ours = not r["method"].startswith("diffusers:")
+                r.best_peer, r.best_peer_value = best.method, best.value
+                ours = not r.method.startswith("diffusers:")
                 if is_gauss:
-                    r["ratio"] = r["value"] / best["value"] if best["value"] > 0 else math.inf
-                    r["verdict"] = ("win" if r["value"] < best["value"] else "loss") if ours else ""
+                    r.ratio = r.value / best.value if best.value > 0 else math.inf
+                    r.verdict = ("win" if r.value < best.value else "loss") if ours else ""
                 else:
                     low = max(floor, 1e-30)
-                    r["ratio"] = max(r["value"], low) / max(best["value"], low)
-                    zs = [_coupled_z(est[p["method"]], est[r["method"]]) for p in peers]
-                    r["verdict"] = ("" if not ours else "win" if all(z > metrics.samples.Z_99 for z in zs) else
-                                    "loss" if any(z < -metrics.samples.Z_99 for z in zs) else "tie")
-            say(f"{label}, {nfe} evaluations: sgmlab {block[0]['ratio']:.3g}x, tuned {block[-1]['ratio']:.3g}x the "
-                f"best peer ({best['method'].split(':')[1]}); tuning {tune_seconds:.1f} s")
+                    r.ratio = max(r.value, low) / max(best.value, low)
+                    zs = [_coupled_z(est[p.method], est[r.method]) for p in peers]
+                    r.verdict = ("" if not ours else "win" if all(z > metrics.samples.Z_99 for z in zs) else
+                                 "loss" if any(z < -metrics.samples.Z_99 for z in zs) else "tie")
+            say(f"{label}, {nfe} evaluations: sgmlab {block[0].ratio:.3g}x, tuned {block[-1].ratio:.3g}x the "
+                f"best peer ({best.method.split(':')[1]}); tuning {tune_seconds:.1f} s")
             rows += block
     return rows
 
@@ -200,7 +238,7 @@ def _coupled_z(peer: metrics.MMDEstimate, ours: metrics.MMDEstimate) -> float:
     return diff / se if se > 0 else math.copysign(math.inf, diff)
 
 
-def heldout_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def heldout_summary(rows: list[HeldoutRow]) -> list[HeldoutSummary]:
     """Per kind of target (Gaussian, mixture), budget and method (``sgmlab``, ``tuned``, ``paper``): the win
     rate against the best peer, and the median and worst ratio of the error to the best peer's."""
     out = []
@@ -213,11 +251,10 @@ def heldout_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     continue
                 ratios = sorted(r["ratio"] for r in sel)
                 wins = sum(r["verdict"] == "win" for r in sel)
-                out.append({"kind": kind, "nfe": nfe, "method": method, "cells": len(sel), "wins": wins,
-                            "win_rate": wins / len(sel), "losses": sum(r["verdict"] == "loss" for r in sel),
-                            "median_ratio": float(torch.tensor(ratios).median()), "worst_ratio": ratios[-1],
-                            "median_tune_seconds": float(torch.tensor([r["tune_seconds"] for r in sel]).median())
-                            if method == "tuned" else 0.0})
+                out.append(HeldoutSummary(
+                    kind, nfe, method, len(sel), wins, wins / len(sel), sum(r.verdict == "loss" for r in sel),
+                    float(torch.tensor(ratios).median()), ratios[-1],
+                    float(torch.tensor([r.tune_seconds for r in sel]).median()) if method == "tuned" else 0.0))
     return out
 
 
@@ -246,3 +283,33 @@ def heldout_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
     axes[0].set_ylabel("error / best diffusers scheduler's")
     fig.tight_layout()
     return {"heldout.png": fig}
+
+
+@dataclass(frozen=True)
+class HeldoutResult(Result):
+    config: HeldoutConfig
+    rows: list[HeldoutRow]
+
+    def report(self) -> str:
+        c = self.config
+        lines = [f"{c.family} family, seed {c.seed}: {c.gaussians} Gaussians (exact KL), {c.mixtures} mixtures "
+                 f"(exact-law MMD^2, n = {c.n}); ratio = error / best of diffusers' {', '.join(c.peers)}",
+                 f"  {'kind':9s} {'nfe':>4s} {'plan':7s} {'wins':>7s} {'losses':>6s} {'median ratio':>13s} "
+                 f"{'worst ratio':>12s} {'tuning s':>9s}"]
+        for r in heldout_summary(self.rows):
+            plan = {"sgmlab": "default"}.get(r.method, r.method)
+            tune_s = f"{r.median_tune_seconds:9.2g}" if plan == "tuned" else f"{'':9s}"
+            lines.append(f"  {r.kind:9s} {r.nfe:4d} {plan:7s} {r.wins:3d}/{r.cells:<3d} {r.losses:6d} "
+                         f"{r.median_ratio:13.3g} {r.worst_ratio:12.3g} {tune_s}")
+        if c.mixtures:
+            lines.append("  mixtures: a win is a coupled z > 2.33 against every peer; ratios at the noise floor are 1 "
+                         "(a tie)")
+        return "\n".join(lines)
+
+    def files(self) -> dict[str, Any]:
+        return {"config.json": self.config.as_dict(), "results.csv": self.rows,
+                "summary.csv": heldout_summary(self.rows), **heldout_figures(self.rows)}
+
+
+def run(config: HeldoutConfig, progress: Callable[[str], None] | None = None) -> HeldoutResult:
+    return HeldoutResult(config, run_heldout(config, progress=progress))

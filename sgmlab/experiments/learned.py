@@ -14,7 +14,8 @@ from .. import samplers as S
 from ..processes import CLD, OU
 from ..targets import GaussianMixture
 from .. import catalogue
-from .sampling import GRIDS
+from .results import Result
+from .sampling import GRIDS, metric_lines
 
 # samplers for models trained with process "cld" (hybrid score matching), by their short names too
 CLD_SAMPLERS = {n[len("cld_"):]: e.sampler for n, e in catalogue.SAMPLERS.items() if e.family == "cld"}
@@ -179,3 +180,195 @@ def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator",
             x, data.x[torch.randint(data.x.shape[0], (min(n, data.x.shape[0]),), generator=g)], generator=g)}
     return x, out, (data, profile, ref)
 
+
+
+def check_model_dir(model: str | Path) -> None:
+    if not (Path(model) / "checkpoint.safetensors").is_file():
+        raise ValueError(f"--model {model}: no checkpoint.safetensors there (train one with `sgmlab train`)")
+
+
+def model_process(folder: str | Path) -> str:
+    """The process a trained model was trained with (its metadata only; loading checks the rest)."""
+    import json
+
+    from ..learn.train import read_metadata
+
+    return json.loads(read_metadata(folder)["config"])["process"]
+
+
+@dataclass(frozen=True)
+class ModelSampleConfig:
+    """``sgmlab sample --model``: which model, how to sample it, and the data to measure against.
+
+    ``sampler`` None: a plan that ``sgmlab tune --model`` saved for ``steps`` evaluations if there is
+    one and no grid, T or delta is given; otherwise ``default`` (sg.sample's plan for the budget,
+    inside the trained range; CLD models: CLD's exponential integrator), or the paper's sampler when a
+    grid, T or delta is given."""
+
+    model: str
+    sampler: str | None = None
+    grid: str | None = None
+    steps: int = 100
+    T: float | None = None
+    delta: float | None = None
+    n: int = 10_000
+    seed: int = 0
+    data: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.sampler == catalogue.DEFAULT:
+            given = [f"--{k}" for k in ("grid", "T", "delta") if getattr(self, k) is not None]
+            if given:
+                raise ValueError(f"--sampler default brings its own grid, T and delta; drop {', '.join(given)}")
+        check_model_dir(self.model)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ModelSampleResult(Result):
+    config: ModelSampleConfig
+    samples: torch.Tensor  # in data units
+    metrics: dict[str, Any]
+    data: Any = None  # the training data, when it could be read
+    profile: Any = None  # eps_score(t)^2 on the grid, for data from a built-in target
+    reference: Any = None  # the law the sampler targets, when known
+    plan: Any = None  # the tuned plan used, if any
+
+    def report(self) -> str:
+        m, c = self.metrics, self.config
+        lines = []
+        if self.plan is not None:
+            lines.append(f"using the tuned plan {plan_path(c.model, c.steps)} (`sgmlab tune --model`; pass --sampler or "
+                         f"--grid to sample without it): W2(plan, reference) <= {self.plan.certificate.w2_upper:.3g} "
+                         f"at confidence {self.plan.certificate.level}")
+        lines.append(f"{m['sampler']} from the model in {c.model}, {m['grid']} grid, {m['steps']} steps, "
+                     f"T={m['T']:.4g}, delta={m['delta']:.4g}, n={c.n}")
+        if "data" in m:
+            lines.append(f"  training data {m['data']}")
+        lines += [f"  warning: {w}" for w in m.get("warnings", [])]
+        if self.profile is not None:
+            lines.append(f"  score error: time average of eps_score(t)^2 = {self.profile.time_average:.4g} "
+                         f"+- {self.profile.time_average_stderr:.2g} (standardized coordinates)")
+        if m.get("samples"):
+            lines += metric_lines(m["samples"])
+        lines += [f"  {k:48s} {[round(u, 3) for u in v] if isinstance(v, list) else round(v, 4)}"
+                  for k, v in m.get("digits", {}).items()]
+        return "\n".join(lines)
+
+    def files(self) -> dict[str, Any]:
+        from ..plotting import image_grid, samples_over_density, samples_vs_data, score_error_profile
+
+        name, steps, x = self.metrics["sampler"], self.metrics["steps"], self.samples
+        if self.data is not None and self.data.image_shape is not None:
+            fig = image_grid(x, self.data.image_shape, f"{name}, {steps} steps: generated digits")
+        elif self.reference is not None:
+            fig = samples_over_density(x, self.reference, f"{name}, {steps} steps, learned score: samples over "
+                                                          "the exact density of the law it targets")
+        else:
+            fig = samples_vs_data(x, None if self.data is None else self.data.x, f"{name}, {steps} steps, learned score")
+        out = {"config.json": {k: self.metrics[k] for k in ("model", "sampler", "grid", "steps", "T", "delta", "n",
+                                                            "seed")},
+               "metrics.json": self.metrics, "samples.npy": x, "samples.png": fig}
+        if self.profile is not None:
+            out["score_error.png"] = score_error_profile(self.profile.times, self.profile.eps2, self.profile.stderr,
+                                                         f"eps_score(t)^2 of the model in {self.config.model}")
+        return out
+
+
+def run_model_sampling(config: ModelSampleConfig, *, callback: Any = None) -> ModelSampleResult:
+    """Sample the model of ``config`` (:class:`ModelSampleConfig` says which sampler and plan) and
+    measure what can be measured (:func:`sample_model`)."""
+    from ..tuning import TunedPlan
+
+    c = config
+    plan = None
+    if c.sampler is None and c.grid is None and c.T is None and c.delta is None and plan_path(c.model, c.steps).is_file():
+        try:
+            plan = TunedPlan.load(plan_path(c.model, c.steps))
+        except ValueError as e:
+            raise ValueError(f"{e}; re-tune with `sgmlab tune --model {c.model} --nfe {c.steps} --force`, "
+                             "or pass --sampler to sample without a plan") from None
+    sampler = c.sampler
+    if sampler is None:  # sg.sample's plan for the budget, unless a grid, T or delta asks for the paper's
+        sampler = "exponential_integrator" if (c.grid or c.T or c.delta) else catalogue.DEFAULT
+    if sampler == catalogue.DEFAULT and model_process(c.model) == "cld":
+        sampler = "exponential_integrator"  # a CLD model: CLD's exponential integrator
+    x, m, (data, profile, ref) = sample_model(c.model, sampler=sampler, grid=c.grid or "uniform", steps=c.steps,
+                                              T=c.T, delta=c.delta, n=c.n, seed=c.seed, callback=callback, plan=plan,
+                                              data=c.data)
+    if sampler == catalogue.DEFAULT and plan is None:
+        m["grid"] = "its own"
+    return ModelSampleResult(c, x, m, data, profile, ref, plan)
+
+
+@dataclass(frozen=True)
+class TrainRunResult(Result):
+    """A finished ``sgmlab train``: the trained model (:class:`sgmlab.learn.TrainResult`) in ``out``."""
+
+    out: Path
+    result: Any  # sgmlab.learn.TrainResult
+
+    def report(self) -> str:
+        return (f"  done: final eval loss {self.result.history[-1]['eval_loss']:.5g}; sample with "
+                f"`sgmlab sample --model {self.out}`")
+
+    def files(self) -> dict[str, Any]:
+        return {}  # the training writes its folder as it goes (checkpoints, config.json, data.json)
+
+
+def run_training(spec: DataSpec, choices: dict[str, Any], out: str | Path, *, resume: bool = False,
+                 force: bool = False, callback: Any = None, say: Any = print) -> TrainRunResult:
+    """``sgmlab train``: load the data of ``spec``, build the :class:`sgmlab.learn.TrainConfig` from
+    ``choices`` (``net`` and ``hidden`` None: the image network for images, the MLP otherwise;
+    the data's own standardization), prepare ``out`` (rank 0 under torchrun; ``resume`` continues
+    the checkpoint there, ``force`` starts again) and train. ``config.json`` tells the truth at the
+    end (steps done), after ``resume`` too."""
+    import torch
+
+    from .. import _io
+    from ..learn import TrainConfig, train
+    from ..learn.train import init_distributed
+
+    init_distributed()  # under torchrun
+    data = spec.load()
+    image = data.image_shape is not None
+    choices = {**choices, "net": choices.get("net") or ("unet8" if image else "mlp"),
+               "hidden": choices.get("hidden") or (32 if image else 128), "standardize": data.standardize}
+    config = TrainConfig(**choices)
+    out = Path(out)
+    rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+    if resume:
+        if force:
+            raise ValueError("--resume continues the run in --out and --force would discard it; pass one of them")
+        found = checkpoint_step(out)
+        if found is None:
+            raise ValueError(f"--resume: no checkpoint in {out}")
+        if rank == 0:
+            say(f"resuming from the checkpoint at step {found} in {out}")
+    elif rank == 0:
+        _io.prepare_dir(out, force=force)
+        for old in [out / "checkpoint.safetensors", *out.glob("plan-nfe*.json")]:  # --force: another model now
+            old.unlink(missing_ok=True)
+        _io.write_json(out / "config.json", {"train": asdict(config), "data": spec.as_dict()})
+        _io.write_json(out / "data.json", spec.as_dict())
+    if torch.distributed.is_initialized():
+        torch.distributed.barrier()
+    if rank == 0:
+        say(f"training on {data.name}: {data.x.shape[0]} rows, d={data.x.shape[1]}; {config.net}, {config.steps} "
+            f"steps, batch {config.batch_size}; checkpoints in {out}")
+    res = train(data.x, config, out=out, resume=resume, callback=callback)
+    if rank == 0:
+        _io.write_json(out / "config.json", {"train": asdict(config), "data": spec.as_dict(),
+                                             "steps_done": config.steps})  # the truth after --resume too
+    return TrainRunResult(out, res)
+
+
+def checkpoint_step(folder: str | Path) -> int | None:
+    """The step of the checkpoint in ``folder``, or None when there is none."""
+    from ..learn.train import read_metadata
+
+    if not (Path(folder) / "checkpoint.safetensors").is_file():
+        return None
+    return int(read_metadata(folder)["step"])

@@ -12,6 +12,7 @@ from .. import catalogue, metrics, samplers, scores
 from .. import processes as P
 from ..samplers.base import Callback
 from ..targets import BUILTIN, Gaussian, GaussianMixture, Target, builtin
+from .results import Result
 
 # Names meet objects in sgmlab.catalogue; these views of it keep their old shapes.
 SAMPLERS: dict[str, Any] = {n: e.sampler for n, e in catalogue.SAMPLERS.items() if e.family == "ou"}
@@ -66,12 +67,57 @@ class SampleConfig:
         return asdict(self)
 
 
+def _fmt(v: Any) -> str:
+    if isinstance(v, list):
+        return "[" + ", ".join(map(_fmt, v)) + "]"
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def metric_lines(sample_metrics: dict[str, Any]) -> list[str]:
+    """Sample metrics with their noise floors (and mode weights), as the reports print them."""
+    lines = [f"  {'sample metric':32s} {'value':>10s} {'noise floor':>12s}"]
+    for name, d in sample_metrics.items():
+        if not isinstance(d, dict):
+            lines.append(f"    {name:30s} {d:10.4g}")
+            continue
+        spread = f" +- {d['noise_floor_spread']:.2g}" if "noise_floor_spread" in d else ""
+        lines.append(f"    {name:30s} {d['value']:10.4g} {d['noise_floor']:12.4g}{spread}")
+        if "weights_measured" in d:
+            lines.append(f"      mode weights measured [{', '.join(f'{w:.4f}' for w in d['weights_measured'])}]  "
+                         f"exact [{', '.join(f'{w:.4f}' for w in d['weights_exact'])}]")
+    lines.append("  noise floor: the metric's mean magnitude over 4 exact samples of the same size, +- their spread "
+                 "(mode_tv: its expected value)")
+    return lines
+
+
 @dataclass(frozen=True)
-class SampleResult:
+class SampleResult(Result):
     config: SampleConfig
     samples: torch.Tensor
     reference: Target  # q_delta, the law the sampler targets
     metrics: dict[str, Any] = field(default_factory=dict)
+
+    def report(self) -> str:
+        m, c = self.metrics, self.config
+        lines = [f"{c.sampler} on {c.target} (d={self.samples.shape[1]}), {c.grid} grid, {c.steps} steps, "
+                 f"T={c.T}, delta={c.delta}, process {c.process}, n={c.n}, seed={c.seed}",
+                 f"  {m['score_evaluations']} score evaluations, {m['wall_seconds']:.2f} s "
+                 f"({m['score_seconds']:.2f} s in the score)", f"  reference: {m['reference']}"]
+        if "exact" in m:
+            lines.append("  exact (output law computed in closed form, no Monte-Carlo error):")
+            lines += [f"    {k:32s} {_fmt(v)}" for k, v in m["exact"].items()]
+        return "\n".join(lines + metric_lines(m["samples"]))
+
+    def files(self) -> dict[str, Any]:
+        from ..plotting import samples_over_density
+
+        c = self.config
+        fig = samples_over_density(self.samples, self.reference,
+                                   f"{c.sampler}, {c.steps} steps, {c.grid} grid, T={c.T}, delta={c.delta}: "
+                                   f"samples over the exact density of {self.metrics['reference'].split(':')[0]}"
+                                   + (" (first two coordinates)" if self.samples.shape[1] > 2 else ""))
+        return {"config.json": c.as_dict(), "metrics.json": self.metrics, "samples.npy": self.samples,
+                "samples.png": fig}
 
 
 class TimedScore:

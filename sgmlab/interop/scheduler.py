@@ -40,6 +40,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.schedulers.scheduling_utils import KarrasDiffusionSchedulers, SchedulerMixin, SchedulerOutput
 from diffusers.utils import is_torchsde_available
 
+from .. import catalogue
 from ..samplers.base import standard_normal_
 from ..samplers.dpm_solver_pp import DPMSolverPP, step_weights
 from ..samplers.unipc import UniPC, unipc_update
@@ -50,7 +51,7 @@ ExponentialIntegratorOutput = SchedulerOutput  # the name of the step's output b
 BETA_SCHEDULES = ("linear", "scaled_linear", "squaredcos_cap_v2", "sigmoid", "laplace")
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 VARIANCE_TYPES = ("fixed_small", "fixed_small_log", "fixed_large", "fixed_large_log", "learned", "learned_range")
-PLAN_SAMPLERS = ("default", "dpm_solver_pp_1", "dpm_solver_pp_2m", "dpm_solver_pp_3m", "unipc_2", "unipc_3")
+PLAN_SAMPLERS = (catalogue.DEFAULT, *catalogue.PLAN_SAMPLERS)
 
 
 def _choice(name: str, value: Any, allowed: tuple) -> Any:
