@@ -334,9 +334,11 @@ def _positive_float(s: str) -> float:
 
 
 def _output_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, default=None, help="results folder (default results/<command>-<time>)")
-    p.add_argument("--force", action="store_true", help="overwrite an existing results folder")
-    p.add_argument("--no-progress", action="store_true", help="no progress messages")
+    """--out, --force and --no-progress, the same for every command that writes a results folder."""
+    p.add_argument("--out", type=Path, default=None,
+                   help="results folder (default results/<command>-<name>-<time>); must be new or empty")
+    p.add_argument("--force", action="store_true", help="overwrite the files of an existing results folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or messages")
 
 
 def _target_args(p: argparse.ArgumentParser) -> None:
@@ -352,10 +354,7 @@ def _common(p: argparse.ArgumentParser, steps: int, n: int) -> None:
 def _common_io(p: argparse.ArgumentParser, n: int) -> None:
     p.add_argument("--n", type=_positive_int, default=n, help=f"number of samples (default {n})")
     p.add_argument("--seed", type=int, default=0, help="seed of the torch.Generator (default 0)")
-    p.add_argument("--out", type=Path, default=None,
-                   help="results folder (default results/<command>-<target>-<time>); must be new or empty")
-    p.add_argument("--force", action="store_true", help="overwrite the files of an existing results folder")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _output_args(p)
 
 
 def build_parser() -> argparse.ArgumentParser:

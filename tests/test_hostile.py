@@ -359,7 +359,7 @@ def test_a_killed_training_keeps_its_last_checkpoint_and_resumes(sig, tmp_path):
     _, err = p.communicate(timeout=60)
     assert p.returncode != 0
     step = int(read_checkpoint(out)[1]["step"])
-    assert step >= 10 and step % 10 == 0
+    assert step >= 10 and (step % 10 == 0 or sig == "SIGINT")  # Ctrl-C checkpoints the step it arrived in
     load_model(out)
     if sig == "SIGINT":
         assert f"interrupted; the checkpoint at step {step}" in err and "--resume" in err and "Traceback" not in err

@@ -114,6 +114,31 @@ def test_resume_equals_an_uninterrupted_run_and_a_crash_loses_nothing(tmp_path, 
     assert straight.history == resumed.history
 
 
+def test_ctrl_c_checkpoints_the_step_it_arrived_in_and_resume_is_exact(tmp_path, gen):
+    """A SIGINT during step 7 (checkpoints every 10) is held until the step is complete; that step is
+    then checkpointed and KeyboardInterrupt raised, and resuming gives the uninterrupted run bitwise.
+    The handler is gone afterwards."""
+    import signal
+
+    data = sg.targets.mixture2d().sample(500, generator=gen)
+    config = TrainConfig(steps=30, **SMALL)
+    straight = train(data, config, out=tmp_path / "a")
+    before = signal.getsignal(signal.SIGINT)
+
+    def ctrl_c(info):
+        if info.step == 7:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt, match="interrupted after step 7"):
+        train(data, config, out=tmp_path / "b", callback=ctrl_c)
+    assert signal.getsignal(signal.SIGINT) is before
+    assert read_checkpoint(tmp_path / "b")[1]["step"] == "7"  # not the periodic one at 0: there is none before 10
+    resumed = train(data, config, out=tmp_path / "b", resume=True)
+    for a, b in zip(straight.model.net.state_dict().values(), resumed.model.net.state_dict().values()):
+        assert torch.equal(a, b)
+    assert straight.history == resumed.history
+
+
 def test_ddp_with_two_processes_equals_single_process_training(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

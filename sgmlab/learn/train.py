@@ -8,12 +8,15 @@ is loaded without unpickling anything.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
 import math
 import os
+import signal
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -290,6 +293,27 @@ def _loss_for(config: TrainConfig) -> Callable[..., torch.Tensor]:
     return lambda m, x0, t, z, w: dsm_loss(m, x0, t, z, w, process)
 
 
+@contextlib.contextmanager
+def _deferred_interrupt(enabled: bool) -> Any:
+    """Within the block, a first SIGINT only appends to the yielded list (the loop checks it between
+    steps); a second one interrupts at once. Off the main thread, or not ``enabled``: nothing changes."""
+    flag: list[bool] = []
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if flag:
+            raise KeyboardInterrupt
+        flag.append(True)
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def train(data: torch.Tensor, config: TrainConfig = TrainConfig(), *, out: str | Path | None = None,
           resume: bool = False, callback: Callable[[TrainInfo], Any] | None = None,
           device: torch.device | str | None = None) -> TrainResult:
@@ -373,32 +397,38 @@ def train(data: torch.Tensor, config: TrainConfig = TrainConfig(), *, out: str |
                 "history": json.dumps(history), "data": digest}
         save_checkpoint(folder / CHECKPOINT, _state_tensors(net, ema, opt, gen, std), meta)
 
-    while step < config.steps:
-        idx = torch.randint(x_all.shape[0], (config.batch_size,), generator=gen).to(device)
-        t = sample_times(config.batch_size, config.T, config.delta, config.time_sampling, gen).to(device)
-        z = torch.randn(config.batch_size, width, generator=gen, dtype=x_all.dtype).to(device)
-        w = time_weights(t, config.T, config.delta, config.time_sampling, config.weighting, process)
-        loss = loss_fn(trainable, x_all[idx][shard], t[shard], z[shard], w[shard]).mean()
-        loss_value = float(loss.detach())
-        if not math.isfinite(loss_value):  # stop before the step: the last checkpoint stays the last good state
-            raise FloatingPointError(f"training diverged: the loss is {loss_value} at step {step + 1} (lr "
-                                     f"{config.lr}); the last checkpoint{' in ' + str(folder) if folder else ''} "
-                                     "holds the last good state; retrain with a smaller --lr")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-        decay = min(config.ema, (1 + step) / (10 + step))  # warm-up: early weights do not linger in the EMA
-        with torch.no_grad():
-            for pe, p in zip(ema.parameters(), net.parameters()):
-                pe.lerp_(p, 1 - decay)
-        eval_loss = None
-        if step % config.eval_every == 0 or step == config.steps:
+    # Ctrl-C is held until the step in progress is complete, then the state is checkpointed (single process:
+    # under torchrun the ranks could stop at different steps; there the last periodic checkpoint is kept)
+    with _deferred_interrupt(folder is not None and world == 1 and rank == 0) as interrupted:
+        while step < config.steps:
+            idx = torch.randint(x_all.shape[0], (config.batch_size,), generator=gen).to(device)
+            t = sample_times(config.batch_size, config.T, config.delta, config.time_sampling, gen).to(device)
+            z = torch.randn(config.batch_size, width, generator=gen, dtype=x_all.dtype).to(device)
+            w = time_weights(t, config.T, config.delta, config.time_sampling, config.weighting, process)
+            loss = loss_fn(trainable, x_all[idx][shard], t[shard], z[shard], w[shard]).mean()
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):  # stop before the step: the last checkpoint stays the last good state
+                raise FloatingPointError(f"training diverged: the loss is {loss_value} at step {step + 1} (lr "
+                                         f"{config.lr}); the last checkpoint{' in ' + str(folder) if folder else ''} "
+                                         "holds the last good state; retrain with a smaller --lr")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            decay = min(config.ema, (1 + step) / (10 + step))  # warm-up: early weights do not linger in the EMA
             with torch.no_grad():
-                eval_loss = float(loss_fn(ema_model, eval_x, eval_t, eval_z, eval_w).mean())
-            history.append({"step": step, "loss": loss_value, "eval_loss": eval_loss})
-        if step % config.checkpoint_every == 0 or step == config.steps:
-            checkpoint()
-        if callback is not None and rank == 0:
-            callback(TrainInfo(step, config.steps, loss_value, eval_loss))
+                for pe, p in zip(ema.parameters(), net.parameters()):
+                    pe.lerp_(p, 1 - decay)
+            eval_loss = None
+            if step % config.eval_every == 0 or step == config.steps:
+                with torch.no_grad():
+                    eval_loss = float(loss_fn(ema_model, eval_x, eval_t, eval_z, eval_w).mean())
+                history.append({"step": step, "loss": loss_value, "eval_loss": eval_loss})
+            if step % config.checkpoint_every == 0 or step == config.steps:
+                checkpoint()
+            if callback is not None and rank == 0:
+                callback(TrainInfo(step, config.steps, loss_value, eval_loss))
+            if interrupted:  # Ctrl-C arrived during this step: keep it, then stop
+                checkpoint()
+                raise KeyboardInterrupt(f"interrupted after step {step}")
     return TrainResult(ema_model.eval(), std, config, history)
