@@ -283,3 +283,75 @@ def test_sample_refuses_what_does_not_apply(argv, match, tmp_path, capsys):
     code, _, err = run(["sample", "--steps", "4", "--n", "20", "--no-progress", "--out", str(tmp_path / "s"), *argv],
                        capsys)
     assert code == 2 and match in err and not (tmp_path / "s").exists()
+
+
+def test_the_cli_is_thin():
+    """No computation, file format or figure in the CLI: it builds configs, prepares folders, runs
+    experiments, prints their reports and saves them (sgmlab.experiments.results.Result)."""
+    import ast
+    import inspect
+
+    import sgmlab.cli as cli
+
+    src = inspect.getsource(cli)
+    for banned in ("matplotlib", "plotting", "write_json", "write_csv", "write_npy", "write_figure", "torch.save",
+                   "json.dumps", "theory.", " metrics.", "(metrics."):
+        assert banned not in src, banned
+    prints = [n for n in ast.walk(ast.parse(src)) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "print"]
+    assert len(prints) <= 14  # reports, "wrote ...", and the one-line messages of interrupted or failed runs
+
+
+@pytest.mark.parametrize("argv,files", [
+    (["plan", "--target", "gaussian", "--dim", "2", "--eps", "0.3", "--n-max", "64"], {"plan.json"}),
+    (["compare-cld", "--dims", "2", "--nfes", "5", "--n", "500"], {"config.json", "results.csv", "kl_vs_d.png",
+                                                                   "kl_vs_h.png", "mixture.png"}),
+])
+def test_every_result_reports_and_saves_what_files_lists(argv, files, tmp_path, capsys):
+    from sgmlab.experiments import results
+
+    saved = []
+    real = results.Result.save
+
+    def spy(self, folder):
+        names = real(self, folder)
+        saved.append((type(self).__name__, names, self.report()))
+        return names
+
+    results.Result.save = spy
+    try:
+        code, stdout, err = run([*argv, "--out", str(tmp_path / "r"), "--no-progress"], capsys)
+    finally:
+        results.Result.save = real
+    assert code == 0, err
+    (kind, names, report), = saved
+    assert set(names) == files == {p.name for p in (tmp_path / "r").iterdir()} and report in stdout
+
+
+def test_a_library_bug_keeps_its_traceback_and_a_user_error_is_one_line(tmp_path, capsys, monkeypatch):
+    import sgmlab.cli as cli
+
+    def bug(*a, **k):
+        raise TypeError("an internal bug")
+
+    monkeypatch.setattr(cli, "run_sampling", bug)
+    with pytest.raises(TypeError, match="an internal bug"):
+        main(["sample", "--n", "100", "--steps", "5", "--out", str(tmp_path / "a"), "--no-progress"])
+    assert not (tmp_path / "a").exists()  # the folder it made is removed all the same
+    code, _, err = run(["sample", "--process", "vp-linear", "--T", "50", "--out", str(tmp_path / "b")], capsys)
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_log_axes_are_labelled_as_plain_numbers_without_minor_labels():
+    from sgmlab.plotting import _plt, readable_log_axes
+
+    plt = _plt()
+    fig, ax = plt.subplots()
+    ax.loglog([0.11, 0.5], [1e-6, 3.0])
+    readable_log_axes(fig)
+    fig.canvas.draw()
+    xs = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert set(xs) <= {"0.1", "0.2", "0.5", "1"} and len(xs) >= 2  # under two decades: 1, 2, 5 x 10^k
+    ys = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert all(float(y) in (10.0 ** k for k in range(-8, 3)) for y in ys)  # more: powers of ten only
+    assert not any(t.get_text() for t in ax.xaxis.get_minorticklabels() + ax.yaxis.get_minorticklabels())
+    plt.close(fig)

@@ -68,7 +68,9 @@ def write(path: Path, content: Any) -> Path:
     if kind in (".md", ".txt"):
         return _io.write_text(path, content)
     if kind == ".png":
-        return _io.write_figure(path, content)
+        from ..plotting import readable_log_axes
+
+        return _io.write_figure(path, readable_log_axes(content))
     raise ValueError(f"no writer for {path.name} (suffix {kind!r})")
 
 
