@@ -65,6 +65,9 @@ def _entries() -> dict[str, SamplerEntry]:
 
 
 SAMPLERS: dict[str, SamplerEntry] = _entries()
+# A sampler entry's exact_law route -> the function computing its exact output law on Gaussian targets.
+EXACT_LAWS: dict[str, Any] = {"affine": samplers.exact_output_law, "deterministic": samplers.deterministic_output_law,
+                              "multistep": samplers.multistep_output_law, "cld": samplers.cld_exact_output_law}
 # Other names in use: plan files and `sgmlab tune` say dpmpp_3m; CLD models took their samplers' short names.
 ALIASES = {"dpmpp_3m": "dpm_solver_pp_3m", "dpmpp_2m": "dpm_solver_pp_2m", "sscs": "cld_sscs"}
 DEFAULT = "default"  # sg.sample's choice for the budget (sgmlab.default_plan)
@@ -79,6 +82,22 @@ GRIDS = {"uniform": grids.uniform, "exponential": grids.exponential, "two_phase"
          "vp_linear": grids.vp_linear}
 PROCESSES: dict[str, P.Process] = {"ou": P.OU(), "vp-linear": P.VP(P.LinearBeta()), "vp-cosine": P.VP(P.CosineBeta())}
 TARGETS = BUILTIN
+
+
+def digits_target() -> Any:
+    """The empirical law of scikit-learn's digits, standardized (one mean and scale): a real-data target."""
+    from .learn.data import load_data
+    from .targets import Empirical
+
+    x = load_data("digits").x
+    return Empirical((x - x.mean()) / x.std())
+
+
+# The bench's fixed targets (`sgmlab bench --targets`), built on demand: digits loads a data set.
+BENCH_TARGETS: dict[str, Any] = {
+    "gaussian10": lambda: BUILTIN["gaussian"].make(10), "gaussian100": lambda: BUILTIN["gaussian"].make(100),
+    "mixture2d": lambda: BUILTIN["mixture2d"].make(None), "mixture16": lambda: BUILTIN["mixture"].make(16),
+    "digits": digits_target}
 
 
 def sampler(name: str, family: str | None = None) -> SamplerEntry:

@@ -20,27 +20,18 @@ from typing import Any
 
 import torch
 
-from .. import grids, metrics, samplers
+from .. import catalogue, grids, metrics, samplers
+from ..catalogue import digits_target  # noqa: F401 (its old home)
 from .._io import _atomic
 from ..defaults import default_plan
 from ..processes import OU
 from ..scores import exact
-from ..targets import Empirical, Gaussian, Target, anisotropic_gaussian, mixture, mixture2d
+from ..targets import Empirical, Gaussian, Target
 from .results import Result, Row
 from .sampling import TimedScore
 
 
-def digits_target() -> Empirical:
-    """The empirical law of scikit-learn's digits, standardized (one mean and scale): a real-data target."""
-    from ..learn.data import load_data
-
-    x = load_data("digits").x
-    return Empirical((x - x.mean()) / x.std())
-
-
-TARGETS: dict[str, Callable[[], Target]] = {
-    "gaussian10": lambda: anisotropic_gaussian(10), "gaussian100": lambda: anisotropic_gaussian(100),
-    "mixture2d": mixture2d, "mixture16": lambda: mixture(16), "digits": digits_target}
+TARGETS = catalogue.BENCH_TARGETS  # the bench's fixed targets, by name
 
 
 # Samples per sample-metric target: as many as a few minutes of score evaluations allow

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from .. import catalogue, metrics, samplers, scores
+from .. import catalogue, metrics, scores
 from .. import processes as P
 from ..samplers.base import Callback
 from ..targets import BUILTIN, Gaussian, GaussianMixture, Target, builtin
@@ -163,10 +163,8 @@ def run_sampling(config: SampleConfig, *, callback: Callback | None = None, metr
                       f"q_delta: the target noised to forward time delta={end:g}"),
         "score_evaluations": score.calls, "wall_seconds": wall, "score_seconds": score.seconds,
     }
-    laws = {"affine": samplers.exact_output_law, "deterministic": samplers.deterministic_output_law,
-            "multistep": samplers.multistep_output_law}
-    if isinstance(target, Gaussian) and route in laws:
-        law = laws[route](sampler, target, grid, process=process)
+    if isinstance(target, Gaussian) and route in ("affine", "deterministic", "multistep"):
+        law = catalogue.EXACT_LAWS[route](sampler, target, grid, process=process)
         out["exact"] = {
             "kl_output_to_q_delta": metrics.gaussian_kl(law, reference),
             "kl_q_delta_to_output": metrics.gaussian_kl(reference, law),
