@@ -50,9 +50,9 @@ def _finish(result: Result, out: Path | None) -> Result:
 
 
 def _sample(config: SampleConfig, args: argparse.Namespace, kind: str) -> None:
-    config.build()  # every value checked before the folder is made
+    target, _, grid = config.build()  # every value checked before the folder is made
     out = _out(args, kind, config.target)
-    callback, close = _bar(config.steps, not args.no_progress, config.sampler)
+    callback, close = _bar((grid.shape[0] - 1) * config.chunks(target.dim), not args.no_progress, config.sampler)
     try:
         res = run_sampling(config, callback=callback)
     finally:
@@ -79,7 +79,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
                           sampler=args.sampler or "exponential_integrator", grid=args.grid or "uniform",
                           steps=args.steps, T=5.0 if args.T is None else args.T,
                           delta=1e-3 if args.delta is None else args.delta, n=args.n, seed=args.seed,
-                          process=args.process or "ou")
+                          process=args.process or "ou", batch_size=args.batch_size)
     _sample(config, args, "sample")
 
 
@@ -91,7 +91,7 @@ def _sample_model(args: argparse.Namespace) -> None:
         raise ValueError(f"{', '.join(given)} describe an exact-score run; a model brings its own target and process "
                          "(drop them, or drop --model)")
     config = ModelSampleConfig(str(args.model), sampler=args.sampler, grid=args.grid, steps=args.steps, T=args.T,
-                               delta=args.delta, n=args.n, seed=args.seed, data=args.data)
+                               delta=args.delta, n=args.n, seed=args.seed, data=args.data, batch_size=args.batch_size)
     out = _out(args, "sample", Path(args.model).name)
     callback, close = _bar(args.steps, not args.no_progress, args.sampler or "sampling")
     try:
@@ -397,6 +397,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None,
                    help="with --model: the training data file to measure the samples against (a model folder never "
                         "makes sgmlab read a file outside it on its own; built-in data sets need no --data)")
+    p.add_argument("--batch-size", type=_positive_int, default=None,
+                   help="rows the sampler runs on at a time, which bounds its working memory (default: about 2^22 "
+                        "numbers a chunk, 32 MiB in float64); deterministic samplers give the same output for any "
+                        "value, stochastic ones the same output for the same value")
     _common(p, steps=100, n=10_000)
     p.set_defaults(func=cmd_sample)
 

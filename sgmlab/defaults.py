@@ -203,9 +203,9 @@ def sample(score: ScoreFn, n: int, d: int, *, nfe: int, process: Process | None 
     steps as the budget allows; a given grid must fit the budget. ``plan`` (a
     :class:`SamplePlan`, or a :class:`sgmlab.TunedPlan` from :func:`sgmlab.tune`) gives both.
 
-    Memory: the prior draws and the output take n x d numbers each; the sampler runs on chunks of
-    ``batch_size`` rows (default: about 2^22 numbers, 32 MiB in float64, per chunk), so its working
-    set does not grow with n. A deterministic sampler's output is the same chunked or not; a
+    Memory: the output takes n x d numbers (written over the prior draws); the sampler runs on
+    chunks of ``batch_size`` rows (default: about 2^22 numbers, 32 MiB in float64, per chunk), so
+    its working set does not grow with n. A deterministic sampler's output is the same chunked or not; a
     stochastic one's noise is drawn chunk by chunk from ``generator`` (reproducible for the same
     ``batch_size``, different from one pass).
 
@@ -248,14 +248,31 @@ def sample(score: ScoreFn, n: int, d: int, *, nfe: int, process: Process | None 
             if (g.shape[0] - 1) * per > nfe:
                 raise ValueError(f"the grid has {g.shape[0] - 1} steps of {per} score evaluations each, "
                                  f"more than the budget of {nfe}")
-    if batch_size is None:
-        batch_size = max(1, (1 << 22) // d)
-    batch_size = _checks.positive_int("batch_size", batch_size)
     x0 = process.prior_sample(n, d, generator=generator)
-    if n <= batch_size:
-        return sampler(_Budget(score, nfe), x0, g, process=process, generator=generator)
-    out = torch.empty_like(x0)
-    for lo in range(0, n, batch_size):  # the same grid and budget for every chunk
-        out[lo:lo + batch_size] = sampler(_Budget(score, nfe), x0[lo:lo + batch_size], g, process=process,
-                                          generator=generator)
-    return out
+    return run_in_chunks_(sampler, score, x0, g, process=process, generator=generator, batch_size=batch_size,
+                          per_chunk=lambda s: _Budget(s, nfe))
+
+
+CHUNK_NUMBERS = 1 << 22  # numbers per chunk by default: 32 MiB in float64
+
+
+def chunk_rows(d: int, batch_size: int | None = None) -> int:
+    """Rows per chunk: ``batch_size``, or about ``CHUNK_NUMBERS`` numbers for states of width ``d``."""
+    return max(1, CHUNK_NUMBERS // d) if batch_size is None else _checks.positive_int("batch_size", batch_size)
+
+
+def run_in_chunks_(sampler: Any, score: Any, x: torch.Tensor, grid: Any, *, process: Process | None = None,
+                   generator: torch.Generator | None = None, batch_size: int | None = None, callback: Any = None,
+                   per_chunk: Callable[[Any], Any] | None = None) -> torch.Tensor:
+    """Run ``sampler`` on blocks of ``batch_size`` rows of ``x`` (default :func:`chunk_rows`), each
+    block's output written over its prior draws, so that peak memory is ``x`` plus one block's
+    working set. ``per_chunk(score)`` wraps the score afresh for each block (a budget counter).
+    Returns the output: ``x`` itself, overwritten, when there is more than one block."""
+    rows = chunk_rows(x.shape[1], batch_size)
+    wrap = per_chunk if per_chunk is not None else (lambda s: s)
+    if x.shape[0] <= rows:
+        return sampler(wrap(score), x, grid, process=process, generator=generator, callback=callback)
+    for lo in range(0, x.shape[0], rows):  # the same grid for every chunk; the sampler reads its block whole first
+        block = x[lo:lo + rows]
+        block.copy_(sampler(wrap(score), block, grid, process=process, generator=generator, callback=callback))
+    return x

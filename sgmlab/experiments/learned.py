@@ -14,6 +14,7 @@ from .. import samplers as S
 from ..processes import CLD, OU
 from ..targets import GaussianMixture
 from .. import catalogue
+from ..defaults import run_in_chunks_
 from .results import Result
 from .sampling import GRIDS, metric_lines
 
@@ -94,8 +95,8 @@ def _data_spec(folder: str | Path, data: str | None) -> tuple[DataSpec | None, s
 
 def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator", grid: str = "uniform",
                  steps: int = 200, T: float | None = None, delta: float | None = None, n: int = 10_000,
-                 seed: int = 0, callback: Any = None, plan: Any = None,
-                 data: str | None = None) -> tuple[torch.Tensor, dict[str, Any], Any]:
+                 seed: int = 0, callback: Any = None, plan: Any = None, data: str | None = None,
+                 batch_size: int | None = None) -> tuple[torch.Tensor, dict[str, Any], Any]:
     """Samples (in data units) from a trained model and what can be measured about them.
 
     With ``plan`` (a :class:`sgmlab.TunedPlan`, as ``sgmlab tune --model`` saves) its sampler and
@@ -136,8 +137,8 @@ def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator",
     g = torch.Generator().manual_seed(seed)
     score = res.model.score_fn()
     dim = res.standardizer.mean.shape[0]
-    x = run(score, process.prior_sample(n, dim, generator=g), g_times, process=process, generator=g,
-            callback=callback)
+    x = run_in_chunks_(run, score, process.prior_sample(n, dim, generator=g), g_times, process=process, generator=g,
+                       callback=callback, batch_size=batch_size)
     x = res.standardizer.inverse(CLD.positions(x) if is_cld else x)
     S.base.check_output(x, "the samples in data units (the model's standardization undone)")
     out: dict[str, Any] = {"model": str(folder), "process": res.config.process, "sampler": sampler, "grid": grid,
@@ -214,6 +215,7 @@ class ModelSampleConfig:
     n: int = 10_000
     seed: int = 0
     data: str | None = None
+    batch_size: int | None = None  # rows per chunk (sgmlab.defaults.chunk_rows)
 
     def __post_init__(self) -> None:
         if self.sampler == catalogue.DEFAULT:
@@ -297,7 +299,7 @@ def run_model_sampling(config: ModelSampleConfig, *, callback: Any = None) -> Mo
         sampler = "exponential_integrator"  # a CLD model: CLD's exponential integrator
     x, m, (data, profile, ref) = sample_model(c.model, sampler=sampler, grid=c.grid or "uniform", steps=c.steps,
                                               T=c.T, delta=c.delta, n=c.n, seed=c.seed, callback=callback, plan=plan,
-                                              data=c.data)
+                                              data=c.data, batch_size=c.batch_size)
     if sampler == catalogue.DEFAULT and plan is None:
         m["grid"] = "its own"
     return ModelSampleResult(c, x, m, data, profile, ref, plan)

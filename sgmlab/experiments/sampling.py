@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from .. import catalogue, metrics, scores
+from ..defaults import run_in_chunks_
 from .. import processes as P
 from ..samplers.base import Callback
 from ..targets import BUILTIN, Gaussian, GaussianMixture, Target, builtin
@@ -34,6 +35,13 @@ class SampleConfig:
     n: int = 10_000
     seed: int = 0
     process: str = "ou"
+    batch_size: int | None = None  # rows per chunk (sgmlab.defaults.chunk_rows); None: about 2^22 numbers
+
+    def chunks(self, d: int) -> int:
+        """How many chunks the run takes in d dimensions."""
+        from ..defaults import chunk_rows
+
+        return -(-self.n // chunk_rows(d, self.batch_size))
 
     def __post_init__(self) -> None:
         for name, table in (("target", BUILTIN), ("grid", GRIDS), ("process", PROCESSES)):
@@ -49,6 +57,7 @@ class SampleConfig:
             raise ValueError(f"n must be an integer >= 2; got {self.n!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"seed must be an integer; got {self.seed!r}")
+        self.chunks(1)  # batch_size checked
 
     def build(self) -> tuple[Target, P.Process, torch.Tensor]:
         """The target, process and grid this config names (raises ValueError on bad values)."""
@@ -154,7 +163,8 @@ def run_sampling(config: SampleConfig, *, callback: Callback | None = None, metr
     score = TimedScore(scores.exact(target, process))
     x0 = process.prior_sample(config.n, target.dim, generator=g)
     t0 = time.perf_counter()
-    x = sampler(score, x0, grid, process=process, generator=g, callback=callback)
+    x = run_in_chunks_(sampler, score, x0, grid, process=process, generator=g, batch_size=config.batch_size,
+                       callback=callback)
     wall = time.perf_counter() - t0
     end = float(grid[-1])
     reference = target if end == 0 else process.marginal(target, end)
