@@ -79,7 +79,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
                           sampler=args.sampler or "exponential_integrator", grid=args.grid or "uniform",
                           steps=args.steps, T=5.0 if args.T is None else args.T,
                           delta=1e-3 if args.delta is None else args.delta, n=args.n, seed=args.seed,
-                          process=args.process or "ou", batch_size=args.batch_size)
+                          process=args.process or "ou", batch_size=args.batch_size, dtype=args.dtype or "float64")
     _sample(config, args, "sample")
 
 
@@ -91,7 +91,8 @@ def _sample_model(args: argparse.Namespace) -> None:
         raise ValueError(f"{', '.join(given)} describe an exact-score run; a model brings its own target and process "
                          "(drop them, or drop --model)")
     config = ModelSampleConfig(str(args.model), sampler=args.sampler, grid=args.grid, steps=args.steps, T=args.T,
-                               delta=args.delta, n=args.n, seed=args.seed, data=args.data, batch_size=args.batch_size)
+                               delta=args.delta, n=args.n, seed=args.seed, data=args.data, batch_size=args.batch_size,
+                               dtype=args.dtype or "float32")
     out = _out(args, "sample", Path(args.model).name)
     callback, close = _bar(args.steps, not args.no_progress, args.sampler or "sampling")
     try:
@@ -401,6 +402,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rows the sampler runs on at a time, which bounds its working memory (default: about 2^22 "
                         "numbers a chunk, 32 MiB in float64); deterministic samplers give the same output for any "
                         "value, stochastic ones the same output for the same value")
+    p.add_argument("--dtype", choices=["float64", "float32"], default=None,
+                   help="the sampler's state: float64 (default for exact scores) or float32 (default for trained "
+                        "models, whose networks are float32; half the memory); grids and coefficients stay float64. "
+                        "benchmarks/float32.md: what float32 costs against float64 on exact laws")
     _common(p, steps=100, n=10_000)
     p.set_defaults(func=cmd_sample)
 

@@ -239,7 +239,7 @@ def test_a_trained_model_samples_in_data_units(process, gen):
     data = 3.0 + 2.0 * sg.targets.mixture2d().sample(2000, generator=gen)
     res = train(data, TrainConfig(steps=60, hidden=32, depth=2, process=process, T=0.99 if process != "ou" else 5.0))
     x = res.sample(500, nfe=10, generator=torch.Generator().manual_seed(5))
-    assert x.shape == (500, 2) and torch.isfinite(x).all()
+    assert x.shape == (500, 2) and torch.isfinite(x).all() and x.dtype == torch.float32  # the network's precision
     # the recipe by hand: sg.sample on the model's score with the default plan inside the trained range
     vp = process != "ou"
     proc = sg.processes.VP(sg.processes.LinearBeta()) if vp else sg.processes.OU()
@@ -248,6 +248,9 @@ def test_a_trained_model_samples_in_data_units(process, gen):
     if vp:
         plan = plan._replace(grid=torch.cat([proc.time_from_ou(plan.grid[:-1]).double(), plan.grid[-1:]]))
     z = sg.sample(res.model.score_fn(), 500, 2, nfe=10, plan=plan, process=proc,
-                  generator=torch.Generator().manual_seed(5))
-    assert torch.allclose(x, res.standardizer.inverse(z))
+                  generator=torch.Generator().manual_seed(5), dtype=torch.float32)
+    assert torch.equal(x, res.standardizer.inverse(z))
+    z64 = sg.sample(res.model.score_fn(), 500, 2, nfe=10, plan=plan, process=proc,
+                    generator=torch.Generator().manual_seed(5))
+    assert z64.dtype == torch.float64
     assert float(x.mean()) > 1.0  # data units (the data's mean is about 3), not standardized ones

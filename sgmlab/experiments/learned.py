@@ -16,7 +16,7 @@ from ..targets import GaussianMixture
 from .. import catalogue
 from ..defaults import run_in_chunks_
 from .results import Result
-from .sampling import GRIDS, metric_lines
+from .sampling import DTYPES, GRIDS, metric_lines
 
 # samplers for models trained with process "cld" (hybrid score matching), by their short names too
 CLD_SAMPLERS = {n[len("cld_"):]: e.sampler for n, e in catalogue.SAMPLERS.items() if e.family == "cld"}
@@ -96,7 +96,8 @@ def _data_spec(folder: str | Path, data: str | None) -> tuple[DataSpec | None, s
 def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator", grid: str = "uniform",
                  steps: int = 200, T: float | None = None, delta: float | None = None, n: int = 10_000,
                  seed: int = 0, callback: Any = None, plan: Any = None, data: str | None = None,
-                 batch_size: int | None = None) -> tuple[torch.Tensor, dict[str, Any], Any]:
+                 batch_size: int | None = None, dtype: torch.dtype = torch.float32
+                 ) -> tuple[torch.Tensor, dict[str, Any], Any]:
     """Samples (in data units) from a trained model and what can be measured about them.
 
     With ``plan`` (a :class:`sgmlab.TunedPlan`, as ``sgmlab tune --model`` saves) its sampler and
@@ -137,12 +138,13 @@ def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator",
     g = torch.Generator().manual_seed(seed)
     score = res.model.score_fn()
     dim = res.standardizer.mean.shape[0]
-    x = run_in_chunks_(run, score, process.prior_sample(n, dim, generator=g), g_times, process=process, generator=g,
+    x = run_in_chunks_(run, score, process.prior_sample(n, dim, generator=g, dtype=dtype), g_times, process=process, generator=g,
                        callback=callback, batch_size=batch_size)
     x = res.standardizer.inverse(CLD.positions(x) if is_cld else x)
     S.base.check_output(x, "the samples in data units (the model's standardization undone)")
     out: dict[str, Any] = {"model": str(folder), "process": res.config.process, "sampler": sampler, "grid": grid,
-                           "steps": steps, "T": T, "delta": delta, "n": n, "seed": seed}
+                           "steps": steps, "T": T, "delta": delta, "n": n, "seed": seed,
+                           "dtype": str(dtype).replace("torch.", "")}
     if plan is not None:
         out.update(sampler=plan.as_dict()["sampler"], grid="tuned plan", plan=plan.as_dict())
     lo, hi = res.config.delta, res.config.T
@@ -216,8 +218,11 @@ class ModelSampleConfig:
     seed: int = 0
     data: str | None = None
     batch_size: int | None = None  # rows per chunk (sgmlab.defaults.chunk_rows)
+    dtype: str = "float32"  # of the sampler's state (the network is float32)
 
     def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {list(DTYPES)}; got {self.dtype!r}")
         if self.sampler == catalogue.DEFAULT:
             given = [f"--{k}" for k in ("grid", "T", "delta") if getattr(self, k) is not None]
             if given:
@@ -270,7 +275,7 @@ class ModelSampleResult(Result):
                                                           "the exact density of the law it targets")
         else:
             fig = samples_vs_data(x, None if self.data is None else self.data.x, f"{name}, {steps} steps, learned score")
-        out = {"config.json": {k: self.metrics[k] for k in ("model", "sampler", "grid", "steps", "T", "delta", "n",
+        out = {"config.json": {k: self.metrics[k] for k in ("model", "sampler", "grid", "steps", "T", "delta", "n", "dtype",
                                                             "seed")},
                "metrics.json": self.metrics, "samples.npy": x, "samples.png": fig}
         if self.profile is not None:
@@ -299,7 +304,7 @@ def run_model_sampling(config: ModelSampleConfig, *, callback: Any = None) -> Mo
         sampler = "exponential_integrator"  # a CLD model: CLD's exponential integrator
     x, m, (data, profile, ref) = sample_model(c.model, sampler=sampler, grid=c.grid or "uniform", steps=c.steps,
                                               T=c.T, delta=c.delta, n=c.n, seed=c.seed, callback=callback, plan=plan,
-                                              data=c.data, batch_size=c.batch_size)
+                                              data=c.data, batch_size=c.batch_size, dtype=DTYPES[c.dtype])
     if sampler == catalogue.DEFAULT and plan is None:
         m["grid"] = "its own"
     return ModelSampleResult(c, x, m, data, profile, ref, plan)

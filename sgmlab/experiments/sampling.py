@@ -19,6 +19,7 @@ from .results import Result
 SAMPLERS: dict[str, Any] = {n: e.sampler for n, e in catalogue.SAMPLERS.items() if e.family == "ou"}
 GRIDS = catalogue.GRIDS
 PROCESSES: dict[str, P.Process] = catalogue.PROCESSES
+DTYPES = {"float64": torch.float64, "float32": torch.float32}  # of a sampler's state
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class SampleConfig:
     seed: int = 0
     process: str = "ou"
     batch_size: int | None = None  # rows per chunk (sgmlab.defaults.chunk_rows); None: about 2^22 numbers
+    dtype: str = "float64"  # of the sampler's state: float64 or float32
 
     def chunks(self, d: int) -> int:
         """How many chunks the run takes in d dimensions."""
@@ -58,6 +60,8 @@ class SampleConfig:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             raise ValueError(f"seed must be an integer; got {self.seed!r}")
         self.chunks(1)  # batch_size checked
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {list(DTYPES)}; got {self.dtype!r}")
 
     def build(self) -> tuple[Target, P.Process, torch.Tensor]:
         """The target, process and grid this config names (raises ValueError on bad values)."""
@@ -161,7 +165,7 @@ def run_sampling(config: SampleConfig, *, callback: Callback | None = None, metr
         entry = catalogue.sampler(config.sampler)
         sampler, route = entry.sampler, entry.exact_law
     score = TimedScore(scores.exact(target, process))
-    x0 = process.prior_sample(config.n, target.dim, generator=g)
+    x0 = process.prior_sample(config.n, target.dim, generator=g, dtype=DTYPES[config.dtype])
     t0 = time.perf_counter()
     x = run_in_chunks_(sampler, score, x0, grid, process=process, generator=g, batch_size=config.batch_size,
                        callback=callback)
@@ -183,6 +187,9 @@ def run_sampling(config: SampleConfig, *, callback: Callback | None = None, metr
             "kl_output_to_q": metrics.gaussian_kl(law, target),
             "w2_q_delta_to_q": metrics.gaussian_w2(reference, target),
         }
+        if config.dtype != "float64":
+            out["exact"]["arithmetic"] = ("float64: the output law of the algorithm; this run's float32 rounding is "
+                                          "not in it (benchmarks/float32.md measures that)")
     sample_metrics = []
     if isinstance(target, GaussianMixture):
         sample_metrics.append(metrics.mode_tv(x, target, generator=g))

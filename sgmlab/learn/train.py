@@ -108,10 +108,12 @@ class TrainResult:
     config: TrainConfig
     history: list[dict[str, float]] = field(default_factory=list)
 
-    def sample(self, n: int, *, nfe: int = 20, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(self, n: int, *, nfe: int = 20, generator: torch.Generator | None = None,
+               dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """n samples in data units with ``sg.sample``'s default plan for ``nfe`` score evaluations,
         its times clamped into the range the model was trained on, [delta, T] (OU and VP models).
-        The model's score works in standardized units; the samples are mapped back."""
+        The model's score works in standardized units; the samples are mapped back. The state is
+        float32 by default, as the network is."""
         from ..defaults import sample
 
         if self.config.process == "cld":
@@ -119,7 +121,7 @@ class TrainResult:
         process = vp_family(self.config.process)
         plan = model_default_plan(process, self.config.delta, self.config.T, nfe)
         x = sample(self.model.score_fn(), n, self.standardizer.mean.shape[0], nfe=nfe, process=process,
-                   plan=plan, generator=generator)
+                   plan=plan, generator=generator, dtype=dtype)
         return self.standardizer.inverse(x)
 
 
