@@ -22,6 +22,7 @@ from typing import Any, Protocol, Union
 import torch
 
 from . import _checks
+from ._random import standard_normal_
 from .targets.base import LOG_2PI, Target
 
 Time = Union[float, torch.Tensor]
@@ -245,7 +246,7 @@ class Process(ABC):
         d = _checks.positive_int("d", d)
         device = _checks.device(device)
         _checks.generator_for(generator, device)
-        return torch.randn(n, d, generator=generator, dtype=dtype, device=device)
+        return standard_normal_(torch.empty(n, d, dtype=dtype, device=device), generator)
 
     def prior_log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """log N(x; 0, I_d) for x of shape (n, d)."""
@@ -446,7 +447,7 @@ class CLD:
         d = _checks.positive_int("d", d)
         device = _checks.device(device)
         _checks.generator_for(generator, device)
-        z = torch.randn(n, 2 * d, generator=generator, dtype=dtype, device=device)
+        z = standard_normal_(torch.empty(n, 2 * d, dtype=dtype, device=device), generator)
         z[:, d:] *= math.sqrt(self.mass)
         return z
 

@@ -48,15 +48,19 @@ def test_the_certificate_bounds_the_exact_w2_at_its_level():
 
 
 def test_the_chain_to_the_target_adds_labelled_terms():
+    """The chain's terms are labelled and add up; it bounds the exact W2 to the target at its level
+    (0.95, through its first term): over 5 seeds, 3 or more misses have probability 1e-3."""
     q = sg.targets.Gaussian([0.0, 1.0], [[1.0, 0.0], [0.0, 0.01]])
-    tp = _tune(q, 10, target=q)
-    c = tp.certificate
-    assert [t[0] for t in c.terms][0] == "W2(plan, reference)"
-    assert c.w2_to_target == pytest.approx(sum(t[1] for t in c.terms))
-    assert all(("rigorous" in how) or ("estimated" in how) or ("statistical" in how) for _, _, how in c.terms)
-    exact_w2 = sg.metrics.gaussian_w2(deterministic_output_law(tp.sampler, q, tp.grid), q)
-    assert exact_w2 <= c.w2_to_target
-    assert "W2(plan, target)" in tp.describe()
+    misses = 0
+    for seed in range(5):
+        tp = _tune(q, 10, seed=seed, target=q)
+        c = tp.certificate
+        assert [t[0] for t in c.terms][0] == "W2(plan, reference)"
+        assert c.w2_to_target == pytest.approx(sum(t[1] for t in c.terms))
+        assert all(("rigorous" in how) or ("estimated" in how) or ("statistical" in how) for _, _, how in c.terms)
+        misses += sg.metrics.gaussian_w2(deterministic_output_law(tp.sampler, q, tp.grid), q) > c.w2_to_target
+        assert "W2(plan, target)" in tp.describe()
+    assert misses <= 2
 
 
 def test_the_tuned_plan_is_never_worse_than_the_default_on_its_own_objective():

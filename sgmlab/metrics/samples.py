@@ -77,11 +77,17 @@ def w2_samples(x: torch.Tensor, y: torch.Tensor) -> float:
     import numpy as np
     import ot
 
+    x, y = _float64(x, y)
     a = np.full(x.shape[0], 1.0 / x.shape[0])
     b = np.full(y.shape[0], 1.0 / y.shape[0])
     s = _scale(x, y)  # W2 is homogeneous: computed on x / s, y / s so no squared distance overflows
     M = torch.cdist(x / s, y / s).square().cpu().numpy()
     return s * math.sqrt(max(float(ot.emd2(a, b, M, numItermax=10_000_000)), 0.0))
+
+
+def _float64(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two sample sets compared in float64 (float32 samples from a float32 state meet float64 data)."""
+    return x.to(torch.float64), y.to(torch.float64)
 
 
 def _scale(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -101,6 +107,7 @@ def sliced_w2_samples(x: torch.Tensor, y: torch.Tensor, projections: int = 256, 
                       generator: torch.Generator | None = None) -> float:
     r"""Sliced W2: :math:`\bigl(E_\theta W_2^2(\theta^\top x, \theta^\top y)\bigr)^{1/2}` over
     ``projections`` random unit directions; 1-D W2 by matching quantiles."""
+    x, y = _float64(x, y)
     theta = torch.randn(x.shape[1], projections, generator=generator, dtype=x.dtype, device=x.device)
     theta = theta / theta.norm(dim=0, keepdim=True)
     s = _scale(x, y)
@@ -136,6 +143,7 @@ def _kernel_sum(x: torch.Tensor, y: torch.Tensor, bw: float, block: int = 2048) 
 def mmd_samples(x: torch.Tensor, y: torch.Tensor, bandwidth: float) -> float:
     r"""Unbiased estimate of :math:`\mathrm{MMD}^2` with the Gaussian kernel
     :math:`k(x, y) = \exp(-|x - y|^2 / (2\ell^2))` (may be slightly negative)."""
+    x, y = _float64(x, y)
     n, m = x.shape[0], y.shape[0]
     kxx = (_kernel_sum(x, x, bandwidth) - n) / (n * (n - 1))
     kyy = (_kernel_sum(y, y, bandwidth) - m) / (m * (m - 1))

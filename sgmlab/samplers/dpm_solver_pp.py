@@ -77,17 +77,23 @@ class DPMSolverPP:
         process, g = check_run(score, x_init, grid, process, generator, allow_zero_end=True)
         alpha, sigma, lam = data_prediction_schedule(process, g)
         score, steps = checked(score), g.shape[0] - 1
-        hist: list[torch.Tensor] = []  # data predictions, newest last
+        # alpha_j times the data predictions, x_j + sigma_j^2 s_j (the 1/alpha_j goes into the weights: one pass
+        # less), newest last, with their grid index; the buffer of one that drops out is reused
+        hist: list[tuple[int, torch.Tensor]] = []
+        spare: list[torch.Tensor] = []
 
         def step(i: int, t: float, tn: float, x: torch.Tensor) -> torch.Tensor:
-            hist.append(torch.add(x, score(x, t), alpha=sigma[i] ** 2).div_(alpha[i]))
-            del hist[:-3]
+            m = torch.add(x, score(x, t), alpha=sigma[i] ** 2, out=spare.pop() if spare else None)
+            hist.append((i, m))
+            if len(hist) > 3:
+                spare.append(hist.pop(0)[1])
             if sigma[i + 1] == 0:  # final denoising step (the grid's last)
-                return alpha[i + 1] * hist[-1]
+                return m.mul(alpha[i + 1] / alpha[i])
             k = min(self.order, len(hist), steps - i if self.lower_order_final else self.order)
-            x = torch.mul(x, sigma[i + 1] / sigma[i])  # a new tensor (x_init is not written)
-            for c, m in zip(step_weights(k, lam[i - k + 1:i + 2], alpha[i + 1]), reversed(hist)):
-                x.add_(m, alpha=c)
+            r = sigma[i + 1] / sigma[i]
+            x = x.mul(r) if i == 0 else x.mul_(r)  # x_init is never written
+            for c, (j, m) in zip(step_weights(k, lam[i - k + 1:i + 2], alpha[i + 1]), reversed(hist)):
+                x.add_(m, alpha=c / alpha[j])
             return x
 
         return run_loop(self, x_init, g, step, callback)

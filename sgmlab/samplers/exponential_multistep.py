@@ -10,7 +10,7 @@ import torch
 
 from ..processes import Process
 from ..scores import ScoreFn
-from .base import Callback, check_run, checked, run_loop, standard_normal_
+from .base import Callback, add_noise_, check_run, checked, run_loop
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class ExponentialMultistepSDE:
                  generator: torch.Generator | None = None, callback: Callback | None = None) -> torch.Tensor:
         process, g = check_run(score, x_init, grid, process, generator)
         tau = process.ou_time(g).tolist()
-        score, noise = checked(score), torch.empty_like(x_init)
+        score = checked(score)
         hist: list[tuple[float, torch.Tensor]] = []  # (reverse time, score), newest last
 
         def step(i: int, t: float, tn: float, x: torch.Tensor) -> torch.Tensor:
@@ -70,7 +70,7 @@ class ExponentialMultistepSDE:
             x = torch.mul(x, math.exp(h))  # a new tensor (x_init and the history are not written)
             for wj, (_, sj) in zip(self.weights([r for r, _ in hist], h), hist):
                 x.add_(sj, alpha=2 * wj)
-            return x.add_(standard_normal_(noise, generator), alpha=math.sqrt(math.expm1(2 * h)))
+            return add_noise_(x, math.sqrt(math.expm1(2 * h)), generator)
 
         return run_loop(self, x_init, g, step, callback)
 

@@ -1,0 +1,45 @@
+"""Gaussian noise for the samplers and the prior: float64 draws with exact tails, cheaper than inverting
+every draw."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+TAIL = 3.0  # standard_normal_: beyond |z| = TAIL, float64 draws come from exact inversion
+_TAIL_MASS = 0.5 * math.erfc(TAIL / math.sqrt(2.0))  # P(Z > TAIL)
+
+
+def standard_normal_(out: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Fill ``out`` with independent N(0, 1) draws, in place.
+
+    float64: a composition with exact tails. torch's float32 ``normal_`` (Box-Muller on 24-bit
+    uniforms) gives the body; every draw beyond ``TAIL`` = 3 (0.27% of them) is replaced by an
+    exact draw of the tail, sign kept, by float64 inversion: ``|z| = -ndtri(U P(Z > 3))`` with U
+    uniform on 53 bits, so tails reach beyond 8 standard deviations with their exact law, where
+    float32 Box-Muller alone stops at 5.8. About 4x faster than float64 inversion of every draw
+    on CPU (``benchmarks/bench_core.py``); the body's density is checked against N(0, 1) on 1e8
+    draws in ``tests/test_samplers.py``. Other dtypes use ``normal_``.
+    """
+    if out.dtype != torch.float64:
+        return out.normal_(generator=generator)
+    return add_noise_(out.zero_(), 1.0, generator)
+
+
+def add_noise_(x: torch.Tensor, std: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """``x += std * z`` in place, z independent N(0, 1) draws: for float64 those of
+    :func:`standard_normal_` (the same draws from the same generator state, the same sums bitwise),
+    without materialising z in float64, which saves two passes over the state."""
+    if x.dtype != torch.float64:
+        return x.add_(torch.empty_like(x).normal_(generator=generator), alpha=std)
+    z = torch.empty(x.shape, dtype=torch.float32, device=x.device).normal_(generator=generator).view(-1)
+    flat = x.view(-1)
+    far = (z.abs() > TAIL).nonzero().squeeze(1)
+    before = flat[far]  # a copy (0.27% of the entries)
+    flat.add_(z, alpha=std)
+    if far.numel():
+        u = torch.empty(far.shape, dtype=torch.float64, device=x.device).uniform_(generator=generator)
+        tail = torch.special.ndtri(u.clamp_(min=2.0**-53).mul_(_TAIL_MASS)).neg_().copysign_(z[far].double())
+        flat[far] = before.add_(tail, alpha=std)
+    return x
