@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from pathlib import Path
 
 import torch
 
@@ -23,6 +24,7 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=8)
     ap.add_argument("--nfe", type=int, default=50)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--write", action="store_true", help="write benchmarks/overhead.md")
     args = ap.parse_args()
     q = sg.targets.mixture(args.d, args.k)
     score = sg.scores.exact(q)
@@ -51,6 +53,13 @@ def main() -> None:
     print(f"n={args.n}, d={args.d}, K={args.k} full-covariance mixture, {args.nfe} score evaluations; "
           f"median of {args.repeats}")
     base = None
+    lines = ["# Time outside the score", "",
+             f"Regenerate: `OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_samplers.py --repeats {args.repeats}` "
+             f"(one thread, nothing else running). n = {args.n}, d = {args.d}, a {args.k}-component full-covariance "
+             f"mixture with its exact score, {args.nfe} score evaluations, float64. Overhead: wall time minus the time "
+             "inside the score, over the time inside the score (median of the repeats; the same run for every row).",
+             "Goals (issue 21): at most 5% for the default, at most 15% for the stochastic samplers.", "",
+             "| sampler | seconds | overhead / score | time / sgmlab default |", "|---|---|---|---|"]
     for name, fn in runs.items():
         walls, ratios = [], []
         for _ in range(args.repeats):
@@ -63,7 +72,11 @@ def main() -> None:
         w = statistics.median(walls)
         base = base or w
         print(f"  {name:32s} {w:7.2f} s  overhead/score {100 * statistics.median(ratios):6.1f}%  "
-              f"time / sgmlab default {w / base:5.2f}")
+              f"time / sgmlab default {w / base:5.2f}", flush=True)
+        lines.append(f"| {name} | {w:.2f} | {100 * statistics.median(ratios):.1f}% | {w / base:.2f} |")
+    if args.write:
+        (Path(__file__).parent / "overhead.md").write_text("\n".join(lines) + "\n")
+        print("wrote benchmarks/overhead.md")
 
 
 if __name__ == "__main__":
