@@ -50,14 +50,22 @@ def _finish(result: Result, out: Path | None) -> Result:
 
 
 def _sample(config: SampleConfig, args: argparse.Namespace, kind: str) -> None:
+    from . import distributed
+
+    rank, ranks = distributed.init()  # under torchrun: each rank samples its shard, rank 0 measures and writes
     target, _, grid = config.build()  # every value checked before the folder is made
-    out = _out(args, kind, config.target)
-    callback, close = _bar((grid.shape[0] - 1) * config.chunks(target.dim), not args.no_progress, config.sampler)
+    out = distributed.on_rank_zero(lambda: _out(args, kind, config.target))
+    from .defaults import chunk_rows
+
+    mine = distributed.shard_sizes(config.n, ranks)[rank]
+    steps = (grid.shape[0] - 1) * -(-mine // chunk_rows(target.dim, config.batch_size))
+    callback, close = _bar(steps, not args.no_progress and rank == 0, config.sampler)
     try:
         res = run_sampling(config, callback=callback)
     finally:
         close()
-    _finish(res, out)
+    if res is not None:
+        _finish(res, out)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -90,16 +98,20 @@ def _sample_model(args: argparse.Namespace) -> None:
     if given:
         raise ValueError(f"{', '.join(given)} describe an exact-score run; a model brings its own target and process "
                          "(drop them, or drop --model)")
+    from . import distributed
+
+    rank, _ = distributed.init()  # under torchrun: each rank samples its shard, rank 0 measures and writes
     config = ModelSampleConfig(str(args.model), sampler=args.sampler, grid=args.grid, steps=args.steps, T=args.T,
                                delta=args.delta, n=args.n, seed=args.seed, data=args.data, batch_size=args.batch_size,
                                dtype=args.dtype or "float32")
-    out = _out(args, "sample", Path(args.model).name)
-    callback, close = _bar(args.steps, not args.no_progress, args.sampler or "sampling")
+    out = distributed.on_rank_zero(lambda: _out(args, "sample", Path(args.model).name))
+    callback, close = _bar(args.steps, not args.no_progress and rank == 0, args.sampler or "sampling")
     try:
         res = run_model_sampling(config, callback=callback)
     finally:
         close()
-    _finish(res, out)
+    if res is not None:
+        _finish(res, out)
 
 
 def cmd_plan(args: argparse.Namespace) -> None:
@@ -581,8 +593,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BaseException:
         _io.remove_empty_created()
         raise
+    finally:
+        _leave_process_group()
     _io.CREATED.clear()
     return 0
+
+
+def _leave_process_group() -> None:
+    """Under torchrun: wait for every rank (rank 0 measures and writes after the others are done
+    sampling), then leave the group, so that no rank exits while a collective is pending."""
+    import torch
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        try:
+            torch.distributed.barrier()
+        finally:
+            torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":

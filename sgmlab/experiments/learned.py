@@ -13,7 +13,7 @@ from ..learn import evaluate, load_data, load_model, score_error, standardized_t
 from .. import samplers as S
 from ..processes import CLD, OU
 from ..targets import GaussianMixture
-from .. import catalogue
+from .. import catalogue, distributed
 from ..defaults import run_in_chunks_
 from .results import Result
 from .sampling import DTYPES, GRIDS, metric_lines
@@ -135,11 +135,18 @@ def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator",
         run, g_times = dp.sampler, dp.grid
     else:
         run, g_times = entry.sampler, GRIDS[grid](T, delta, steps // entry.evaluations)
-    g = torch.Generator().manual_seed(seed)
+    rank, ranks = distributed.world()  # under torchrun: shards seeded seed + rank, gathered on rank 0
+    sizes = distributed.shard_sizes(n, ranks)
+    if min(sizes) < 1:
+        raise ValueError(f"n={n} samples cannot be shared among {ranks} processes")
+    g = torch.Generator().manual_seed(seed + rank)
     score = res.model.score_fn()
     dim = res.standardizer.mean.shape[0]
-    x = run_in_chunks_(run, score, process.prior_sample(n, dim, generator=g, dtype=dtype), g_times, process=process, generator=g,
-                       callback=callback, batch_size=batch_size)
+    x = run_in_chunks_(run, score, process.prior_sample(sizes[rank], dim, generator=g, dtype=dtype), g_times,
+                       process=process, generator=g, callback=callback, batch_size=batch_size)
+    x = distributed.gather_rows(x, sizes)
+    if x is None:
+        return None, {}, (None, None, None)
     x = res.standardizer.inverse(CLD.positions(x) if is_cld else x)
     S.base.check_output(x, "the samples in data units (the model's standardization undone)")
     out: dict[str, Any] = {"model": str(folder), "process": res.config.process, "sampler": sampler, "grid": grid,
@@ -284,7 +291,7 @@ class ModelSampleResult(Result):
         return out
 
 
-def run_model_sampling(config: ModelSampleConfig, *, callback: Any = None) -> ModelSampleResult:
+def run_model_sampling(config: ModelSampleConfig, *, callback: Any = None) -> ModelSampleResult | None:
     """Sample the model of ``config`` (:class:`ModelSampleConfig` says which sampler and plan) and
     measure what can be measured (:func:`sample_model`)."""
     from ..tuning import TunedPlan
@@ -305,6 +312,8 @@ def run_model_sampling(config: ModelSampleConfig, *, callback: Any = None) -> Mo
     x, m, (data, profile, ref) = sample_model(c.model, sampler=sampler, grid=c.grid or "uniform", steps=c.steps,
                                               T=c.T, delta=c.delta, n=c.n, seed=c.seed, callback=callback, plan=plan,
                                               data=c.data, batch_size=c.batch_size, dtype=DTYPES[c.dtype])
+    if x is None:  # not rank 0 under torchrun
+        return None
     if sampler == catalogue.DEFAULT and plan is None:
         m["grid"] = "its own"
     return ModelSampleResult(c, x, m, data, profile, ref, plan)

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from .. import catalogue, metrics, scores
+from .. import catalogue, distributed, metrics, scores
 from ..defaults import run_in_chunks_
 from .. import processes as P
 from ..samplers.base import Callback
@@ -147,16 +147,24 @@ class TimedScore:
         return out
 
 
-def run_sampling(config: SampleConfig, *, callback: Callback | None = None, metrics_n: int = 2000) -> SampleResult:
+def run_sampling(config: SampleConfig, *, callback: Callback | None = None,
+                 metrics_n: int = 2000) -> SampleResult | None:
     """Run the configured sampler from the prior and measure its output against q_delta.
 
     Metrics: for a Gaussian target, the exact output law (KL both ways, W2, TV bounds, against
     q_delta and against q); for a mixture, the mode-weight TV; in 1-D and 2-D the binned TV by
     quadrature; always sliced W2 and MMD, and exact W2 on ``metrics_n`` points. Each sample metric
     comes with its noise floor.
+
+    Under torchrun each rank samples its shard with seed ``seed + rank`` (:mod:`sgmlab.distributed`);
+    rank 0 gathers the samples, measures them and returns the result, the other ranks None.
     """
     target, process, grid = config.build()
-    g = torch.Generator().manual_seed(config.seed)
+    rank, ranks = distributed.world()
+    sizes = distributed.shard_sizes(config.n, ranks)
+    if min(sizes) < 1:
+        raise ValueError(f"n={config.n} samples cannot be shared among {ranks} processes")
+    g = torch.Generator().manual_seed(config.seed + rank)
     if config.sampler == catalogue.DEFAULT:
         from ..defaults import default_plan
 
@@ -165,11 +173,14 @@ def run_sampling(config: SampleConfig, *, callback: Callback | None = None, metr
         entry = catalogue.sampler(config.sampler)
         sampler, route = entry.sampler, entry.exact_law
     score = TimedScore(scores.exact(target, process))
-    x0 = process.prior_sample(config.n, target.dim, generator=g, dtype=DTYPES[config.dtype])
+    x0 = process.prior_sample(sizes[rank], target.dim, generator=g, dtype=DTYPES[config.dtype])
     t0 = time.perf_counter()
     x = run_in_chunks_(sampler, score, x0, grid, process=process, generator=g, batch_size=config.batch_size,
                        callback=callback)
     wall = time.perf_counter() - t0
+    x = distributed.gather_rows(x, sizes)
+    if x is None:
+        return None
     end = float(grid[-1])
     reference = target if end == 0 else process.marginal(target, end)
     out: dict[str, Any] = {
@@ -177,6 +188,9 @@ def run_sampling(config: SampleConfig, *, callback: Callback | None = None, metr
                       f"q_delta: the target noised to forward time delta={end:g}"),
         "score_evaluations": score.calls, "wall_seconds": wall, "score_seconds": score.seconds,
     }
+    if ranks > 1:
+        out["ranks"] = {"processes": ranks, "rows": sizes, "seeds": [config.seed + r for r in range(ranks)],
+                        "timings": "rank 0's"}
     if isinstance(target, Gaussian) and route in ("affine", "deterministic", "multistep"):
         law = catalogue.EXACT_LAWS[route](sampler, target, grid, process=process)
         out["exact"] = {

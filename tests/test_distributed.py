@@ -1,0 +1,79 @@
+"""Sampling under torchrun: shards seeded by rank, gathered on rank 0, equal to one process running
+the same shards; a refused folder stops every rank."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sgmlab.distributed import shard_sizes
+
+
+@settings(max_examples=50, deadline=None)
+@given(n=st.integers(1, 5000), parts=st.integers(1, 8), align=st.integers(1, 70))
+def test_shards_cover_the_rows_and_keep_whole_blocks(n, parts, align):
+    sizes = shard_sizes(n, parts, align=align)
+    assert len(sizes) == parts and sum(sizes) == n and min(sizes) >= 0
+    if align > 1:  # every shard boundary is a block boundary (align=1: no blocks, shares as equal as can be)
+        blocks = [b.shape[0] for b in torch.empty(n, 0).tensor_split(align)]
+        assert set(np.cumsum([0, *sizes]).tolist()) <= set(np.cumsum([0, *blocks]).tolist())
+    else:
+        assert max(sizes) - min(sizes) <= 1
+
+
+def _torchrun(*args, cwd):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+           f"--master_port={port}", "-m", "sgmlab.cli", "--", *args]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def _single(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "sgmlab.cli", *args], env={**os.environ, "OMP_NUM_THREADS": "1"},
+                          capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def test_two_gloo_processes_equal_one_process_running_the_same_shards(tmp_path):
+    common = ["--steps", "10", "--no-progress", "--sampler", "euler_maruyama"]
+    two = _torchrun("sample", "--n", "101", "--out", str(tmp_path / "two"), *common, cwd=tmp_path)
+    assert two.returncode == 0, two.stderr[-3000:]
+    assert two.stdout.count("wrote") == 1  # rank 0 alone reports and writes
+    for seed, n in ((0, 51), (1, 50)):  # rank r: seed + r, its share of the rows
+        one = _single("sample", "--n", str(n), "--seed", str(seed), "--out", str(tmp_path / f"one{seed}"), *common,
+                      cwd=tmp_path)
+        assert one.returncode == 0, one.stderr[-2000:]
+    merged = np.load(tmp_path / "two" / "samples.npy")
+    assert np.array_equal(merged, np.concatenate([np.load(tmp_path / f"one{s}" / "samples.npy") for s in (0, 1)]))
+    # a model too: trained once, sampled by two processes
+    model = tmp_path / "model"
+    trained = _single("train", "--data", "mixture2d", "--n", "500", "--steps", "20", "--hidden", "16",
+                      "--eval-every", "20", "--out", str(model), "--no-progress", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    two = _torchrun("sample", "--model", str(model), "--n", "40", "--out", str(tmp_path / "m2"), *common, cwd=tmp_path)
+    assert two.returncode == 0, two.stderr[-3000:]
+    parts = []
+    for seed in (0, 1):
+        one = _single("sample", "--model", str(model), "--n", "20", "--seed", str(seed),
+                      "--out", str(tmp_path / f"m1{seed}"), *common, cwd=tmp_path)
+        assert one.returncode == 0, one.stderr[-2000:]
+        parts.append(np.load(tmp_path / f"m1{seed}" / "samples.npy"))
+    assert np.array_equal(np.load(tmp_path / "m2" / "samples.npy"), np.concatenate(parts))
+
+
+def test_a_refused_folder_stops_every_rank(tmp_path):
+    (tmp_path / "taken").write_text("a file")
+    res = _torchrun("sample", "--n", "10", "--steps", "5", "--out", str(tmp_path / "taken"), "--no-progress",
+                    cwd=tmp_path)
+    # both ranks stop with the one-line message (torchrun then reports the failed children itself)
+    assert res.returncode != 0 and res.stderr.count("exists and is not a folder") == 2, res.stderr[-2000:]
+    assert "sgmlab/" not in res.stderr  # no traceback through sgmlab's code
