@@ -222,15 +222,19 @@ def cmd_bench(args: argparse.Namespace) -> None:
     config = bench.BenchConfig(targets=tuple(args.targets or bench.TARGETS), budgets=tuple(args.budgets),
                                n=common[0] if common else None, peers=peers, seed=args.seed, n_by_target=tuple(sizes),
                                peer_names=tuple(args.peers) if args.peers else None)
-    out = _bench_out(args)
+    from . import distributed
+
+    rank, _ = distributed.init()  # under torchrun: samples shard across ranks, rank 0 merges, reports and writes
+    out = distributed.on_rank_zero(lambda: _bench_out(args))  # every rank reads the checkpoints it holds
     try:
-        res = bench.run(config, progress=_say(args), checkpoint=out / "partial")
+        res = bench.run(config, progress=_say(args) if rank == 0 else None, checkpoint=out / "partial")
     except KeyboardInterrupt:
         kept = len(list((out / "partial").glob("*.pt")))
         print(f"sgmlab bench: interrupted; {kept} finished methods are kept in {out / 'partial'}; continue with the "
               "same command and --resume", file=sys.stderr)
         raise SystemExit(130) from None
-    _finish(res, out)
+    if rank == 0:
+        _finish(res, out)
 
 
 def _need_diffusers(alternative: str = "") -> None:

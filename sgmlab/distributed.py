@@ -32,14 +32,17 @@ def shard_sizes(n: int, parts: int, *, align: int = 1) -> list[int]:
     holds whole blocks of the ``align`` blocks ``torch.tensor_split`` makes of the n rows (so that
     per-block statistics, such as the exact MMD's jackknife groups, shard cleanly)."""
     if align > 1:
-        blocks = [b.shape[0] for b in torch.empty(n, 0).tensor_split(align)]
-        cuts = [len(c) for c in torch.empty(align, 0).tensor_split(parts)]
-        out, i = [], 0
-        for c in cuts:
-            out.append(sum(blocks[i:i + c]))
-            i += c
-        return out
+        return [sum(b) for b in shard_blocks([t.shape[0] for t in torch.empty(n, 0).tensor_split(align)], parts)]
     return [t.shape[0] for t in torch.empty(n, 0).tensor_split(parts)]
+
+
+def shard_blocks(blocks: list[int], parts: int) -> list[list[int]]:
+    """Consecutive runs of the block sizes ``blocks``, one run per shard, as equal in count as can be."""
+    out, i = [], 0
+    for c in (t.shape[0] for t in torch.empty(len(blocks), 0).tensor_split(parts)):
+        out.append(blocks[i:i + c])
+        i += c
+    return out
 
 
 def gather_rows(x: torch.Tensor, sizes: list[int]) -> torch.Tensor | None:
@@ -59,8 +62,9 @@ def gather_rows(x: torch.Tensor, sizes: list[int]) -> torch.Tensor | None:
 
 
 def on_rank_zero(fn: Callable[[], Any]) -> Any:
-    """Run ``fn`` on rank 0 and tell every rank whether it raised a ValueError (re-raised on every
-    rank with the same message, so that no rank waits on a collective that will not come)."""
+    """Run ``fn`` on rank 0 and give every rank its result (picklable), or the ValueError it raised,
+    re-raised on every rank with the same message, so that no rank waits on a collective that will
+    not come."""
     rank, size = world()
     if size == 1:
         return fn()
@@ -70,8 +74,8 @@ def on_rank_zero(fn: Callable[[], Any]) -> Any:
             result = fn()
         except ValueError as e:
             error = str(e)
-    box = [error]
+    box = [error, result]
     torch.distributed.broadcast_object_list(box, src=0)
     if box[0] is not None:
         raise ValueError(box[0])
-    return result
+    return box[1]

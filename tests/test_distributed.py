@@ -77,3 +77,37 @@ def test_a_refused_folder_stops_every_rank(tmp_path):
     # both ranks stop with the one-line message (torchrun then reports the failed children itself)
     assert res.returncode != 0 and res.stderr.count("exists and is not a folder") == 2, res.stderr[-2000:]
     assert "sgmlab/" not in res.stderr  # no traceback through sgmlab's code
+
+
+def test_the_bench_across_two_processes_merges_the_exact_mmd_exactly(tmp_path):
+    """Each rank samples whole jackknife groups from seed + rank and rank 0 merges the group sums:
+    the MMD estimates (value, standard error) equal one process's over the same shards stacked, and
+    the exact-law rows are those of one process."""
+    import csv
+
+    import sgmlab as sg
+    from sgmlab.distributed import shard_blocks
+    from sgmlab.experiments.bench import TARGETS, _methods
+    from sgmlab.metrics.samples import mmd_group_sizes
+
+    res = _torchrun("bench", "--targets", "gaussian10", "mixture2d", "--budgets", "6", "--n", "2000", "--no-peers",
+                    "--out", str(tmp_path / "b"), "--no-progress", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = list(csv.DictReader((tmp_path / "b" / "results.csv").open()))
+    q = TARGETS["mixture2d"]()
+    meter = sg.metrics.ExactMMD(q)
+    blocks = shard_blocks(mmd_group_sizes(2000, meter.groups), 2)
+    for mname, (sampler, grid, _) in _methods(6, False).items():
+        shards = []
+        for rank, b in enumerate(blocks):
+            g = torch.Generator().manual_seed(rank)
+            shards.append(sampler(sg.scores.exact(q), sg.processes.OU().prior_sample(sum(b), 2, generator=g), grid,
+                                  generator=g))
+        est = meter(torch.cat(shards))
+        row = next(r for r in rows if r["target"] == "mixture2d" and r["method"] == mname)
+        assert (float(row["value"]), float(row["se"])) == (est.value, est.se), mname
+    single = _single("bench", "--targets", "gaussian10", "--budgets", "6", "--no-peers", "--out", str(tmp_path / "s"),
+                     "--no-progress", cwd=tmp_path)
+    assert single.returncode == 0, single.stderr[-2000:]
+    one = {r["method"]: r["value"] for r in csv.DictReader((tmp_path / "s" / "results.csv").open())}
+    assert one == {r["method"]: r["value"] for r in rows if r["target"] == "gaussian10"}

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from .. import catalogue, grids, metrics, samplers
+from .. import catalogue, distributed, grids, metrics, samplers
 from ..catalogue import digits_target  # noqa: F401 (its old home)
 from .._io import _atomic
 from ..defaults import default_plan
@@ -182,28 +182,50 @@ def load_checkpoints(directory: str | Path, config: BenchConfig) -> dict[str, di
 def _run_method(q: Target, meter: metrics.ExactMMD | None, null_se: float, n: int, seed: int, nfe: int,
                 mname: str, method: tuple[Any, Any, bool]) -> tuple[dict[str, Any], metrics.MMDEstimate | None]:
     """One method (sampler, grid, deterministic) on one target and budget: its row's measured part
-    and, for the sample metric, its MMD estimate (for the coupled differences)."""
+    and, for the sample metric, its MMD estimate (for the coupled differences).
+
+    Under torchrun each rank samples a shard of whole jackknife groups from seed + rank; rank 0
+    merges the group sums (the exact MMD is a sum over samples) and, where a metric needs the
+    samples themselves, gathers them, and returns the row; other ranks return (None, None)."""
     sampler, grid, det = method
-    g = torch.Generator().manual_seed(seed)
+    rank, ranks = distributed.world()
+    g = torch.Generator().manual_seed(seed + rank)
     score = exact(q)
     timed = TimedScore(score)
     row: dict[str, Any] = {}
     est = None
     if isinstance(q, Gaussian) and (det or sampler is samplers.exponential_integrator):
+        if rank != 0:  # no sampling: rank 0 computes the law alone
+            return None, None
         t0 = time.perf_counter()
         law = (samplers.deterministic_output_law(sampler, q, grid) if det
                else samplers.exact_output_law(sampler, q, grid))
         row.update(metric="kl_exact", value=metrics.gaussian_kl(law, q), se=0.0, noise_floor=0.0)
         row.update(wall_seconds=time.perf_counter() - t0, score_seconds=float("nan"))
     else:
+        blocks = (distributed.shard_blocks(metrics.samples.mmd_group_sizes(n, meter.groups), ranks)
+                  if meter is not None else [[s] for s in distributed.shard_sizes(n, ranks)])
+        rows = [sum(b) for b in blocks]
+        if min(rows) < 1:
+            raise ValueError(f"{n} samples in {len(sum(blocks, []))} groups cannot be shared among {ranks} processes")
         t0 = time.perf_counter()
-        x = sampler(timed, OU().prior_sample(n, q.dim, generator=g), grid, generator=g)
+        x = sampler(timed, OU().prior_sample(rows[rank], q.dim, generator=g), grid, generator=g)
         wall = time.perf_counter() - t0
         if meter is None:
+            x = distributed.gather_rows(x, rows)
+            if x is None:
+                return None, None
             value, floor = _fit_kl(x, q), _fit_kl(q.sample(n, generator=g), q)
             row.update(metric="kl_gaussian_fit", value=value, se=0.0, noise_floor=floor)
         else:
-            est = meter(x)
+            sums, _ = meter.group_sums(x, blocks[rank])
+            sums = distributed.gather_rows(torch.view_as_real(sums), [len(b) for b in blocks])
+            if isinstance(q, Empirical):
+                x = distributed.gather_rows(x, rows)
+            if sums is None:
+                return None, None
+            est = meter.estimate(torch.view_as_complex(sums.contiguous()),
+                                 torch.tensor(sum(blocks, []), dtype=torch.float64))
             row.update(metric="mmd2_exact", value=est.value, se=est.se, noise_floor=Z_VERDICT * null_se)
             if isinstance(q, Empirical):
                 tv = metrics.atom_tv(x, q)
@@ -232,6 +254,7 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None
     same as those of one uninterrupted run, wall times apart.
     """
     rows = []
+    rank, _ = distributed.world()  # under torchrun: rank 0 builds the rows (the others return none)
     saved: dict[str, dict[str, Any]] = {}
     if checkpoint is not None:
         checkpoint = Path(checkpoint)
@@ -248,12 +271,16 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None
                 name = _checkpoint_file(tname, nfe, mname)
                 read_back = name in saved
                 if read_back:
+                    if rank != 0:
+                        continue
                     row, mmd = BenchRow(**saved[name]["row"]), saved[name]["mmd"]
                     est = None if mmd is None else metrics.MMDEstimate(*mmd)
                 else:
-                    if meter is not None and math.isnan(null_se):  # not needed when all is read back
+                    if meter is not None and math.isnan(null_se) and rank == 0:  # not needed when all is read back
                         null_se = meter(q.sample(n, generator=torch.Generator().manual_seed(config.seed + 1))).se
                     measured, est = _run_method(q, meter, null_se, n, config.seed, nfe, mname, method)
+                    if measured is None:  # not rank 0
+                        continue
                     row = BenchRow(target=tname, d=q.dim, nfe=nfe, method=mname, **measured)
                     if checkpoint is not None:
                         entry = {"config": config.as_dict(), "row": asdict(row),
@@ -265,6 +292,8 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None
                 if progress is not None:
                     progress(f"{tname}, {nfe} evaluations, {mname}: {row.metric} {row.value:.3g} "
                              + ("(read back)" if read_back else f"({row.wall_seconds:.0f} s)"))
+            if not block:
+                continue
             ours = next(r for r in block if r.method == "sgmlab")
             for r in block:
                 if r.method in estimates and "sgmlab" in estimates:

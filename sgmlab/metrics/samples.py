@@ -273,15 +273,25 @@ def mmd_frequencies(target: Target, *, features: int = 1024, bandwidths: tuple[f
     return z / ell.to(y.device)[:, None]
 
 
-def _mmd_group_sums(x: torch.Tensor, w: torch.Tensor, groups: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per group of consecutive rows, the sums of exp(i w.x_i), shape (groups, D), and the group sizes."""
+def mmd_group_sizes(n: int, groups: int) -> list[int]:
+    """The jackknife groups of n rows: ``groups`` (at least 2, at most n // 2) runs of consecutive
+    rows, as ``torch.tensor_split`` makes them."""
+    groups = max(2, min(groups, n // 2))
+    return [t.shape[0] for t in torch.empty(n, 0).tensor_split(groups)]
+
+
+def _mmd_group_sums(x: torch.Tensor, w: torch.Tensor, groups: int | list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per group of consecutive rows (``groups``: a count, or the sizes), the sums of exp(i w.x_i),
+    shape (groups, D), and the group sizes."""
     D = w.shape[0]
-    groups = max(2, min(groups, x.shape[0] // 2))
+    split = mmd_group_sizes(x.shape[0], groups) if isinstance(groups, int) else list(groups)
+    if sum(split) != x.shape[0]:
+        raise ValueError(f"group sizes {split} do not add up to the {x.shape[0]} rows")
     rows = max(1, CHUNK_ELEMENTS // D)
-    re = torch.zeros(groups, D, dtype=x.dtype, device=x.device)
+    re = torch.zeros(len(split), D, dtype=x.dtype, device=x.device)
     im = torch.zeros_like(re)
     sizes = []
-    for b, xb in enumerate(x.tensor_split(groups)):
+    for b, xb in enumerate(x.split(split)):
         sizes.append(xb.shape[0])
         for c in xb.split(rows):
             theta = c @ w.T
@@ -361,7 +371,20 @@ class ExactMMD:
         x = _check_samples(x, self.target)
         if x.shape[0] < 4:
             raise ValueError(f"x needs at least 4 samples: at least 2 in each of 2 jackknife groups; got {x.shape[0]}")
-        u, leave_out = _mmd_jackknife(*_mmd_group_sums(x, self.w.to(x), self.groups), self.phi)
+        return self.estimate(*self.group_sums(x, mmd_group_sizes(x.shape[0], self.groups)))
+
+    def group_sums(self, x: torch.Tensor, sizes: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The sums of exp(i w.x) over consecutive groups of rows of the given ``sizes`` (complex,
+        shape (len(sizes), D)) and the sizes: what :meth:`estimate` needs. Shards of a sample set
+        that hold whole groups give, stacked, the sums of the whole set (sampling across processes)."""
+        x = _check_samples(x, self.target)
+        return _mmd_group_sums(x, self.w.to(x), sizes)
+
+    def estimate(self, sums: torch.Tensor, sizes: torch.Tensor) -> MMDEstimate:
+        """The estimate from the group sums of :meth:`group_sums` (of one set, or of its shards stacked)."""
+        if sums.shape[0] < 2 or float(sizes.min()) < 2:
+            raise ValueError("the estimate needs at least 2 groups of at least 2 rows")
+        u, leave_out = _mmd_jackknife(sums, sizes.to(sums.real.dtype), self.phi)
         return MMDEstimate(u, _jackknife_se(leave_out), leave_out)
 
     @staticmethod
