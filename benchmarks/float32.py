@@ -77,7 +77,8 @@ def main() -> None:
               f"{rms / scale:.2g}). The network computes in float32 either way; a float64 state only carries its "
               "output in more digits.", "",
               "Not measured here: the stochastic samplers, whose float32 noise comes from another generator stream "
-              "(`normal_` instead of float64 inversion), so they cannot be coupled this way."]
+              "(`normal_`, where float64 states use the exact-tail composition of `sgmlab._random`), so they "
+              "cannot be coupled this way."]
     (Path(__file__).parent / "float32.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines[-5:]))
 

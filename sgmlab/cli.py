@@ -138,7 +138,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     from .experiments.learned import DataSpec, checkpoint_step, run_training
 
     spec = DataSpec(args.data, n=args.n, columns=tuple(args.columns) if args.columns else None, seed=args.seed,
-                    delimiter="\t" if args.delimiter == "tab" else args.delimiter)
+                    delimiter="\t" if args.delimiter == "tab" else args.delimiter,
+                    image_shape=tuple(args.image_shape) if args.image_shape else None)
     choices = dict(net=args.net, hidden=args.hidden, depth=args.depth, parametrization=args.parametrization,
                    weighting=args.weighting, time_sampling=args.time_sampling, T=args.T, delta=args.delta,
                    steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
@@ -435,8 +436,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--columns", nargs="+", default=None, help="CSV columns to use, by header name (default all)")
     p.add_argument("--delimiter", choices=[",", ";", "tab"], default=None,
                    help="CSV delimiter (default: detected among , ; and tab; with ; or tab, decimal commas are read)")
+    p.add_argument("--image-shape", type=_positive_int, nargs=2, default=None, metavar=("H", "W"),
+                   help="the rows are images of H x W pixels (a .npy of shape (N, H, W) is recognised without it): "
+                        "images are standardized globally (one mean and scale), tables per column; 8x8 images get "
+                        "the U-Net, others the MLP")
     p.add_argument("--n", type=_positive_int, default=20_000, help="samples drawn from a built-in target (default 20000)")
-    p.add_argument("--net", choices=["mlp", "unet8"], default=None, help="network (default mlp; unet8 for images)")
+    p.add_argument("--net", choices=["mlp", "unet8"], default=None, help="network (default mlp; unet8 for 8x8 images)")
     p.add_argument("--hidden", type=_positive_int, default=None, help="MLP width or U-Net channels (default 128 / 32)")
     p.add_argument("--depth", type=_positive_int, default=3, help="MLP residual blocks (default 3)")
     p.add_argument("--parametrization", choices=["noise", "score", "data"], default="noise",

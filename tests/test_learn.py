@@ -254,3 +254,31 @@ def test_a_trained_model_samples_in_data_units(process, gen):
                     generator=torch.Generator().manual_seed(5))
     assert z64.dtype == torch.float64
     assert float(x.mean()) > 1.0  # data units (the data's mean is about 3), not standardized ones
+
+
+def test_image_files_are_image_data(tmp_path):
+    """A .npy of (N, H, W) or (N, 1, H, W) images, or a table with --image-shape, is standardized
+    globally (a nearly constant pixel is not blown up) and 8x8 images get the U-Net; a table stays
+    per column; a shape that does not fit is refused."""
+    from sgmlab.experiments.learned import DataSpec, run_training
+    from sgmlab.learn import load_data
+
+    g = np.random.default_rng(0)
+    imgs = g.uniform(0, 16, size=(40, 8, 8))
+    imgs[:, 0, 0] = 3.0 + 0.02 * g.standard_normal(40)  # a pixel with std 0.02
+    np.save(tmp_path / "imgs.npy", imgs)
+    np.save(tmp_path / "imgs4.npy", imgs[:, None])
+    np.save(tmp_path / "flat.npy", imgs.reshape(40, 64))
+    for name, shape in (("imgs.npy", None), ("imgs4.npy", None), ("flat.npy", (8, 8))):
+        d = load_data(str(tmp_path / name), image_shape=shape)
+        assert d.image_shape == (8, 8) and d.standardize == "global" and d.x.shape == (40, 64)
+    assert load_data(str(tmp_path / "flat.npy")).standardize == "feature"  # a table, unless told
+    with pytest.raises(ValueError, match="not images of 7x9"):
+        load_data(str(tmp_path / "flat.npy"), image_shape=(7, 9))
+    with pytest.raises(ValueError, match="holds images of 8x8"):
+        load_data(str(tmp_path / "imgs.npy"), image_shape=(4, 16))
+    res = run_training(DataSpec(str(tmp_path / "imgs.npy")), dict(steps=2, eval_every=2, checkpoint_every=2),
+                       tmp_path / "run", say=lambda m: None)
+    assert res.result.config.net == "unet8" and res.result.config.standardize == "global"
+    z = res.result.standardizer.forward(torch.as_tensor(imgs.reshape(40, 64)))
+    assert float(z.abs().max()) < 10  # per-pixel scaling would give |z| up to about 300 at the quiet pixel

@@ -31,10 +31,11 @@ class DataSpec:
     columns: tuple[str, ...] | None = None
     seed: int = 0
     delimiter: str | None = None
+    image_shape: tuple[int, int] | None = None
 
     def load(self):
         return load_data(self.data, n=self.n, columns=list(self.columns) if self.columns else None, seed=self.seed,
-                         delimiter=self.delimiter)
+                         delimiter=self.delimiter, image_shape=self.image_shape)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,13 +79,14 @@ def _data_spec(folder: str | Path, data: str | None) -> tuple[DataSpec | None, s
     if path.exists():
         try:
             raw = json.loads(path.read_text())
-            spec = DataSpec(**{k: tuple(v) if k == "columns" and v else v for k, v in raw.items()})
+            spec = DataSpec(**{k: tuple(v) if k in ("columns", "image_shape") and v else v for k, v in raw.items()})
             if not isinstance(spec.data, str):
                 raise TypeError(f"data must be a string; got {type(spec.data).__name__}")
         except (ValueError, TypeError) as e:
             raise ValueError(f"{path} is not a valid data description ({e})") from None
     if data is not None:
-        return (DataSpec(data) if spec is None else DataSpec(data, spec.n, spec.columns, spec.seed, spec.delimiter)), None
+        return (DataSpec(data) if spec is None else DataSpec(data, spec.n, spec.columns, spec.seed, spec.delimiter,
+                                                             spec.image_shape)), None
     if spec is None:
         return None, "no data.json in the model folder"
     if spec.data in BUILTIN or spec.data in BUNDLED:
@@ -349,9 +351,9 @@ def run_training(spec: DataSpec, choices: dict[str, Any], out: str | Path, *, re
 
     init_distributed()  # under torchrun
     data = spec.load()
-    image = data.image_shape is not None
-    choices = {**choices, "net": choices.get("net") or ("unet8" if image else "mlp"),
-               "hidden": choices.get("hidden") or (32 if image else 128), "standardize": data.standardize}
+    unet = data.image_shape == (8, 8)  # the image network there is (8x8); other images take the MLP, globally scaled
+    choices = {**choices, "net": choices.get("net") or ("unet8" if unet else "mlp"),
+               "hidden": choices.get("hidden") or (32 if unet else 128), "standardize": data.standardize}
     config = TrainConfig(**choices)
     out = Path(out)
     rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0

@@ -108,9 +108,14 @@ def read_csv(path: Path, columns: list[str] | None, delimiter: str | None = None
 
 
 def load_data(spec: str, *, n: int = 20_000, columns: list[str] | None = None, seed: int = 0,
-              delimiter: str | None = None) -> Data:
+              delimiter: str | None = None, image_shape: tuple[int, int] | None = None) -> Data:
     """``spec``: a built-in target name (``n`` exact samples), ``"digits"``, ``"wine"``, or a path to
-    a .npy or .csv file (``columns`` picks CSV columns by header name)."""
+    a .npy or .csv file (``columns`` picks CSV columns by header name).
+
+    Images are image data: a .npy of shape (N, H, W) or (N, 1, H, W) is recognised as N images, and
+    a table of N rows of H*W pixels is read as images when ``image_shape`` = (H, W) is given. Images
+    are standardized globally (one mean and one scale for every pixel: a pixel that barely varies is
+    not blown up), tables per column."""
     if not isinstance(spec, str) or not spec.strip():
         raise ValueError(f"data must be a built-in name or a file path; got {spec!r}")
     if spec in BUILTIN:
@@ -138,7 +143,24 @@ def load_data(spec: str, *, n: int = 20_000, columns: list[str] | None = None, s
             raise ValueError(f"{path}: cannot read as .npy ({e})") from None
         if columns:
             raise ValueError("columns apply to .csv files only")
-        return Data(_check(arr, str(path)), path.name)
+        if arr.ndim == 4 and arr.shape[1] == 1:
+            arr = arr[:, 0]
+        if arr.ndim == 3:  # N images of H x W
+            if image_shape is not None and tuple(image_shape) != arr.shape[1:]:
+                raise ValueError(f"{path}: holds images of {arr.shape[1]}x{arr.shape[2]}; --image-shape says "
+                                 f"{image_shape[0]}x{image_shape[1]}")
+            image_shape = (int(arr.shape[1]), int(arr.shape[2]))
+            arr = arr.reshape(arr.shape[0], -1)
+        return _as_images(Data(_check(arr, str(path)), path.name), image_shape)
     if path.suffix == ".csv":
-        return Data(read_csv(path, columns, delimiter), path.name)
+        return _as_images(Data(read_csv(path, columns, delimiter), path.name), image_shape)
     raise ValueError(f"{path}: expected a .npy or .csv file")
+
+
+def _as_images(data: Data, image_shape: tuple[int, int] | None) -> Data:
+    if image_shape is None:
+        return data
+    h, w = (int(v) for v in image_shape)
+    if h < 1 or w < 1 or h * w != data.x.shape[1]:
+        raise ValueError(f"{data.name}: rows of {data.x.shape[1]} values are not images of {h}x{w} ({h * w} pixels)")
+    return Data(data.x, data.name, image_shape=(h, w), standardize="global")
