@@ -21,7 +21,8 @@ from typing import Any
 
 import torch
 
-from .. import metrics, samplers
+from .. import catalogue, metrics, samplers
+from ..interop.peers import DETERMINISTIC
 from ..processes import OU
 from ..scores import exact
 from ..targets import Gaussian, GaussianMixture, Target
@@ -29,7 +30,7 @@ from ..tuning import tune
 from .bench import _methods
 from .results import Result, Row
 
-PEERS = ("ddim", "dpmpp_2m", "dpmpp_3m", "deis", "unipc")  # diffusers' deterministic schedulers
+PEERS = tuple(p for p in catalogue.peers() if p in DETERMINISTIC)  # diffusers' deterministic schedulers
 
 
 @dataclass(frozen=True)
