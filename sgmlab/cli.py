@@ -143,7 +143,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     choices = dict(net=args.net, hidden=args.hidden, depth=args.depth, parametrization=args.parametrization,
                    weighting=args.weighting, time_sampling=args.time_sampling, T=args.T, delta=args.delta,
                    steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                   eval_every=args.eval_every, checkpoint_every=args.eval_every, process=args.process)
+                   eval_every=args.eval_every, checkpoint_every=args.eval_every, process=args.process,
+                   **{k: v for k, v in (("lr_schedule", args.lr_schedule), ("clip", args.clip)) if v is not None})
     bar = None
     if not args.no_progress and _rank() == 0:
         from tqdm import tqdm
@@ -448,8 +449,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="what the network predicts (default noise)")
     p.add_argument("--weighting", choices=["a3", "likelihood"], default="a3",
                    help="a3: the loss estimates the time average of eps_score(t)^2 (default); likelihood: beta(t)")
-    p.add_argument("--time-sampling", choices=["uniform", "log-uniform"], default="log-uniform",
-                   help="distribution of training times on [delta, T] (default log-uniform)")
+    p.add_argument("--time-sampling", choices=["uniform", "log-uniform", "log-normal"], default="log-uniform",
+                   help="distribution of training times on [delta, T], importance-weighted to the same objective "
+                        "(default log-uniform; benchmarks/recipe_ablation.md measures the others)")
     p.add_argument("--process", choices=["ou", "vp-linear", "vp-cosine", "cld"], default="ou",
                    help="ou or vp-*: denoising score matching (times in that process's clock); "
                         "cld: hybrid score matching of the CLD velocity score")
@@ -458,6 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_positive_int, default=4000, help="optimizer steps (default 4000)")
     p.add_argument("--batch-size", type=_positive_int, default=512, help="global batch size (default 512)")
     p.add_argument("--lr", type=_positive_float, default=2e-3, help="Adam learning rate (default 2e-3)")
+    p.add_argument("--lr-schedule", choices=["constant", "cosine"], default=None,
+                   help="constant (default) or cosine: linear warm-up over 5%% of the steps, then cosine decay to 0")
+    p.add_argument("--clip", type=_positive_float, default=None, help="clip the gradient norm at this value (default: no)")
     p.add_argument("--eval-every", type=_positive_int, default=500, help="evaluate and checkpoint every so many steps")
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation, batches, times and noise (default 0)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out, exactly")

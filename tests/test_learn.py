@@ -4,6 +4,7 @@ loading and bad input."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import socket
@@ -43,7 +44,7 @@ class Exact(torch.nn.Module):
         return -(y / lam_t) @ self.U.T
 
 
-@pytest.mark.parametrize("sampling", ["uniform", "log-uniform"])
+@pytest.mark.parametrize("sampling", ["uniform", "log-uniform", "log-normal"])
 def test_dsm_loss_at_the_exact_score_is_its_constant(sampling, gen):
     """E w(t)|s* + z/sigma|^2 = avg_t [d/sigma_t^2 - tr(Sigma_t^{-1})]: the exact score attains the
     known minimum, so it minimises the loss."""
@@ -56,6 +57,22 @@ def test_dsm_loss_at_the_exact_score_is_its_constant(sampling, gen):
     loss = dsm_loss(Exact(q), x0, t, z, w, OU)
     const = dsm_constant(q, OU, T, delta)
     assert abs(float(loss.mean()) - const) < z_threshold(1e-3, 2) * float(loss.std()) / math.sqrt(n)
+
+
+def test_the_log_normal_time_density_integrates_to_one():
+    """time_weights' density for log-normal times is a density on [delta, T] (quadrature to 1e-8),
+    and the sampled times follow it (Kolmogorov-Smirnov at p = 1e-3)."""
+    from scipy import integrate, stats
+
+    T, delta = 5.0, 1e-3
+    one = lambda t: 1.0 / (float(time_weights(torch.tensor([t]), T, delta, "log-normal", "a3", OU)) * (T - delta))  # noqa: E731
+    total, _ = integrate.quad(one, delta, T, points=[0.01, 0.1, 0.5, 1.0], limit=200)
+    assert abs(total - 1) < 1e-8
+    t = sample_times(20_000, T, delta, "log-normal", torch.Generator().manual_seed(0))
+    cdf = lambda v: integrate.quad(one, delta, min(max(v, delta), T), limit=200)[0]  # noqa: E731
+    grid = np.quantile(t.numpy(), np.linspace(0.01, 0.99, 40))
+    emp = np.array([(t.numpy() <= g).mean() for g in grid])
+    assert np.abs(emp - np.array([cdf(g) for g in grid])).max() < stats.kstwo.ppf(1 - 1e-3, 20_000)
 
 
 @settings(max_examples=30, deadline=None)
@@ -282,3 +299,24 @@ def test_image_files_are_image_data(tmp_path):
     assert res.result.config.net == "unet8" and res.result.config.standardize == "global"
     z = res.result.standardizer.forward(torch.as_tensor(imgs.reshape(40, 64)))
     assert float(z.abs().max()) < 10  # per-pixel scaling would give |z| up to about 300 at the quiet pixel
+
+
+def test_models_from_before_the_log_embedding_load_and_resume_as_trained(tmp_path, gen):
+    """New models use the log-spaced time embedding (benchmarks/recipe_ablation.md); a checkpoint whose
+    config predates the field is read as "v1", its frequencies come from its own weights, and
+    `sgmlab train --resume` (which offers no --embedding) continues it with the embedding it has."""
+    import json
+
+    from sgmlab.experiments.learned import DataSpec, run_training
+    from sgmlab.learn.networks import FourierEmbedding
+    from sgmlab.learn.train import saved_config
+
+    assert TrainConfig().embedding == "log"
+    meta = {"config": json.dumps({k: v for k, v in dataclasses.asdict(TrainConfig()).items() if k != "embedding"})}
+    assert saved_config(meta).embedding == "v1"
+    choices = dict(steps=4, eval_every=2, checkpoint_every=2, hidden=16, depth=1)
+    run_training(DataSpec("mixture2d", n=200), {**choices, "embedding": "v1"}, tmp_path / "old", say=lambda m: None)
+    res = run_training(DataSpec("mixture2d", n=200), {**choices, "steps": 6}, tmp_path / "old", resume=True,
+                       say=lambda m: None)
+    assert res.result.config.embedding == "v1"
+    assert torch.equal(load_model(tmp_path / "old").model.net.embed.freqs, FourierEmbedding(16, "v1").freqs)

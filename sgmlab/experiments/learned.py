@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -363,6 +363,11 @@ def run_training(spec: DataSpec, choices: dict[str, Any], out: str | Path, *, re
         found = checkpoint_step(out)
         if found is None:
             raise ValueError(f"--resume: no checkpoint in {out}")
+        from ..learn.train import read_metadata, saved_config
+
+        saved = saved_config(read_metadata(out))  # choices the command line does not offer: the checkpoint's
+        config = replace(config, **{k: getattr(saved, k) for k in ("embedding", "lr_schedule", "clip", "ema",
+                                                                    "cld_hybrid") if k not in choices})
         if rank == 0:
             say(f"resuming from the checkpoint at step {found} in {out}")
     elif rank == 0:

@@ -23,21 +23,51 @@ from ..processes import Process
 from ..targets.gaussian import Gaussian
 
 WEIGHTINGS = ("a3", "likelihood")
-TIME_SAMPLINGS = ("uniform", "log-uniform")
+TIME_SAMPLINGS = ("uniform", "log-uniform", "log-normal")
+# "log-normal": log sigma_EDM ~ N(-1.2, 1.2^2) truncated to [delta, T], sigma_EDM = sigma_t / a_t (Karras et al. 2022)
+LOG_NORMAL = (-1.2, 1.2)
 
 
-def sample_times(n: int, T: float, delta: float, kind: str, generator: torch.Generator | None) -> torch.Tensor:
+def _log_sigma_edm(t: torch.Tensor, process: Process) -> torch.Tensor:
+    tau = process.ou_time(t.to(torch.float64))
+    return 0.5 * torch.log(torch.expm1(2 * tau))
+
+
+def sample_times(n: int, T: float, delta: float, kind: str, generator: torch.Generator | None,
+                 process: Process | None = None) -> torch.Tensor:
+    """n training times on [delta, T] (the process's clock; default OU): uniform, log-uniform, or
+    log-normal in sigma_EDM (by inversion of the truncated normal)."""
     u = torch.rand(n, generator=generator, dtype=torch.float64)
     if kind == "uniform":
         return delta + (T - delta) * u
     if kind == "log-uniform":
         return delta * (T / delta) ** u
+    if kind == "log-normal":
+        from ..processes import OU
+
+        process = OU() if process is None else process
+        m, s = LOG_NORMAL
+        lo, hi = (torch.special.ndtr((_log_sigma_edm(torch.tensor([v]), process) - m) / s) for v in (delta, T))
+        ls = m + s * torch.special.ndtri(lo + (hi - lo) * u)
+        tau = 0.5 * torch.log1p(torch.exp(2 * ls))
+        return process.time_from_ou(tau).to(torch.float64).clamp(delta, T)
     raise ValueError(f"time_sampling must be one of {TIME_SAMPLINGS}; got {kind!r}")
 
 
 def time_weights(t: torch.Tensor, T: float, delta: float, sampling: str, weighting: str, process: Process) -> torch.Tensor:
     """w(t) = lambda(t) / (p(t) (T - delta)): importance weight to the uniform time average."""
-    inv_density = torch.ones_like(t) if sampling == "uniform" else t * math.log(T / delta) / (T - delta)
+    if sampling == "log-normal":
+        m, s = LOG_NORMAL
+        lo, hi = (float(torch.special.ndtr((_log_sigma_edm(torch.tensor([v]), process) - m) / s)) for v in (delta, T))
+        tt = t.to(torch.float64)
+        tau = process.ou_time(tt)
+        # density of t: phi((ls - m)/s) / (s (hi - lo)) * d(ls)/dt, ls = log sigma_EDM, d ls / d tau = e^{2 tau} / (e^{2 tau} - 1)
+        dls = torch.exp(2 * tau) / torch.expm1(2 * tau) * 0.5 * process.beta(tt)
+        z = (_log_sigma_edm(tt, process) - m) / s
+        density = torch.exp(-0.5 * z**2) / math.sqrt(2 * math.pi) / (s * (hi - lo)) * dls
+        inv_density = (1.0 / (density * (T - delta))).to(t.dtype)
+    else:
+        inv_density = torch.ones_like(t) if sampling == "uniform" else t * math.log(T / delta) / (T - delta)
     if weighting == "a3":
         return inv_density
     if weighting == "likelihood":

@@ -10,12 +10,23 @@ import torch
 from torch import nn
 
 
-class FourierEmbedding(nn.Module):
-    """[sin(w_k c), cos(w_k c)] with fixed frequencies w_k = 2^k, k = 0..n-1."""
+EMBEDDINGS = ("v1", "log")
 
-    def __init__(self, n: int = 16):
+
+class FourierEmbedding(nn.Module):
+    """[sin(w_k c), cos(w_k c)], k = 0..n-1, of c_noise = log(sigma_t) / 4 (about [-0.8, 0] for OU
+    times in [1e-3, 5]). ``"log"``: w_k log-spaced from 0.5 to 100, so that the slowest feature is
+    monotone over that range and the fastest turns about a dozen times; ``"v1"`` (models trained
+    before): w_k = 2^k pi / 8, whose fastest features turn thousands of times there. The frequencies
+    are a buffer, saved with the model."""
+
+    def __init__(self, n: int = 16, kind: str = "v1"):
         super().__init__()
-        self.register_buffer("freqs", 2.0 ** torch.arange(n, dtype=torch.float32) * math.pi / 8)
+        if kind not in EMBEDDINGS:
+            raise ValueError(f"embedding must be one of {EMBEDDINGS}; got {kind!r}")
+        freqs = (2.0 ** torch.arange(n, dtype=torch.float32) * math.pi / 8 if kind == "v1"
+                 else 2.0 ** torch.linspace(-1.0, math.log2(100.0), n, dtype=torch.float32))
+        self.register_buffer("freqs", freqs)
 
     def forward(self, c: torch.Tensor) -> torch.Tensor:
         arg = c[:, None] * self.freqs
@@ -25,11 +36,12 @@ class FourierEmbedding(nn.Module):
 class MLP(nn.Module):
     """Residual MLP: input [x, embedding(c_noise)], ``depth`` hidden layers of width ``hidden``."""
 
-    def __init__(self, dim: int, hidden: int = 128, depth: int = 3, embedding: int = 16, out_dim: int | None = None):
+    def __init__(self, dim: int, hidden: int = 128, depth: int = 3, embedding: int = 16, out_dim: int | None = None,
+                 embedding_kind: str = "v1"):
         super().__init__()
         self.dim, self.hidden, self.depth = dim, hidden, depth
         out_dim = dim if out_dim is None else out_dim
-        self.embed = FourierEmbedding(embedding)
+        self.embed = FourierEmbedding(embedding, embedding_kind)
         self.inp = nn.Linear(dim + 2 * embedding, hidden)
         self.blocks = nn.ModuleList(nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden)) for _ in range(depth))
         self.out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, out_dim))
@@ -63,13 +75,13 @@ class UNet8(nn.Module):
 
     side = 8
 
-    def __init__(self, dim: int = 64, channels: int = 32, embedding: int = 16):
+    def __init__(self, dim: int = 64, channels: int = 32, embedding: int = 16, embedding_kind: str = "v1"):
         super().__init__()
         if dim != self.side * self.side:
             raise ValueError(f"UNet8 works on 8x8 images (d = 64); got d = {dim}")
         self.dim, self.channels = dim, channels
         c, e = channels, 2 * embedding
-        self.embed = nn.Sequential(FourierEmbedding(embedding), nn.Linear(e, e), nn.SiLU())
+        self.embed = nn.Sequential(FourierEmbedding(embedding, embedding_kind), nn.Linear(e, e), nn.SiLU())
         self.inp = nn.Conv2d(1, c, 3, padding=1)
         self.down1 = _Block(c, c, e)
         self.pool = nn.Conv2d(c, 2 * c, 3, stride=2, padding=1)
@@ -86,7 +98,8 @@ class UNet8(nn.Module):
         return self.out(h).view(x.shape[0], self.dim)
 
 
-def build(kind: str, dim: int, hidden: int = 128, depth: int = 3, out_dim: int | None = None) -> nn.Module:
+def build(kind: str, dim: int, hidden: int = 128, depth: int = 3, out_dim: int | None = None,
+          embedding: str = "v1") -> nn.Module:
     """The network named by a config: ``"mlp"`` (width ``hidden``, ``depth`` blocks; input ``dim``,
     output ``out_dim``, default ``dim``) or ``"unet8"`` (``hidden`` channels)."""
     if kind not in ("mlp", "unet8"):
@@ -96,6 +109,7 @@ def build(kind: str, dim: int, hidden: int = 128, depth: int = 3, out_dim: int |
     try:
         if kind == "unet8" and out_dim not in (None, dim):
             raise ValueError("unet8 maps images to images; CLD velocity scores need net='mlp'")
-        return MLP(dim, hidden, depth, out_dim=out_dim) if kind == "mlp" else UNet8(dim, channels=hidden)
+        return (MLP(dim, hidden, depth, out_dim=out_dim, embedding_kind=embedding) if kind == "mlp"
+                else UNet8(dim, channels=hidden, embedding_kind=embedding))
     finally:
         torch.set_default_dtype(previous)

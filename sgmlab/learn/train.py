@@ -66,6 +66,9 @@ class TrainConfig:
     checkpoint_every: int = 500
     process: str = "ou"
     cld_hybrid: bool = True  # CLD: hybrid score matching (v_0 marginalised) or plain denoising score matching
+    embedding: str = "log"  # time embedding (networks.FourierEmbedding); models saved before it existed: "v1"
+    lr_schedule: str = "constant"  # "constant", or "cosine": linear warm-up over 5% of the steps, cosine decay to 0
+    clip: float = 0.0  # gradient norm clipping (0: none)
 
     def __post_init__(self) -> None:
         if self.process not in PROCESSES:
@@ -87,8 +90,21 @@ class TrainConfig:
         _checks.real("T", self.T, low=self.delta, low_open=True)
         _checks.real("lr", self.lr, low=0.0, low_open=True)
         _checks.real("ema", self.ema, low=0.0, high=1.0, high_open=True)
+        if self.embedding not in networks.EMBEDDINGS:
+            raise ValueError(f"embedding must be one of {networks.EMBEDDINGS}; got {self.embedding!r}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"lr_schedule must be 'constant' or 'cosine'; got {self.lr_schedule!r}")
+        _checks.real("clip", self.clip, low=0.0)
         if self.standardize not in ("feature", "global", "none"):
             raise ValueError(f"standardize must be 'feature', 'global' or 'none'; got {self.standardize!r}")
+
+
+def saved_config(meta: dict[str, str]) -> TrainConfig:
+    """The TrainConfig a checkpoint's metadata holds; a checkpoint from before a field existed gets
+    the value it was trained with (the time embedding was then "v1")."""
+    raw = json.loads(meta["config"])
+    raw.setdefault("embedding", "v1")
+    return TrainConfig(**raw)
 
 
 class TrainInfo(NamedTuple):
@@ -233,7 +249,8 @@ def _build_model(config: TrainConfig, dim: int) -> tuple[nn.Module, nn.Module]:
     """(network, score model around it): OU models map x to the score; CLD models map z = [x, v]
     (2d) to the velocity score (d). Networks are float32 whatever the default dtype."""
     out_dim = dim if config.process == "cld" else None
-    net = networks.build(config.net, 2 * dim if out_dim else dim, config.hidden, config.depth, out_dim=out_dim)
+    net = networks.build(config.net, 2 * dim if out_dim else dim, config.hidden, config.depth, out_dim=out_dim,
+                         embedding=config.embedding)
     return net, _build_model_around(config, net)
 
 
@@ -242,7 +259,7 @@ def load_model(folder: str | Path) -> TrainResult:
     tensors, meta = read_checkpoint(folder)
     path = Path(folder) / CHECKPOINT
     try:
-        config = TrainConfig(**json.loads(meta["config"]))
+        config = saved_config(meta)
         dim = tensors["standardizer.mean"].shape[0]
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"checkpoint {path} holds no valid training config ({e})") from None
@@ -354,7 +371,7 @@ def train(data: torch.Tensor, config: TrainConfig = TrainConfig(), *, out: str |
     digest = _data_hash(data)
     if resume and (folder / CHECKPOINT).exists():
         tensors, meta = read_checkpoint(folder)
-        saved = TrainConfig(**json.loads(meta["config"]))
+        saved = saved_config(meta)
         if replace(saved, steps=config.steps) != config:  # only the number of steps may change
             changed = [f"{k} {v!r} (the checkpoint's: {getattr(saved, k)!r})" for k, v in asdict(config).items()
                        if k != "steps" and v != getattr(saved, k)]
@@ -384,7 +401,7 @@ def train(data: torch.Tensor, config: TrainConfig = TrainConfig(), *, out: str |
     eval_gen = torch.Generator().manual_seed(config.seed + 1)
     n_eval = min(4096, x_all.shape[0] * 4)
     eval_x = x_all[torch.randint(x_all.shape[0], (n_eval,), generator=eval_gen).to(device)]
-    eval_t = sample_times(n_eval, config.T, config.delta, config.time_sampling, eval_gen).to(device)
+    eval_t = sample_times(n_eval, config.T, config.delta, config.time_sampling, eval_gen, process).to(device)
     width = x_all.shape[1] * ((2 if config.cld_hybrid else 3) if config.process == "cld" else 1)
     eval_z = torch.randn(eval_x.shape[0], width, generator=eval_gen, dtype=x_all.dtype).to(device)
     eval_w = time_weights(eval_t, config.T, config.delta, config.time_sampling, config.weighting, process)
@@ -404,7 +421,7 @@ def train(data: torch.Tensor, config: TrainConfig = TrainConfig(), *, out: str |
     with _deferred_interrupt(folder is not None and world == 1 and rank == 0) as interrupted:
         while step < config.steps:
             idx = torch.randint(x_all.shape[0], (config.batch_size,), generator=gen).to(device)
-            t = sample_times(config.batch_size, config.T, config.delta, config.time_sampling, gen).to(device)
+            t = sample_times(config.batch_size, config.T, config.delta, config.time_sampling, gen, process).to(device)
             z = torch.randn(config.batch_size, width, generator=gen, dtype=x_all.dtype).to(device)
             w = time_weights(t, config.T, config.delta, config.time_sampling, config.weighting, process)
             loss = loss_fn(trainable, x_all[idx][shard], t[shard], z[shard], w[shard]).mean()
@@ -415,6 +432,13 @@ def train(data: torch.Tensor, config: TrainConfig = TrainConfig(), *, out: str |
                                          "holds the last good state; retrain with a smaller --lr")
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if config.clip > 0:
+                nn.utils.clip_grad_norm_(net.parameters(), config.clip)
+            if config.lr_schedule == "cosine":
+                warm = max(1, config.steps // 20)
+                frac = (step + 1) / warm if step < warm else 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, config.steps - warm)))
+                for group in opt.param_groups:
+                    group["lr"] = config.lr * frac
             opt.step()
             step += 1
             decay = min(config.ema, (1 + step) / (10 + step))  # warm-up: early weights do not linger in the EMA
