@@ -33,6 +33,8 @@ def add_noise_(x: torch.Tensor, std: float, generator: torch.Generator | None = 
     without materialising z in float64, which saves two passes over the state."""
     if x.dtype != torch.float64:
         return x.add_(torch.empty_like(x).normal_(generator=generator), alpha=std)
+    if not x.is_contiguous():  # a strided view: draw into a contiguous buffer, the same numbers
+        return x.add_(add_noise_(torch.zeros(x.shape, dtype=x.dtype, device=x.device), 1.0, generator), alpha=std)
     z = torch.empty(x.shape, dtype=torch.float32, device=x.device).normal_(generator=generator).view(-1)
     flat = x.view(-1)
     far = (z.abs() > TAIL).nonzero().squeeze(1)

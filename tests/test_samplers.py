@@ -364,3 +364,13 @@ def test_the_catalogue_tells_the_truth_about_each_sampler(name):
         x = sg.processes.CLD.positions(x) if cld else x
         se = (law.cov.diagonal() / 200_000).sqrt()
         assert ((x.mean(0) - law.mean).abs() < z_threshold(1e-3, 4) * se).all()
+
+
+def test_a_strided_prior_draw_gives_the_samples_of_its_contiguous_copy():
+    q = sg.targets.mixture2d()
+    x0 = torch.randn(2, 50, dtype=torch.float64, generator=torch.Generator().manual_seed(0)).T  # a strided view
+    grid = sg.grids.uniform(5.0, 1e-3, 5)
+    for sampler in (sg.samplers.exponential_integrator, sg.samplers.exponential_sde_2, sg.samplers.dpm_solver_pp_3m):
+        a = sampler(sg.scores.exact(q), x0, grid, generator=torch.Generator().manual_seed(1))
+        b = sampler(sg.scores.exact(q), x0.contiguous(), grid, generator=torch.Generator().manual_seed(1))
+        assert torch.equal(a, b)
