@@ -18,9 +18,9 @@ def standard_normal_(out: torch.Tensor, generator: torch.Generator | None = None
     uniforms) gives the body; every draw beyond ``TAIL`` = 3 (0.27% of them) is replaced by an
     exact draw of the tail, sign kept, by float64 inversion: ``|z| = -ndtri(U P(Z > 3))`` with U
     uniform on 53 bits, so tails reach beyond 8 standard deviations with their exact law, where
-    float32 Box-Muller alone stops at 5.8. About 4x faster than float64 inversion of every draw
-    on CPU (``benchmarks/bench_core.py``); the body's density is checked against N(0, 1) on 1e8
-    draws in ``tests/test_samplers.py``. Other dtypes use ``normal_``.
+    float32 Box-Muller alone stops at 5.8. Cheaper than inverting every draw in float64
+    (``benchmarks/bench_core.py`` times both); the body's density and the tail law are tested
+    against N(0, 1) in ``tests/test_samplers.py``. Other dtypes use ``normal_``.
     """
     if out.dtype != torch.float64:
         return out.normal_(generator=generator)
