@@ -15,6 +15,10 @@ score evaluations:
   warm-up (power 3/4, max 0.9999), batch 128, data scaled to [-1, 1]; sampled with
   DPM-Solver++ (``DPMSolverMultistepScheduler``) at 50 steps from the EMA weights.
 
+Both outputs are clamped to the pixel range 0..16, as diffusers' pipeline clamps its images. Each
+recipe's step count is set from the time of 40 steps after 10 of warm-up, so that its training
+takes the given seconds.
+
 Metrics: Frechet distance of Gaussian fits in 64-d pixel space to the training and the test split;
 MMD^2 (Gaussian kernel, median bandwidth) to the test split with a permutation p-value; a logistic
 classifier's mean confidence on the samples (real test images: about 0.9); the median distance
@@ -70,12 +74,14 @@ def train_sgmlab(x: torch.Tensor, seconds: float, seed: int, n: int) -> tuple[to
     from sgmlab.learn import TrainConfig, train
 
     base = dict(net="unet8", hidden=32, standardize="global", seed=seed)
+    train(x, TrainConfig(steps=10, eval_every=10, checkpoint_every=10, **base))  # warm-up
     t0 = time.perf_counter()
-    train(x, TrainConfig(steps=20, eval_every=20, checkpoint_every=20, **base))
-    per_step = (time.perf_counter() - t0) / 20
+    train(x, TrainConfig(steps=40, eval_every=40, checkpoint_every=40, **base))
+    per_step = (time.perf_counter() - t0) / 40
     steps = max(20, int(seconds / per_step))
     res = train(x, TrainConfig(steps=steps, eval_every=steps, checkpoint_every=steps, **base))
-    return res.sample(n, nfe=50, generator=torch.Generator().manual_seed(seed)).double(), steps
+    x = res.sample(n, nfe=50, generator=torch.Generator().manual_seed(seed)).double()
+    return x.clamp(0, 16), steps  # pixel values, as an image viewer (and the diffusers pipeline) would show them
 
 
 def train_diffusers(x: torch.Tensor, seconds: float, seed: int, n: int) -> tuple[torch.Tensor, int]:
@@ -109,10 +115,12 @@ def train_diffusers(x: torch.Tensor, seconds: float, seed: int, n: int) -> tuple
             unet.parameters(), decay=0.9999, use_ema_warmup=True, inv_gamma=1.0, power=0.75)
 
     probe = parts(1000)
-    t0 = time.perf_counter()
-    for _ in range(20):
+    for _ in range(10):  # warm-up
         step(*probe)
-    steps = max(20, int(seconds / ((time.perf_counter() - t0) / 20)))
+    t0 = time.perf_counter()
+    for _ in range(40):
+        step(*probe)
+    steps = max(20, int(seconds / ((time.perf_counter() - t0) / 40)))
     torch.manual_seed(seed)  # a fresh network for the timed run
     unet.load_state_dict(UNet2DModel.from_config(unet.config).state_dict())
     opt, lr_sched, ema = parts(steps)
@@ -130,7 +138,8 @@ def train_diffusers(x: torch.Tensor, seconds: float, seed: int, n: int) -> tuple
                 s = solver.step(unet(s, t).sample, t, s).prev_sample
             out.append(s)
             solver.set_timesteps(50)
-    return ((torch.cat(out).view(n, 64).double() + 1) * 8), steps
+    # the pipeline's output: (x / 2 + 0.5).clamp(0, 1), in pixel units 0..16
+    return ((torch.cat(out).view(n, 64).double() + 1) * 8).clamp(0, 16), steps
 
 
 def metrics(s: torch.Tensor, xtr: torch.Tensor, xte: torch.Tensor, labels: torch.Tensor, seed: int) -> dict:
