@@ -48,6 +48,12 @@ def as_tensor(name: str, value: Any, *, ndim: int | None = None, dtype: torch.dt
     return t
 
 
+def all_finite(x: torch.Tensor) -> bool:
+    """Whether every entry is finite: one reduction (a sum is finite when every entry is), the full
+    test only when the sum is not (it may have overflowed). For checks on hot paths."""
+    return bool(torch.isfinite(x.sum())) or bool(torch.isfinite(x).all())
+
+
 def points(name: str, x: Any, d: int, *, like: torch.Tensor | None = None) -> torch.Tensor:
     """Check a batch of points of shape (n, d), n >= 1, finite; cast to the dtype and device of ``like``."""
     if not isinstance(x, torch.Tensor):
@@ -58,8 +64,7 @@ def points(name: str, x: Any, d: int, *, like: torch.Tensor | None = None) -> to
         raise ValueError(f"{name} is empty (shape {tuple(x.shape)}); expected n >= 1 points")
     if x.dtype == torch.bool or x.is_complex():
         raise TypeError(f"{name} must hold real numbers; got a {x.dtype} tensor")
-    # one reduction (a sum is finite when every entry is, and then it is cheap), the full test only if not
-    if not bool(torch.isfinite(x.sum())) and not bool(torch.isfinite(x).all()):
+    if not all_finite(x):
         raise ValueError(f"{name} contains NaN or infinite values ({int((~torch.isfinite(x)).any(1).sum())} of "
                          f"{x.shape[0]} points)")
     if like is not None and (x.dtype != like.dtype or x.device != like.device):

@@ -59,9 +59,15 @@ def _sample(config: SampleConfig, args: argparse.Namespace, kind: str) -> None:
 
     mine = distributed.shard_sizes(config.n, ranks)[rank]
     steps = (grid.shape[0] - 1) * -(-mine // chunk_rows(target.dim, config.batch_size))
-    callback, close = _bar(steps, not args.no_progress and rank == 0, config.sampler)
+    _run_with_bar(run_sampling, config, out, steps, config.sampler, args, rank)
+
+
+def _run_with_bar(run: Callable[..., Any], config: Any, out: Path | None, steps: int, desc: str,
+                  args: argparse.Namespace, rank: int) -> None:
+    """Run a sampling experiment with a progress bar (rank 0 only); rank 0 reports and saves."""
+    callback, close = _bar(steps, not args.no_progress and rank == 0, desc)
     try:
-        res = run_sampling(config, callback=callback)
+        res = run(config, callback=callback)
     finally:
         close()
     if res is not None:
@@ -105,13 +111,7 @@ def _sample_model(args: argparse.Namespace) -> None:
                                delta=args.delta, n=args.n, seed=args.seed, data=args.data, batch_size=args.batch_size,
                                dtype=args.dtype or "float32")
     out = distributed.on_rank_zero(lambda: _out(args, "sample", Path(args.model).name))
-    callback, close = _bar(args.steps, not args.no_progress and rank == 0, args.sampler or "sampling")
-    try:
-        res = run_model_sampling(config, callback=callback)
-    finally:
-        close()
-    if res is not None:
-        _finish(res, out)
+    _run_with_bar(run_model_sampling, config, out, args.steps, args.sampler or "sampling", args, rank)
 
 
 def cmd_plan(args: argparse.Namespace) -> None:

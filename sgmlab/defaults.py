@@ -1,5 +1,6 @@
 r"""``sg.sample``: n samples within a budget of score evaluations, with a fixed plan per budget
-chosen to hold on targets nobody tuned it for; :func:`sgmlab.tune` fits a plan to your score.
+chosen on a training family of random targets and measured on a held-out one (below);
+:func:`sgmlab.tune` fits a plan to your score.
 
 Every default is DPM-Solver++ (data prediction, multistep) on a :class:`GridSpec` grid: steps
 uniform in a piecewise-constant density in the log-SNR :math:`\lambda = \log(\alpha_t/\sigma_t)`
@@ -13,44 +14,16 @@ deterministic schedulers (DDIM, DPM-Solver++ 2M/3M, DEIS, UniPC), not the median
 19 and 25 after the coverage check below found those ranges weak). A grid is not
 good at every budget near the one it was chosen at (with a fixed delta its error levels off while
 the schedulers' keeps falling), so ``benchmarks/cover_budgets.py`` then gave every budget from 1
-to 100 the chosen grid that scores best there on the same family. The numbers are in
-``benchmarks/``: ``defaults.md`` (the choice), ``budgets.md`` (the assignment, and Gaussians of the
-held-out family, which chose nothing, measured at every budget) and ``heldout.md`` (Gaussians
-and mixtures of the held-out family at 10, 20, 50 and 100; ``sgmlab bench --suite heldout``).
+to 100 the chosen grid that scores best there on the same family (``DEFAULT_TABLE`` below; the
+grids themselves in ``_CHOSEN``). Every row ends with the denoising step (a data set's outputs are
+then data points, not points carrying the noise of delta).
 
-=========  =====  =====  =======  ==========================  ==========
-budget     order  T      delta    log-SNR density (T->delta)  chosen at
-=========  =====  =====  =======  ==========================  ==========
-1 - 2      3M     2.45   6.8e-5   1, 0.69, 0.22, 0.75         4
-3          3M     5.25   7.8e-5   0.48, 1, 0.72, 0.45         16
-4          3M     2.45   6.8e-5   1, 0.69, 0.22, 0.75         4
-5 - 7      2M     3.18   0.00016  0.79, 0.63, 1, 0.11         6
-8          3M     4.68   0.00014  0.75, 0.71, 1, 0.56         8
-9          3M     4.71   0.00018  0.71, 0.96, 1, 0.64         14
-10 - 12    3M     4.84   0.00016  0.66, 1, 0.99, 0.75         10
-13         3M     4.7    0.00026  0.78, 1, 0.94, 0.66         13
-14         3M     4.71   0.00018  0.71, 0.96, 1, 0.64         14
-15         3M     4.7    0.00026  0.78, 1, 0.94, 0.66         13
-16 - 18    3M     5.25   7.8e-5   0.48, 1, 0.72, 0.45         16
-19         3M     5.21   4.7e-5   0.53, 0.95, 1, 0.44         19
-20 - 24    3M     5.36   4.5e-5   0.47, 0.95, 1, 0.46         20
-25 - 29    3M     5.59   8.3e-6   0.52, 1, 0.96, 0.63         25
-30 - 41    3M     6.02   3.4e-5   0.54, 0.87, 1, 0.48         30
-42         3M     5.59   8.3e-6   0.52, 1, 0.96, 0.63         25
-43         3M     6.02   3.4e-5   0.54, 0.87, 1, 0.48         30
-44 - 48    3M     5.59   8.3e-6   0.52, 1, 0.96, 0.63         25
-49 - 69    3M     6.95   9.9e-6   0.41, 0.82, 1, 0.34         50
-70 - 86    3M     7.86   2.1e-6   0.26, 0.83, 1, 0.28         75
->= 87      3M     8.62   5.3e-7   0.076, 0.9, 1, 0.26         100
-=========  =====  =====  =======  ==========================  ==========
-
-Every row ends with the denoising step (a data set's outputs are then data points, not points
-carrying the noise of delta). ``benchmarks/defaults.md`` has each row's ratios on the training
-family and the previous table's; ``benchmarks/heldout.md`` measures the table on the held-out
-family. Notes: the grids chosen at 8 and 14 are local optima of the search; the table loses to
-diffusers' schedulers at 1 and 2 evaluations and on some training mixtures between 14 and 29
-(``benchmarks/budgets.md``), and at 10 on the bench's own 2-D mixture and the digits
-(``sgmlab bench``), the price of holding on small-scale targets.
+What was measured where nothing was chosen, and what was not: ``benchmarks/budgets.md`` measures
+the held-out family's Gaussians (which chose nothing) at every budget from 1 to 100;
+``benchmarks/heldout.md`` (``sgmlab bench --suite heldout``) measures its mixtures at 10, 20, 50 and
+100 only, so the held-out mixtures are not measured at the budgets whose grid the coverage step
+changed. The ratios to diffusers' schedulers, wins and losses included, are in those files and in
+``benchmarks/defaults.md``, not here.
 
 Why not one delta for all: a direction whose variance is small against the noise at delta
 (2 delta in OU time) is shrunk by the final denoising step or blurred without it, so targets with

@@ -93,10 +93,9 @@ class BenchConfig:
 
 
 @dataclass
-class BenchRow(Row):
+class MeasuredRow(Row):
     """One method on one target and budget: its error (``metric``, ``value``, standard error ``se``,
-    ``noise_floor``), its times, TV bounds on data-set targets (NaN elsewhere), and the coupled
-    difference of its error to sgmlab's default with that difference's standard error."""
+    ``noise_floor``); the bench's and the held-out suite's rows add their own columns."""
 
     target: str
     d: int
@@ -106,6 +105,13 @@ class BenchRow(Row):
     value: float
     se: float
     noise_floor: float
+
+
+@dataclass
+class BenchRow(MeasuredRow):
+    """A bench row: the error, its times, TV bounds on data-set targets (NaN elsewhere), and the
+    coupled difference of its error to sgmlab's default with that difference's standard error."""
+
     wall_seconds: float
     score_seconds: float
     tv_lower: float = math.nan

@@ -27,7 +27,7 @@ from ..processes import OU
 from ..scores import exact
 from ..targets import Gaussian, GaussianMixture, Target
 from ..tuning import tune
-from .bench import _methods
+from .bench import MeasuredRow, _methods
 from .results import Result, Row
 
 PEERS = tuple(p for p in catalogue.peers() if p in DETERMINISTIC)  # diffusers' deterministic schedulers
@@ -141,18 +141,10 @@ class HeldoutConfig:
 
 
 @dataclass
-class HeldoutRow(Row):
-    """One method on one target of the family and one budget: its error, the tuned plan's cost and
-    certificate (NaN or 0 for the others), and its ratio to the best diffusers peer with the verdict."""
+class HeldoutRow(MeasuredRow):
+    """A held-out suite row: the error, the tuned plan's cost and certificate (NaN or 0 for the
+    others), and its ratio to the best diffusers peer with the verdict."""
 
-    target: str
-    d: int
-    nfe: int
-    method: str
-    metric: str
-    value: float
-    se: float
-    noise_floor: float
     tune_cost: int = 0
     tune_seconds: float = 0.0
     w2_certificate: float = math.nan

@@ -123,7 +123,7 @@ class TuneConfig:
 class TuneResult(Result):
     config: TuneConfig
     plan: Any  # sgmlab.TunedPlan
-    dim: int
+    dim: int | None = None  # the target's (a model's plan says where the model is)
 
     def report(self) -> str:
         c = self.config
@@ -131,24 +131,25 @@ class TuneResult(Result):
                 else f"{c.target} (d={self.dim}), exact score")
         return f"plan for {c.nfe} score evaluations of {what}\n{self.plan.describe()}"
 
-    def files(self) -> dict[str, Any]:
+    def _figure(self) -> Any:
         from ..plotting import plan_figure
 
-        return {"plan.json": self.plan.as_dict(),
-                "plan.png": plan_figure(self.plan, f"{self.config.target or self.config.model}, "
-                                                   f"{self.config.nfe} evaluations")}
+        return plan_figure(self.plan, f"{self.config.target or self.config.model}, {self.config.nfe} evaluations")
+
+    def files(self) -> dict[str, Any]:
+        return {"plan.json": self.plan.as_dict(), "plan.png": self._figure()}
 
     def save(self, folder: str | Path) -> list[str]:
         """The plan through :meth:`sgmlab.TunedPlan.save` (so that ``TunedPlan.load`` reads it back) and
         its figure; a model's plan goes into the model's folder whatever ``folder`` is."""
+        from .results import write
+
         path = self.config.plan_path()
         if path is not None:
             self.plan.save(path)
             return [str(path)]
-        fig = self.files()["plan.png"]
+        fig = self._figure()  # before the first file is written
         self.plan.save(Path(folder) / "plan.json")
-        from .results import write
-
         write(Path(folder) / "plan.png", fig)
         return ["plan.json", "plan.png"]
 
@@ -163,7 +164,7 @@ def run_tune(config: TuneConfig, progress: Callable[[str], None] | None = None) 
 
         tp = tune_model(c.model, c.nfe, sampler=c.sampler, n_pilot=c.n_pilot, max_trials=c.trials, level=c.level,
                         seed=c.seed, progress=progress)
-        return TuneResult(config, tp, int(tp.reference.dim) if hasattr(tp.reference, "dim") else 0)
+        return TuneResult(config, tp)
     else:
         target = builtin(c.target, c.dim)
         tp = tune(exact(target), target.dim, c.nfe, sampler=TUNABLE[c.sampler], n_pilot=c.n_pilot,

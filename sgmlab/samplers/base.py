@@ -108,14 +108,11 @@ def checked(score: ScoreFn) -> ScoreFn:
 
 
 def check_step(x: torch.Tensor, sampler: Any, i: int, steps: int, t: float, t_next: float) -> None:
-    """A FloatingPointError when step ``i`` left non-finite values: one reduction over the state (a
-    finite sum), the full count only when it is not."""
-    if bool(torch.isfinite(x.sum())):
+    """A FloatingPointError when step ``i`` left non-finite values (:func:`sgmlab._checks.all_finite`,
+    one reduction on the hot path; the count only when something is wrong)."""
+    if _checks.all_finite(x):
         return
-    bad = ~torch.isfinite(x)
-    if not bool(bad.any()):
-        return  # the sum overflowed; every value is finite
-    rows = int(bad.reshape(x.shape[0], -1).any(1).sum())
+    rows = int((~torch.isfinite(x)).reshape(x.shape[0], -1).any(1).sum())
     raise FloatingPointError(f"{_name(sampler)}: step {i + 1} of {steps} (t = {t:.6g} -> {t_next:.6g}) produced "
                              f"non-finite values in {rows} of {x.shape[0]} samples; check the score for NaN or inf "
                              "there or the grid for too large a step")

@@ -92,7 +92,7 @@ class UniPC:
         alpha, sigma, lam = data_prediction_schedule(process, g)
         score, steps = checked(score), g.shape[0] - 1
         hist: list[tuple[int, torch.Tensor]] = []  # (grid index, data prediction), newest last
-        last: list[tuple[torch.Tensor, int]] = []  # (state at the previous time, the order used from it)
+        last: tuple[torch.Tensor, int] | None = None  # (state at the previous time, the order used from it)
 
         def step(x0: torch.Tensor, i: int, j: int, used: list[tuple[int, torch.Tensor]],
                  new: torch.Tensor | None) -> torch.Tensor:
@@ -100,16 +100,16 @@ class UniPC:
                                 [(lam[k], m) for k, m in used], new)
 
         def one(i: int, t: float, tn: float, x: torch.Tensor) -> torch.Tensor:  # never writes x in place
+            nonlocal last
             m = torch.add(x, score(x, t), alpha=sigma[i] ** 2).div_(alpha[i])
-            prev = last.pop() if last else None
-            if self.corrector and prev is not None:
-                x = step(prev[0], i - 1, i, hist[-prev[1]:], m)
+            if self.corrector and last is not None:
+                x = step(last[0], i - 1, i, hist[-last[1]:], m)
             hist.append((i, m))
             del hist[:-self.order]
             if sigma[i + 1] == 0:  # final denoising step (the grid's last)
                 return alpha[i + 1] * m
             k = min(self.order, len(hist), steps - i if self.lower_order_final else self.order)
-            last.append((x, k))
+            last = (x, k)
             return step(x, i, i + 1, hist[-k:], None)
 
         return run_loop(self, x_init, g, one, callback)
