@@ -1,28 +1,43 @@
-"""sgmlab's training recipe against the diffusers recipe at equal CPU time, on the digits: write
+"""sgmlab's training recipe against the diffusers recipe at equal CPU time: write
 benchmarks/recipe_vs_diffusers.md.
 
-    .venv/bin/python benchmarks/recipe_vs_diffusers.py [--seconds 475 --seeds 0 1 2 --n 2000]
+    .venv/bin/python benchmarks/recipe_vs_diffusers.py [--data digits tabular mixture --seeds 0 1 2]
 
 Both recipes train in the same session, one after the other, for the same wall time on the same
-threads, on the same fixed 80/20 split of scikit-learn's digits, and each samples n images with 50
-score evaluations:
+threads, on the same data and split; each samples with 50 score evaluations. Each recipe's step
+count is set from the time of 40 steps after 10 of warm-up (sgmlab: runs of 10 and 50 steps, the
+difference timing the steps and the rest the run's fixed cost), so that its training takes the given
+seconds (``--seconds`` for the digits, ``--vector-seconds`` for the others).
 
-- sgmlab: ``sgmlab train --data digits``'s recipe (`sg.learn.train` with the 8x8 U-Net, global
-  standardization), sampled with ``sg.sample``'s default plan (``TrainResult.sample``);
-- diffusers: the recipe of diffusers' ``train_unconditional`` example, sized for 8x8 images: a
-  UNet2DModel of 164k parameters (blocks 16, 32), DDPM's linear schedule with 1000 steps, epsilon
-  MSE, AdamW 1e-4 with 500 warm-up steps and cosine decay, gradient clipping at 1, EMA with
-  warm-up (power 3/4, max 0.9999), batch 128, data scaled to [-1, 1]; sampled with
-  DPM-Solver++ (``DPMSolverMultistepScheduler``) at 50 steps from the EMA weights.
+- sgmlab: ``sgmlab train``'s default recipe for the data (``sg.learn.train.recipe``: the U-Net
+  image recipe for the digits, the MLP on the paper's objective with per-column standardization
+  otherwise),
+  sampled with ``sg.sample``'s default plan (``TrainResult.sample``). ``--set KEY=VALUE`` changes
+  a TrainConfig field (an ablation).
+- diffusers: the recipe of diffusers' ``train_unconditional`` example: DDPM's linear schedule with
+  1000 steps, uniform timesteps, epsilon MSE, AdamW (``--diffusers-lr``; the example's 1e-4 is far
+  from converged at these budgets, 1e-3 is its best) with 500 warm-up steps and cosine decay,
+  gradient clipping at 1, EMA with warm-up (power 3/4, max 0.9999), batch 128; sampled with
+  DPM-Solver++ (``DPMSolverMultistepScheduler``) at 50 steps from the EMA weights. Digits: a
+  UNet2DModel of 164k parameters (blocks 16, 32) on images scaled to [-1, 1]; vectors: sgmlab's
+  MLP (the same network as sgmlab's recipe) conditioned on log(sigma_k) / 4 of timestep k, on the
+  same per-column standardization.
 
-Both outputs are clamped to the pixel range 0..16, as diffusers' pipeline clamps its images. Each
-recipe's step count is set from the time of 40 steps after 10 of warm-up, so that its training
-takes the given seconds.
+Data and metrics:
 
-Metrics: Frechet distance of Gaussian fits in 64-d pixel space to the training and the test split;
-MMD^2 (Gaussian kernel, median bandwidth) to the test split with a permutation p-value; a logistic
-classifier's mean confidence on the samples (real test images: about 0.9); the median distance
-from a sample to its nearest training image (real test images: about 17).
+- digits: scikit-learn's digits, fixed stratified 80/20 split; outputs clamped to the pixel range
+  0..16 (as diffusers' pipeline clamps); Frechet distance (FD) of Gaussian fits in 64-d pixel space
+  to the training and the test split; MMD^2 (Gaussian kernel, median bandwidth) to the test split
+  with a permutation p-value; a logistic classifier's mean confidence (real test images: about
+  0.9); the median distance from a sample to its nearest training image.
+- tabular: scikit-learn's breast cancer data (569 rows, 30 columns), fixed stratified 80/20
+  split, per-column standardized by the training split; FD to train and test; the mean 1-d
+  Wasserstein distance per column and the mean absolute error of the pairwise correlations, both
+  against the test split; a classifier two-sample test against the test split (gradient boosting,
+  5-fold cross-validated AUC, 0.5 when indistinguishable); median NN distance to train.
+- mixture: sgmlab's built-in 16-d mixture (exact law), 20000 training samples; the time-averaged
+  eps_score^2 against the exact score (uniform in t over [1e-3, 5], the A3 average, and uniform in
+  log t), in standardized units; the exact-law MMD^2 of 20000 samples, with its standard error.
 """
 
 from __future__ import annotations
@@ -38,15 +53,28 @@ import torch
 
 import sgmlab as sg
 
+TASKS = ("digits", "tabular", "mixture")
+
 
 def split(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The fixed 80/20 split: training images, test images, and the labels of both in that order."""
+    """The fixed 80/20 split of the digits: training images, test images, and the labels of both in that order."""
     from sklearn.model_selection import train_test_split
 
     data = sg.learn.load_data("digits")
     idx = np.arange(data.x.shape[0])
     tr, te = train_test_split(idx, test_size=0.2, random_state=seed, stratify=data.labels.numpy())
     return data.x[tr], data.x[te], torch.cat([data.labels[tr], data.labels[te]])
+
+
+def tabular_split(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Breast cancer, fixed stratified 80/20 split: (training rows, test rows) in original units."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.model_selection import train_test_split
+
+    d = load_breast_cancer()
+    tr, te = train_test_split(np.arange(len(d.target)), test_size=0.2, random_state=seed, stratify=d.target)
+    x = torch.as_tensor(d.data, dtype=torch.float64)
+    return x[tr], x[te]
 
 
 def frechet(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -70,134 +98,333 @@ def mmd_perm(x: torch.Tensor, y: torch.Tensor, perms: int = 200, seed: int = 0) 
     return value, (beat + 1) / (perms + 1)
 
 
-def train_sgmlab(x: torch.Tensor, seconds: float, seed: int, n: int) -> tuple[torch.Tensor, int]:
-    from sgmlab.learn import TrainConfig, train
-
-    base = dict(net="unet8", hidden=32, standardize="global", seed=seed)
-    train(x, TrainConfig(steps=10, eval_every=10, checkpoint_every=10, **base))  # warm-up
+def steps_for(seconds: float, step) -> int:
+    """The number of steps of ``step()`` that take ``seconds``: 40 timed after 10 of warm-up."""
+    for _ in range(10):
+        step()
     t0 = time.perf_counter()
-    train(x, TrainConfig(steps=40, eval_every=40, checkpoint_every=40, **base))
-    per_step = (time.perf_counter() - t0) / 40
-    steps = max(20, int(seconds / per_step))
-    res = train(x, TrainConfig(steps=steps, eval_every=steps, checkpoint_every=steps, **base))
-    x = res.sample(n, nfe=50, generator=torch.Generator().manual_seed(seed)).double()
-    return x.clamp(0, 16), steps  # pixel values, as an image viewer (and the diffusers pipeline) would show them
+    for _ in range(40):
+        step()
+    return max(20, int(seconds / ((time.perf_counter() - t0) / 40)))
 
 
-def train_diffusers(x: torch.Tensor, seconds: float, seed: int, n: int, lr: float = 1e-4) -> tuple[torch.Tensor, int]:
-    from diffusers import DDPMScheduler, DPMSolverMultistepScheduler, UNet2DModel
+# --- sgmlab -----------------------------------------------------------------------------------------
+
+
+def train_sgmlab(x: torch.Tensor, seconds: float, seed: int, image_shape: tuple[int, int] | None, overrides: dict,
+                 use_recipe: bool = True):
+    """(TrainResult, steps): ``sg.learn.train`` on x with ``sgmlab train``'s recipe for the data
+    (``recipe(image_shape)``; or TrainConfig's own defaults when not ``use_recipe``) and the
+    ablation ``overrides``, for about ``seconds``."""
+    from sgmlab.learn import TrainConfig, train
+    from sgmlab.learn.train import recipe
+
+    kw = {"seed": seed, **overrides}
+    build = (lambda **k: recipe(image_shape, **k)) if use_recipe else TrainConfig
+
+    def probe(k: int) -> float:
+        t0 = time.perf_counter()
+        train(x, build(**{**kw, "steps": k, "eval_every": k, "checkpoint_every": k}))
+        return time.perf_counter() - t0
+
+    probe(10)  # warm-up
+    short, long = probe(10), probe(50)
+    per_step = (long - short) / 40
+    steps = max(20, int((seconds - (short - 10 * per_step)) / per_step))  # the fixed cost of a run counted once
+    return train(x, build(**{**kw, "steps": steps, "eval_every": steps, "checkpoint_every": steps})), steps
+
+
+# --- diffusers ------------------------------------------------------------------------------------
+
+
+class _VectorEps(torch.nn.Module):
+    """sgmlab's MLP as a diffusers epsilon model: eps(x, k) = MLP(x, log(sigma_k) / 4) with
+    sigma_k^2 = 1 - alphas_cumprod[k] of the DDPM schedule; ``score(x, t)`` the score it implies at
+    OU time t (the network is conditioned on sigma, so it extends to every t)."""
+
+    def __init__(self, dim: int, alphas_cumprod: torch.Tensor):
+        super().__init__()
+        self.net = sg.learn.networks.build("mlp", dim, embedding="log")
+        self.register_buffer("log_sigma", 0.5 * torch.log1p(-alphas_cumprod.double()).float())
+
+    def forward(self, x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        k = torch.as_tensor(k).long().expand(x.shape[0])
+        return self.net(x, self.log_sigma[k] / 4)
+
+    def score(self, x: torch.Tensor, t: float) -> torch.Tensor:
+        sigma = math.sqrt(-math.expm1(-2 * t))
+        c = torch.full((x.shape[0],), math.log(sigma) / 4, dtype=torch.float32)
+        with torch.no_grad():
+            return (-self.net(x.float(), c) / sigma).to(x.dtype)
+
+
+def train_diffusers(x: torch.Tensor, seconds: float, seed: int, lr: float, image: bool):
+    """(epsilon model with the EMA weights taking (x of shape (n, d), timestep), steps): the diffusers
+    recipe on rows x (already in the recipe's units: [-1, 1] for images, standardized otherwise)."""
+    from diffusers import DDPMScheduler, UNet2DModel
     from diffusers.optimization import get_cosine_schedule_with_warmup
     from diffusers.training_utils import EMAModel
 
-    torch.manual_seed(seed)
-    unet = UNet2DModel(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(16, 32), layers_per_block=1,
-                       down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2,
-                       norm_num_groups=8).float()
     sched = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear")
-    imgs = (x.float() / 8 - 1).view(-1, 1, 8, 8)
+    d = x.shape[1]
+
+    def fresh() -> torch.nn.Module:
+        torch.manual_seed(seed)
+        if not image:
+            return _VectorEps(d, sched.alphas_cumprod)
+        unet = UNet2DModel(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(16, 32),
+                           layers_per_block=1, down_block_types=("DownBlock2D",) * 2,
+                           up_block_types=("UpBlock2D",) * 2, norm_num_groups=8).float()
+
+        class Flat(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.unet = unet
+
+            def forward(self, z: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+                return self.unet(z.view(-1, 1, 8, 8), k).sample.view(z.shape[0], d)
+
+        return Flat()
+
+    rows = x.float()
     g = torch.Generator().manual_seed(seed)
 
-    def step(opt, lr_sched, ema) -> None:
-        b = imgs[torch.randint(imgs.shape[0], (128,), generator=g)]
-        noise = torch.randn(b.shape, generator=g)
-        t = torch.randint(0, 1000, (b.shape[0],), generator=g)
-        loss = torch.nn.functional.mse_loss(unet(sched.add_noise(b, noise, t), t).sample, noise)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        opt.step()
-        lr_sched.step()
-        ema.step(unet.parameters())
+    def run(model: torch.nn.Module, total: int):
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.95, 0.999), weight_decay=1e-6, eps=1e-8)
+        lr_sched = get_cosine_schedule_with_warmup(opt, 500, total)
+        ema = EMAModel(model.parameters(), decay=0.9999, use_ema_warmup=True, inv_gamma=1.0, power=0.75)
 
-    def parts(total: int):
-        opt = torch.optim.AdamW(unet.parameters(), lr=lr, betas=(0.95, 0.999), weight_decay=1e-6, eps=1e-8)
-        return opt, get_cosine_schedule_with_warmup(opt, 500, total), EMAModel(
-            unet.parameters(), decay=0.9999, use_ema_warmup=True, inv_gamma=1.0, power=0.75)
+        def step() -> None:
+            b = rows[torch.randint(rows.shape[0], (128,), generator=g)]
+            noise = torch.randn(b.shape, generator=g)
+            t = torch.randint(0, 1000, (b.shape[0],), generator=g)
+            loss = torch.nn.functional.mse_loss(model(sched.add_noise(b, noise, t), t), noise)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            lr_sched.step()
+            ema.step(model.parameters())
 
-    probe = parts(1000)
-    for _ in range(10):  # warm-up
-        step(*probe)
-    t0 = time.perf_counter()
-    for _ in range(40):
-        step(*probe)
-    steps = max(20, int(seconds / ((time.perf_counter() - t0) / 40)))
-    torch.manual_seed(seed)  # a fresh network for the timed run
-    unet.load_state_dict(UNet2DModel.from_config(unet.config).state_dict())
-    opt, lr_sched, ema = parts(steps)
+        return step, ema
+
+    steps = steps_for(seconds, run(fresh(), 1000)[0])
+    model = fresh()
+    step, ema = run(model, steps)
     for _ in range(steps):
-        step(opt, lr_sched, ema)
-    ema.copy_to(unet.parameters())
-    solver = DPMSolverMultistepScheduler.from_config(sched.config)
-    solver.set_timesteps(50)
+        step()
+    ema.copy_to(model.parameters())
+    return model.eval(), steps
+
+
+def sample_diffusers(model: torch.nn.Module, n: int, d: int, seed: int) -> torch.Tensor:
+    """n rows with DPM-Solver++ (diffusers' multistep scheduler, 2nd order) at 50 steps."""
+    from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
+
+    solver = DPMSolverMultistepScheduler.from_config(DDPMScheduler(num_train_timesteps=1000).config)
     gen = torch.Generator().manual_seed(seed)
     out = []
     with torch.no_grad():
         for lo in range(0, n, 500):
-            s = torch.randn(min(500, n - lo), 1, 8, 8, generator=gen)
-            for t in solver.timesteps:
-                s = solver.step(unet(s, t).sample, t, s).prev_sample
-            out.append(s)
             solver.set_timesteps(50)
-    # the pipeline's output: (x / 2 + 0.5).clamp(0, 1), in pixel units 0..16
-    return ((torch.cat(out).view(n, 64).double() + 1) * 8).clamp(0, 16), steps
+            s = torch.randn(min(500, n - lo), d, generator=gen)
+            for t in solver.timesteps:
+                s = solver.step(model(s, t), t, s).prev_sample
+            out.append(s)
+    return torch.cat(out).double()
 
 
-def metrics(s: torch.Tensor, xtr: torch.Tensor, xte: torch.Tensor, labels: torch.Tensor, seed: int) -> dict:
+# --- the three tasks ------------------------------------------------------------------------------
+
+
+def digits_metrics(s: torch.Tensor, data: dict, seed: int) -> dict:
     from sgmlab.learn.evaluate import evaluate_digits
 
-    ev = evaluate_digits(s, torch.cat([xtr, xte]), labels, seed=seed)
+    xtr, xte = data["train"], data["test"]
+    ev = evaluate_digits(s, torch.cat([xtr, xte]), data["labels"], seed=seed)
     mmd, p = mmd_perm(s, xte, seed=seed)
-    nn_tr = torch.cdist(s, xtr).min(1).values.median().item()
     return {"fd_train": frechet(s, xtr), "fd_test": frechet(s, xte), "mmd": mmd, "p": p,
-            "confidence": ev["mean_confidence_generated"], "nn_train": nn_tr,
+            "confidence": ev["mean_confidence_generated"], "nn_train": torch.cdist(s, xtr).min(1).values.median().item(),
             "mean_pixel": float(s.mean())}
+
+
+def tabular_metrics(s: torch.Tensor, data: dict, seed: int) -> dict:
+    """Metrics in the training split's standardized units."""
+    from scipy.stats import wasserstein_distance
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.model_selection import cross_val_score
+
+    std = sg.learn.Standardizer.fit(data["train"], "feature")
+    s, xtr, xte = std.forward(s), std.forward(data["train"]), std.forward(data["test"])
+    w1 = statistics.mean(float(wasserstein_distance(s[:, j].numpy(), xte[:, j].numpy())) for j in range(s.shape[1]))
+    iu = torch.triu_indices(s.shape[1], s.shape[1], 1)
+
+    def corr(z: torch.Tensor) -> torch.Tensor:
+        return torch.corrcoef(z.T)[iu[0], iu[1]]
+
+    rng = np.random.default_rng(seed)
+    aucs = []
+    for _ in range(5):  # the samples' subsets of the test split's size
+        pick = s[rng.choice(s.shape[0], xte.shape[0], replace=False)]
+        X = torch.cat([pick, xte]).numpy()
+        y = np.r_[np.zeros(len(pick)), np.ones(len(xte))]
+        clf = HistGradientBoostingClassifier(max_iter=100, random_state=seed)
+        aucs.append(cross_val_score(clf, X, y, cv=5, scoring="roc_auc").mean())
+    return {"fd_train": frechet(s, xtr), "fd_test": frechet(s, xte), "w1": w1,
+            "corr": float((corr(s) - corr(xte)).abs().mean()), "c2st_auc": float(np.mean(aucs)),
+            "nn_train": torch.cdist(s, xtr).min(1).values.median().item()}
+
+
+def mixture_metrics(score, std, s: torch.Tensor, data: dict, seed: int) -> dict:
+    """eps_score^2 of ``score`` (standardized units) against the exact score; exact MMD of samples s (data units)."""
+    from sgmlab.learn import score_error, standardized_target
+
+    q = data["target"]
+    target = standardized_target(q, std)
+    g = torch.Generator().manual_seed(7)
+    uni = score_error(score, target, sg.grids.uniform(5.0, 1e-3, 40), n=2048, generator=g)
+    geo = score_error(score, target, sg.grids.exponential(5.0, 1e-3, 40), n=2048, generator=g)
+    w = torch.log(geo.times) - torch.log(torch.cat([geo.times[1:], torch.tensor([1e-3])]))
+    mmd = sg.metrics.ExactMMD(q)(s)
+    return {"eps2_a3": uni.time_average, "eps2_log": float((w * geo.eps2).sum() / w.sum()), "mmd": mmd.value,
+            "mmd_se": mmd.se}
+
+
+def load(task: str) -> dict:
+    if task == "digits":
+        xtr, xte, labels = split()
+        return {"train": xtr, "test": xte, "labels": labels, "n": 2000, "image_shape": (8, 8)}
+    if task == "tabular":
+        xtr, xte = tabular_split()
+        return {"train": xtr, "test": xte, "n": 2000, "image_shape": None}
+    q = sg.targets.builtin("mixture", 16)
+    return {"train": q.sample(20_000, generator=torch.Generator().manual_seed(100)), "target": q, "n": 20_000,
+            "image_shape": None}
+
+
+def run_recipe(task: str, name: str, data: dict, seconds: float, seed: int, args, overrides: dict,
+               use_recipe: bool = True) -> dict:
+    x, n = data["train"], data["n"]
+    if name == "sgmlab":
+        res, steps = train_sgmlab(x, seconds, seed, data["image_shape"], overrides, use_recipe)
+        s = res.sample(n, nfe=50, generator=torch.Generator().manual_seed(seed)).double()
+        score, std = res.model.score_fn(), res.standardizer
+    else:
+        std = (sg.learn.Standardizer(torch.full((64,), 8.0, dtype=torch.float64), torch.full((64,), 8.0, dtype=torch.float64))
+               if task == "digits" else sg.learn.Standardizer.fit(x, "feature"))  # digits: [-1, 1]
+        model, steps = train_diffusers(std.forward(x), seconds, seed, args.diffusers_lr, image=task == "digits")
+        s = std.inverse(sample_diffusers(model, n, x.shape[1], seed))
+        score = getattr(model, "score", None)
+    if task == "digits":
+        m = digits_metrics(s.clamp(0, 16), data, seed)  # pixel values, as an image viewer (and the pipeline) shows them
+    elif task == "tabular":
+        m = tabular_metrics(s, data, seed)
+    else:
+        m = mixture_metrics(score, std, s, data, seed)
+    return {**m, "steps": steps}
+
+
+COLUMNS = {
+    "digits": [("fd_train", "FD to train"), ("fd_test", "FD to test"), ("mmd", "MMD^2 to test"),
+               ("p", "perm. p (median)"), ("confidence", "classifier confidence"),
+               ("nn_train", "NN distance to train (median)"), ("mean_pixel", "mean pixel")],
+    "tabular": [("fd_train", "FD to train"), ("fd_test", "FD to test"), ("w1", "column W1 to test"),
+                ("corr", "correlation error to test"), ("c2st_auc", "C2ST AUC against test (0.5 ideal)"),
+                ("nn_train", "NN distance to train (median)")],
+    "mixture": [("eps2_a3", "eps^2, uniform in t (A3)"), ("eps2_log", "eps^2, uniform in log t"),
+                ("mmd", "exact MMD^2 of samples")],
+}
+
+
+def fd_constant(x: torch.Tensor, m: int, reps: int = 10) -> float:
+    """c in FD(A, B) ~ c (1/|A| + 1/|B|) for disjoint random subsets A, B of m rows of x: the finite-sample
+    bias of the Frechet distance between independent draws of the same law."""
+    g = torch.Generator().manual_seed(0)
+    vals = []
+    for _ in range(reps):
+        p = torch.randperm(x.shape[0], generator=g)
+        vals.append(frechet(x[p[:m]], x[p[m:2 * m]]) * m / 2)
+    return statistics.mean(vals)
+
+
+def reference(task: str, data: dict) -> list[str]:
+    """The table's last rows: the test split scored as if it were samples, and the FD that n fresh
+    draws from the data law would get (the bias of the FD at these sizes, estimated on the pooled data)."""
+    if task == "mixture":
+        return ["| exact score, exact samples | | 0 | 0 | 0 |"]
+    xtr, xte, n = data["train"], data["test"], data["n"]
+    pooled = torch.cat([xtr, xte])
+    c = fd_constant(pooled if task == "digits" else sg.learn.Standardizer.fit(xtr, "feature").forward(pooled),
+                    pooled.shape[0] // 3)
+    floor_tr, floor_te = c * (1 / n + 1 / xtr.shape[0]), c * (1 / n + 1 / xte.shape[0])
+    if task == "digits":
+        m = digits_metrics(xte, data, 0)
+        return [f"| real test split | | {frechet(xte, xtr):.4g} | 0 | | | {m['confidence']:.3g} | {m['nn_train']:.3g} | "
+                f"{float(xtr.mean()):.3g} (train) |",
+                f"| {n} fresh draws of the data law (FD floor, estimated) | | {floor_tr:.3g} | {floor_te:.3g} | | | | | |"]
+    m = tabular_metrics(xte, data, 0)
+    return [f"| real test split | | {m['fd_train']:.4g} | 0 | 0 | 0 | | {m['nn_train']:.3g} |",
+            f"| {n} fresh draws of the data law (FD floor, estimated) | | {floor_tr:.3g} | {floor_te:.3g} | | | | |"]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=475)
+    ap.add_argument("--data", nargs="+", choices=TASKS, default=list(TASKS))
+    ap.add_argument("--seconds", type=float, default=300, help="training seconds per recipe on the digits")
+    ap.add_argument("--vector-seconds", type=float, default=60, help="training seconds per recipe on the vectors")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--n", type=int, default=2000)
-    ap.add_argument("--diffusers-lr", type=float, default=1e-4, help="AdamW's learning rate (the example's: 1e-4)")
+    ap.add_argument("--diffusers-lr", type=float, default=1e-3, help="AdamW's learning rate (the example's: 1e-4)")
     ap.add_argument("--only", choices=["sgmlab", "diffusers"], default=None, help="run one recipe")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="override sgmlab's TrainConfig fields (an ablation), e.g. batch_size=128 lr_schedule=cosine")
+    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=None, help="the markdown file (default benchmarks/recipe_vs_diffusers.md)")
     args = ap.parse_args()
-    torch.set_num_threads(2)
-    xtr, xte, labels = split()
-    rows = {"sgmlab": [], "diffusers": []}
-    for seed in args.seeds:
-        runs = (("sgmlab", train_sgmlab),
-                ("diffusers", lambda *a: train_diffusers(*a, lr=args.diffusers_lr)))
-        for name, fn in runs:
-            if args.only not in (None, name):
+    torch.set_num_threads(args.threads)
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        for kind in (int, float, str):
+            try:
+                overrides[key] = kind(value)
+                break
+            except ValueError:
                 continue
-            s, steps = fn(xtr, args.seconds, seed, args.n)
-            m = {**metrics(s, xtr, xte, labels, seed), "steps": steps}
-            rows[name].append(m)
-            print(name, seed, {k: round(v, 4) for k, v in m.items()}, flush=True)
-    ref = {"fd_train": frechet(xte, xtr), "confidence": metrics(xte, xtr, xte, labels, 0)["confidence"],
-           "nn_train": torch.cdist(xte, xtr).min(1).values.median().item(), "mean_pixel": float(xtr.mean())}
+    command = " ".join(["--data", *args.data, "--seconds", f"{args.seconds:g}", "--vector-seconds",
+                        f"{args.vector_seconds:g}", "--seeds", *map(str, args.seeds), "--diffusers-lr",
+                        f"{args.diffusers_lr:g}"] + (["--set", *args.set] if args.set else [])
+                       + (["--threads", str(args.threads)] if args.threads != 2 else []))
+    lines = ["# sgmlab's training recipe against diffusers' at equal CPU time", "",
+             f"Regenerate: `.venv/bin/python benchmarks/recipe_vs_diffusers.py {command}` ({args.threads} threads). "
+             f"Means over seeds {args.seeds} +- the standard error over seeds; each recipe trains the same wall time "
+             "per seed and samples at 50 evaluations. The recipes, data and metrics are described in the script's "
+             "docstring."]
+    for task in args.data:
+        data = load(task)
+        seconds = args.seconds if task == "digits" else args.vector_seconds
+        rows: dict[str, list[dict]] = {"sgmlab": [], "diffusers": []}
+        for seed in args.seeds:
+            for name in rows:
+                if args.only in (None, name):
+                    m = run_recipe(task, name, data, seconds, seed, args, overrides)
+                    rows[name].append(m)
+                    print(task, name, seed, {k: round(v, 5) for k, v in m.items()}, flush=True)
 
-    def cell(name: str, key: str) -> str:
-        vals = [r[key] for r in rows[name]]
-        se = statistics.stdev(vals) / math.sqrt(len(vals)) if len(vals) > 1 else float("nan")
-        return f"{statistics.mean(vals):.4g} +- {se:.2g}"
+        def cell(name: str, key: str) -> str:
+            vals = [r[key] for r in rows[name]]
+            if key == "p":
+                return f"{statistics.median(vals):.2g}"
+            se = statistics.stdev(vals) / math.sqrt(len(vals)) if len(vals) > 1 else float("nan")
+            return f"{statistics.mean(vals):.4g} +- {se:.2g}"
 
-    lines = ["# sgmlab's training recipe against diffusers' at equal CPU time (digits)", "",
-             f"Regenerate: `.venv/bin/python benchmarks/recipe_vs_diffusers.py --seconds {args.seconds:g} --seeds "
-             f"{' '.join(map(str, args.seeds))} --n {args.n} --diffusers-lr {args.diffusers_lr:g}` (2 threads; each "
-             f"recipe trains {args.seconds:g} s per "
-             f"seed). Means over seeds {args.seeds} +- the standard error over seeds; {args.n} samples at 50 "
-             "evaluations each. The recipes and metrics are described in the script's docstring.", "",
-             "| recipe | training steps | FD to train | FD to test | MMD^2 to test | perm. p (median) | classifier "
-             "confidence | NN distance to train (median) | mean pixel |", "|---|---|---|---|---|---|---|---|---|"]
-    for name in [k for k in rows if rows[k]]:
-        p = statistics.median(r["p"] for r in rows[name])
-        lines.append(f"| {name} | {statistics.mean(r['steps'] for r in rows[name]):.0f} | {cell(name, 'fd_train')} | "
-                     f"{cell(name, 'fd_test')} | {cell(name, 'mmd')} | {p:.2g} | {cell(name, 'confidence')} | "
-                     f"{cell(name, 'nn_train')} | {cell(name, 'mean_pixel')} |")
-    lines.append(f"| real test split (reference) | | {ref['fd_train']:.4g} | 0 | | | {ref['confidence']:.3g} | "
-                 f"{ref['nn_train']:.3g} | {ref['mean_pixel']:.3g} (train) |")
+        cols = COLUMNS[task]
+        lines += ["", f"## {task} ({seconds:g} s per recipe and seed)", "",
+                  "| recipe | training steps | " + " | ".join(c[1] for c in cols) + " |",
+                  "|---" * (len(cols) + 2) + "|"]
+        for name in [k for k in rows if rows[k]]:
+            steps = statistics.mean(r["steps"] for r in rows[name])
+            lines.append(f"| {name} | {steps:.0f} | " + " | ".join(cell(name, k) for k, _ in cols) + " |")
+        lines += reference(task, data)
     Path(args.out or Path(__file__).parent / "recipe_vs_diffusers.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

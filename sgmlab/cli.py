@@ -144,7 +144,7 @@ def cmd_train(args: argparse.Namespace) -> None:
                    weighting=args.weighting, time_sampling=args.time_sampling, T=args.T, delta=args.delta,
                    steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                    eval_every=args.eval_every, checkpoint_every=args.eval_every, process=args.process,
-                   **{k: v for k, v in (("lr_schedule", args.lr_schedule), ("clip", args.clip)) if v is not None})
+                   lr_schedule=args.lr_schedule, clip=args.clip)  # None: the recipe's (or the checkpoint's) value
     bar = None
     if not args.no_progress and _rank() == 0:
         from tqdm import tqdm
@@ -153,6 +153,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     def callback(info: Any) -> None:
         if bar is not None:
+            bar.total = info.steps
             bar.n = info.step
             bar.set_postfix(loss=f"{info.loss:.4g}", refresh=False)
             bar.refresh()
@@ -439,31 +440,43 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CSV delimiter (default: detected among , ; and tab; with ; or tab, decimal commas are read)")
     p.add_argument("--image-shape", type=_positive_int, nargs=2, default=None, metavar=("H", "W"),
                    help="the rows are images of H x W pixels (a .npy of shape (N, H, W) is recognised without it): "
-                        "images are standardized globally (one mean and scale), tables per column; 8x8 images get "
-                        "the U-Net, others the MLP")
+                        "images are standardized globally (one mean and scale) and get the U-Net and the image "
+                        "recipe; tables are standardized per column and get the MLP")
     p.add_argument("--n", type=_positive_int, default=20_000, help="samples drawn from a built-in target (default 20000)")
-    p.add_argument("--net", choices=["mlp", "unet8"], default=None, help="network (default mlp; unet8 for 8x8 images)")
-    p.add_argument("--hidden", type=_positive_int, default=None, help="MLP width or U-Net channels (default 128 / 32)")
-    p.add_argument("--depth", type=_positive_int, default=3, help="MLP residual blocks (default 3)")
-    p.add_argument("--parametrization", choices=["noise", "score", "data"], default="noise",
+    p.add_argument("--net", choices=["mlp", "unet", "unet8"], default=None,
+                   help="network (default: unet for images, mlp otherwise; unet8: the 8x8 U-Net of models trained "
+                        "before)")
+    p.add_argument("--hidden", type=_positive_int, default=None,
+                   help="MLP width or U-Net channels (default 128 for mlp, 16 for unet, 32 for unet8)")
+    p.add_argument("--depth", type=_positive_int, default=None,
+                   help="MLP residual blocks, or U-Net blocks per resolution (default 3 for mlp, 1 for unet)")
+    p.add_argument("--parametrization", choices=["noise", "score", "data"], default=None,
                    help="what the network predicts (default noise)")
-    p.add_argument("--weighting", choices=["a3", "likelihood"], default="a3",
-                   help="a3: the loss estimates the time average of eps_score(t)^2 (default); likelihood: beta(t)")
-    p.add_argument("--time-sampling", choices=["uniform", "log-uniform", "log-normal"], default="log-uniform",
-                   help="distribution of training times on [delta, T], importance-weighted to the same objective "
-                        "(default log-uniform; benchmarks/recipe_ablation.md measures the others)")
-    p.add_argument("--process", choices=["ou", "vp-linear", "vp-cosine", "cld"], default="ou",
-                   help="ou or vp-*: denoising score matching (times in that process's clock); "
-                        "cld: hybrid score matching of the CLD velocity score")
-    p.add_argument("--T", type=_positive_float, default=5.0, help="largest training time (default 5)")
-    p.add_argument("--delta", type=_positive_float, default=1e-3, help="smallest training time (default 1e-3)")
-    p.add_argument("--steps", type=_positive_int, default=4000, help="optimizer steps (default 4000)")
-    p.add_argument("--batch-size", type=_positive_int, default=512, help="global batch size (default 512)")
-    p.add_argument("--lr", type=_positive_float, default=2e-3, help="Adam learning rate (default 2e-3)")
+    p.add_argument("--weighting", choices=["a3", "likelihood", "eps"], default=None,
+                   help="a3: the loss estimates the time average of eps_score(t)^2 (default for tables and vectors); "
+                        "eps: the mean squared error of the predicted noise (default for images); likelihood: beta(t)")
+    p.add_argument("--time-sampling", choices=["uniform", "log-uniform", "log-normal"], default=None,
+                   help="distribution of training times on [delta, T] (default: uniform for images, log-uniform "
+                        "otherwise; benchmarks/recipe_ablation.md measures the others)")
+    p.add_argument("--process", choices=["ou", "vp-linear", "vp-cosine", "cld"], default=None,
+                   help="ou or vp-*: denoising score matching (times in that process's clock); cld: hybrid score "
+                        "matching of the CLD velocity score (default: vp-linear for images, ou otherwise)")
+    p.add_argument("--T", type=_positive_float, default=None,
+                   help="largest training time, in the process's clock (default: 1 for vp-*, 5 for ou and cld)")
+    p.add_argument("--delta", type=_positive_float, default=None, help="smallest training time (default 1e-3)")
+    p.add_argument("--steps", type=_positive_int, default=None,
+                   help="optimizer steps (default: 12000 for images, about 6 minutes for the digits on 2 CPU cores; "
+                        "4000 otherwise, about a minute for a table)")
+    p.add_argument("--batch-size", type=_positive_int, default=None,
+                   help="global batch size (default: 128 for images, 512 otherwise)")
+    p.add_argument("--lr", type=_positive_float, default=None, help="Adam learning rate (default 2e-3)")
     p.add_argument("--lr-schedule", choices=["constant", "cosine"], default=None,
-                   help="constant (default) or cosine: linear warm-up over 5%% of the steps, then cosine decay to 0")
-    p.add_argument("--clip", type=_positive_float, default=None, help="clip the gradient norm at this value (default: no)")
-    p.add_argument("--eval-every", type=_positive_int, default=500, help="evaluate and checkpoint every so many steps")
+                   help="cosine: linear warm-up over 5%% of the steps, then cosine decay to 0 (default for images); "
+                        "constant (default otherwise)")
+    p.add_argument("--clip", type=_positive_float, default=None,
+                   help="clip the gradient norm at this value (default: 1 for images, none otherwise)")
+    p.add_argument("--eval-every", type=_positive_int, default=None,
+                   help="evaluate and checkpoint every so many steps (default 500)")
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation, batches, times and noise (default 0)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out, exactly")
     p.add_argument("--force", action="store_true", help="overwrite an existing --out")

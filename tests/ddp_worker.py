@@ -8,11 +8,21 @@ import sgmlab as sg
 from sgmlab.learn import TrainConfig, train
 
 
+def setup(kind: str) -> tuple[torch.Tensor, TrainConfig]:
+    """The data and config of the DDP test: the MLP on the 2-d mixture, or the image recipe (U-Net) on 4x4 images."""
+    if kind == "image":
+        data = torch.rand(200, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+        return data, TrainConfig(net="unet", hidden=8, depth=1, image_shape=(4, 4), process="vp-linear", T=1.0,
+                                 time_sampling="uniform", weighting="eps", batch_size=32, lr=2e-3, lr_schedule="cosine",
+                                 clip=1.0, standardize="global", steps=12, eval_every=12, checkpoint_every=12)
+    data = sg.targets.mixture2d().sample(2000, generator=torch.Generator().manual_seed(0))
+    return data, TrainConfig(steps=15, batch_size=64, hidden=32, depth=2, eval_every=15, checkpoint_every=15)
+
+
 def main() -> None:
     torch.distributed.init_process_group("gloo")
-    out = sys.argv[1]
-    data = sg.targets.mixture2d().sample(2000, generator=torch.Generator().manual_seed(0))
-    config = TrainConfig(steps=15, batch_size=64, hidden=32, depth=2, eval_every=15, checkpoint_every=15)
+    out, kind = sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "mlp"
+    data, config = setup(kind)
     res = train(data, config)
     if torch.distributed.get_rank() == 0:
         torch.save({k: v.clone() for k, v in res.model.net.state_dict().items()}, out)

@@ -338,23 +338,22 @@ class TrainRunResult(Result):
 
 def run_training(spec: DataSpec, choices: dict[str, Any], out: str | Path, *, resume: bool = False,
                  force: bool = False, callback: Any = None, say: Any = print) -> TrainRunResult:
-    """``sgmlab train``: load the data of ``spec``, build the :class:`sgmlab.learn.TrainConfig` from
-    ``choices`` (``net`` and ``hidden`` None: the image network for images, the MLP otherwise;
-    the data's own standardization), prepare ``out`` (rank 0 under torchrun; ``resume`` continues
-    the checkpoint there, ``force`` starts again) and train. ``config.json`` tells the truth at the
-    end (steps done), after ``resume`` too."""
+    """``sgmlab train``: load the data of ``spec``, build the :class:`sgmlab.learn.TrainConfig` of
+    the default recipe for the data (:func:`sgmlab.learn.train.recipe`: the U-Net for images, the
+    MLP otherwise, the data's own standardization) with ``choices`` (fields given, None meaning
+    not given) over it, prepare ``out`` (rank 0 under torchrun; ``resume`` continues the checkpoint
+    there, with the checkpoint's settings where ``choices`` gives none; ``force`` starts again) and
+    train. ``config.json`` tells the truth at the end (steps done), after ``resume`` too."""
     import torch
 
     from .. import _io
-    from ..learn import TrainConfig, train
-    from ..learn.train import init_distributed
+    from ..learn import train
+    from ..learn.train import init_distributed, recipe
 
     init_distributed()  # under torchrun
     data = spec.load()
-    unet = data.image_shape == (8, 8)  # the image network there is (8x8); other images take the MLP, globally scaled
-    choices = {**choices, "net": choices.get("net") or ("unet8" if unet else "mlp"),
-               "hidden": choices.get("hidden") or (32 if unet else 128), "standardize": data.standardize}
-    config = TrainConfig(**choices)
+    choices = {k: v for k, v in choices.items() if v is not None}
+    config = recipe(data.image_shape, **{"standardize": data.standardize, **choices})
     out = Path(out)
     rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
     if resume:
@@ -365,9 +364,8 @@ def run_training(spec: DataSpec, choices: dict[str, Any], out: str | Path, *, re
             raise ValueError(f"--resume: no checkpoint in {out}")
         from ..learn.train import read_metadata, saved_config
 
-        saved = saved_config(read_metadata(out))  # choices the command line does not offer: the checkpoint's
-        config = replace(config, **{k: getattr(saved, k) for k in ("embedding", "lr_schedule", "clip", "ema",
-                                                                    "cld_hybrid") if k not in choices})
+        saved = saved_config(read_metadata(out))  # what the command line does not give: the checkpoint's
+        config = replace(saved, **choices)
         if rank == 0:
             say(f"resuming from the checkpoint at step {found} in {out}")
     elif rank == 0:

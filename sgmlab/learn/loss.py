@@ -22,7 +22,8 @@ from scipy import integrate
 from ..processes import Process
 from ..targets.gaussian import Gaussian
 
-WEIGHTINGS = ("a3", "likelihood")
+WEIGHTINGS = ("a3", "likelihood", "eps", "min-snr")
+MIN_SNR_GAMMA = 5.0  # "min-snr": Hang et al. 2023
 TIME_SAMPLINGS = ("uniform", "log-uniform", "log-normal")
 # "log-normal": log sigma_EDM ~ N(-1.2, 1.2^2) truncated to [delta, T], sigma_EDM = sigma_t / a_t (Karras et al. 2022)
 LOG_NORMAL = (-1.2, 1.2)
@@ -72,6 +73,14 @@ def time_weights(t: torch.Tensor, T: float, delta: float, sampling: str, weighti
         return inv_density
     if weighting == "likelihood":
         return inv_density * process.beta(t)
+    if weighting in ("eps", "min-snr"):  # sigma_t^2: the plain MSE of the predicted noise
+        tau = process.ou_time(t)
+        s2 = -torch.expm1(-2 * tau)
+        w = inv_density * s2.to(t.dtype)
+        if weighting == "min-snr":  # times min(SNR, gamma) / SNR: the low-noise end down-weighted
+            snr = torch.exp(-2 * tau) / s2
+            w = w * (snr.clamp(max=MIN_SNR_GAMMA) / snr).to(t.dtype)
+        return w
     raise ValueError(f"weighting must be one of {WEIGHTINGS}; got {weighting!r}")
 
 
