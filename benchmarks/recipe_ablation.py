@@ -12,8 +12,8 @@ blocks, batch 512, Adam 2e-3) for the same number of steps, so at the same CPU t
 - the exact-law MMD^2 of 20000 samples drawn with sg.sample's default plan at 20 evaluations,
   against the data law (standardized units), with its standard error.
 
-Each row changes one choice from the baseline (the recipe before this study), the last rows
-combine them. Means over the seeds, with the standard error over seeds.
+Each row changes one choice from the baseline (TrainConfig's defaults), the last rows combine
+them. Rows trained in another clock (VP-linear) are measured in OU time on the same [1e-3, 5]. Means over the seeds, with the standard error over seeds.
 """
 
 from __future__ import annotations
@@ -29,35 +29,50 @@ import torch
 
 import sgmlab as sg
 from sgmlab.learn import TrainConfig, score_error, standardized_target, train
+from sgmlab.learn.train import vp_family
 
 BASE = TrainConfig(steps=4000, eval_every=4000, checkpoint_every=4000)
+VP_EPS = {"process": "vp-linear", "T": 1.0, "time_sampling": "uniform", "weighting": "eps"}
 RECIPES = {
-    "baseline (v1 embedding, log-uniform times, constant lr)": {},
-    "time embedding: log-spaced frequencies": {"embedding": "log"},
+    "baseline: TrainConfig() (log-spaced embedding, log-uniform times, A3 weighting, batch 512, constant lr)": {},
+    "time embedding: v1 (before)": {"embedding": "v1"},
+    "time input: log-SNR": {"embedding": "log-snr"},
     "times: log-normal in sigma_EDM": {"time_sampling": "log-normal"},
     "times: uniform": {"time_sampling": "uniform"},
-    "lr: warm-up + cosine decay, clip 1": {"lr_schedule": "cosine", "clip": 1.0},
     "parametrization: data (x0)": {"parametrization": "data"},
-    "log embedding + cosine lr + clip": {"embedding": "log", "lr_schedule": "cosine", "clip": 1.0},
-    "log embedding + log-normal + cosine lr + clip": {"embedding": "log", "time_sampling": "log-normal",
-                                                      "lr_schedule": "cosine", "clip": 1.0},
+    "weighting: noise MSE at uniform VP-linear times (the image recipe's)": {**VP_EPS},
+    "weighting: min-SNR-5 at uniform VP-linear times": {**VP_EPS, "weighting": "min-snr"},
+    "lr: warm-up + cosine decay, clip 1": {"lr_schedule": "cosine", "clip": 1.0},
+    "EMA 0.9997": {"ema": 0.9997},
+    "Adam beta1 0.95": {"adam_beta1": 0.95},
+    "network: width 256": {"hidden": 256},
+    "network: 6 blocks": {"depth": 6},
+    "log-normal times + cosine lr + clip": {"time_sampling": "log-normal", "lr_schedule": "cosine", "clip": 1.0},
+    "batch 128, 4x the steps, cosine lr, clip 1, EMA 0.9997 (the vector recipe)": {
+        "batch_size": 128, "steps_factor": 4, "lr_schedule": "cosine", "clip": 1.0, "ema": 0.9997},
 }
 
 
 def measure(q, steps: int, seed: int, change: dict) -> dict:
     data = q.sample(20_000, generator=torch.Generator().manual_seed(100 + seed))
+    change = dict(change)
+    steps *= change.pop("steps_factor", 1)
     config = replace(BASE, steps=steps, eval_every=steps, checkpoint_every=steps, seed=seed, **change)
     t0 = time.perf_counter()
     res = train(data, config)
     seconds = time.perf_counter() - t0
     target = standardized_target(q, res.standardizer)
-    score = res.model.score_fn()
+    model_score, process = res.model.score_fn(), vp_family(config.process)
+
+    def score(x: torch.Tensor, t: float) -> torch.Tensor:  # in OU time whatever the model's clock
+        return model_score(x, float(process.time_from_ou(torch.tensor(t, dtype=torch.float64))))
+
     g = torch.Generator().manual_seed(7)
     uni = score_error(score, target, sg.grids.uniform(config.T, config.delta, 40), n=2048, generator=g)
     geo = score_error(score, target, sg.grids.exponential(config.T, config.delta, 40), n=2048, generator=g)
     w = torch.log(geo.times) - torch.log(torch.cat([geo.times[1:], torch.tensor([config.delta])]))
     log_avg = float((w * geo.eps2).sum() / w.sum())
-    plan = sg.default_plan(20, t_range=(config.delta, config.T))
+    plan = sg.default_plan(20, t_range=(1e-3, 5.0))  # OU time, inside every row's trained range
     x = sg.sample(score, 20_000, q.dim, nfe=20, plan=plan, generator=torch.Generator().manual_seed(seed))
     mmd = sg.metrics.ExactMMD(sg.processes.OU().marginal(target, float(plan.grid[plan.grid > 0][-1]))
                               if float(plan.grid[-1]) > 0 else target)(x)
@@ -68,12 +83,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     q = sg.targets.builtin("mixture", 16)
     lines = ["# Training choices by the exact score error", "",
              f"Regenerate: `.venv/bin/python benchmarks/recipe_ablation.py --steps {args.steps} --seeds "
-             f"{' '.join(map(str, args.seeds))}` (2 threads). The built-in 16-d mixture, 20000 exact samples; every "
+             f"{' '.join(map(str, args.seeds))} --threads {args.threads}`. The built-in 16-d mixture, 20000 exact samples; every "
              f"recipe trains the same MLP for {args.steps} steps (the same CPU time up to the seconds column); "
              f"means over seeds {args.seeds} +- the standard error over seeds. eps^2 in standardized units. "
              "MMD^2: the exact-law MMD of 20000 samples from sg.sample's default plan at 20 evaluations "

@@ -47,7 +47,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)
     data = rv.load("digits")
-    ns = argparse.Namespace(diffusers_lr=None)
+    ns = argparse.Namespace(diffusers_lr=None, vector_diffusers_lr=None)
     lines = ["# The image recipe, choice by choice (digits)", "",
              f"Regenerate: `.venv/bin/python benchmarks/recipe_ablation_digits.py --seconds {args.seconds:g} --seed "
              f"{args.seed}` (one thread, {args.seconds:g} s of training per row, seed {args.seed}; 2000 samples at 50 "

@@ -429,10 +429,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("train", help="train a score network by denoising score matching",
-                       description="Train a score network on data by denoising score matching under the OU "
-                                   "process. Data: a built-in target (exact samples), 'digits' or 'wine' "
-                                   "(scikit-learn's bundled sets), or a .npy/.csv file. Checkpoints "
-                                   "(safetensors, written atomically) go to --out; --resume continues exactly.")
+                       description="Train a score network on data by denoising score matching. Data: a built-in "
+                                   "target (exact samples), 'digits' or 'wine' (scikit-learn's bundled sets), or a "
+                                   ".npy/.csv file. The default recipe follows the data: images get the U-Net, "
+                                   "trained on the noise MSE at uniform times of the linear VP schedule; tables and "
+                                   "vectors the MLP on the paper's objective (the time average of eps_score^2 under "
+                                   "the OU process); every option below overrides it (benchmarks/"
+                                   "recipe_vs_diffusers.md measures both). Checkpoints (safetensors, written "
+                                   "atomically) go to --out; --resume continues exactly, with the checkpoint's "
+                                   "settings.")
     p.add_argument("--data", required=True, help="built-in target name, 'digits', 'wine', or a .npy/.csv path")
     p.add_argument("--out", type=Path, required=True, help="folder for config, checkpoint and history")
     p.add_argument("--columns", nargs="+", default=None, help="CSV columns to use, by header name (default all)")
@@ -466,15 +471,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delta", type=_positive_float, default=None, help="smallest training time (default 1e-3)")
     p.add_argument("--steps", type=_positive_int, default=None,
                    help="optimizer steps (default: 12000 for images, about 6 minutes for the digits on 2 CPU cores; "
-                        "4000 otherwise, about a minute for a table)")
+                        "20000 otherwise, under a minute for a table)")
     p.add_argument("--batch-size", type=_positive_int, default=None,
-                   help="global batch size (default: 128 for images, 512 otherwise)")
+                   help="global batch size (default 128)")
     p.add_argument("--lr", type=_positive_float, default=None, help="Adam learning rate (default 2e-3)")
     p.add_argument("--lr-schedule", choices=["constant", "cosine"], default=None,
-                   help="cosine: linear warm-up over 5%% of the steps, then cosine decay to 0 (default for images); "
-                        "constant (default otherwise)")
+                   help="cosine: linear warm-up over 5%% of the steps, then cosine decay to 0 (default); constant")
     p.add_argument("--clip", type=_positive_float, default=None,
-                   help="clip the gradient norm at this value (default: 1 for images, none otherwise)")
+                   help="clip the gradient norm at this value (default 1)")
     p.add_argument("--eval-every", type=_positive_int, default=None,
                    help="evaluate and checkpoint every so many steps (default 500)")
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation, batches, times and noise (default 0)")

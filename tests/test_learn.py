@@ -60,6 +60,25 @@ def test_dsm_loss_at_the_exact_score_is_its_constant(sampling, gen):
     assert abs(float(loss.mean()) - const) < z_threshold(1e-3, 2) * float(loss.std()) / math.sqrt(n)
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.floats(1e-3, 5.0), st.sampled_from(["uniform", "log-uniform", "log-normal"]),
+       st.sampled_from(["ou", "vp-linear"]))
+def test_the_noise_weightings_are_the_a3_weights_times_their_factor(t, sampling, process):
+    """"eps": sigma_t^2 times the A3 weight, so the loss is |eps_hat - z|^2 (DDPM's); "min-snr":
+    that times min(SNR, 5) / SNR with SNR = a_t^2 / sigma_t^2 (Hang et al. 2023)."""
+    from sgmlab.learn.train import vp_family
+
+    proc = vp_family(process)
+    T = 5.0 if process == "ou" else 1.0
+    tt = torch.tensor([min(t, T)], dtype=torch.float64)
+    a3, eps, msnr = (time_weights(tt, T, 1e-3, sampling, w, proc) for w in ("a3", "eps", "min-snr"))
+    tau = float(proc.ou_time(tt))
+    s2 = -math.expm1(-2 * tau)
+    snr = math.exp(-2 * tau) / s2
+    assert float(eps) == pytest.approx(float(a3) * s2, rel=1e-12)
+    assert float(msnr) == pytest.approx(float(a3) * s2 * min(snr, 5.0) / snr, rel=1e-12)
+
+
 def test_the_log_normal_time_density_integrates_to_one():
     """time_weights' density for log-normal times is a density on [delta, T] (quadrature to 1e-8),
     and the sampled times follow it (Kolmogorov-Smirnov at p = 1e-3)."""
@@ -227,6 +246,9 @@ def test_learn_bad_input(tmp_path, gen):
             TrainConfig(net="unet", image_shape=bad)
     with pytest.raises(ValueError, match="weighting must be one of"):
         TrainConfig(weighting="snr")
+    for bad in (1.0, -0.1, float("nan")):
+        with pytest.raises(ValueError, match="adam_beta1"):
+            TrainConfig(adam_beta1=bad)
     (tmp_path / "a.csv").write_text("u,v\n1,2\n3,\n")
     with pytest.raises(ValueError, match="missing value at row 3, column 'v'"):
         load_data(str(tmp_path / "a.csv"))
@@ -346,8 +368,10 @@ def test_models_from_before_the_log_embedding_load_and_resume_as_trained(tmp_pat
     from sgmlab.learn.train import saved_config
 
     assert TrainConfig().embedding == "log"
-    meta = {"config": json.dumps({k: v for k, v in dataclasses.asdict(TrainConfig()).items() if k != "embedding"})}
-    assert saved_config(meta).embedding == "v1"
+    newer = ("embedding", "image_shape", "adam_beta1")  # fields added since the first checkpoints
+    meta = {"config": json.dumps({k: v for k, v in dataclasses.asdict(TrainConfig()).items() if k not in newer})}
+    old = saved_config(meta)
+    assert (old.embedding, old.image_shape, old.adam_beta1) == ("v1", None, 0.9)
     choices = dict(steps=4, eval_every=2, checkpoint_every=2, hidden=16, depth=1)
     run_training(DataSpec("mixture2d", n=200), {**choices, "embedding": "v1"}, tmp_path / "old", say=lambda m: None)
     res = run_training(DataSpec("mixture2d", n=200), {**choices, "steps": 6}, tmp_path / "old", resume=True,
@@ -389,7 +413,9 @@ def test_the_default_recipe_follows_the_data():
     img = recipe((8, 8))
     assert (img.net, img.hidden, img.depth, img.process, img.T, img.weighting, img.image_shape) == (
         "unet", 16, 1, "vp-linear", 1.0, "eps", (8, 8))
-    assert recipe().net == "mlp" and recipe().weighting == "a3" and recipe().process == "ou"
+    vec = recipe()
+    assert (vec.net, vec.weighting, vec.process, vec.time_sampling, vec.batch_size, vec.lr_schedule, vec.clip) == (
+        "mlp", "a3", "ou", "log-uniform", 128, "cosine", 1.0)
     cld = recipe((8, 8), process="cld", net="mlp")
     assert (cld.weighting, cld.T, cld.hidden, cld.depth) == ("a3", 5.0, 128, 3)
     assert recipe((8, 8), net="unet8").hidden == 32 and recipe((8, 8), lr=1e-3).lr == 1e-3

@@ -339,7 +339,7 @@ class TrainRunResult(Result):
 def run_training(spec: DataSpec, choices: dict[str, Any], out: str | Path, *, resume: bool = False,
                  force: bool = False, callback: Any = None, say: Any = print) -> TrainRunResult:
     """``sgmlab train``: load the data of ``spec``, build the :class:`sgmlab.learn.TrainConfig` of
-    the default recipe for the data (:func:`sgmlab.learn.train.recipe`: the U-Net for images, the
+    the default recipe for the data (:func:`sgmlab.learn.recipe`: the U-Net for images, the
     MLP otherwise, the data's own standardization) with ``choices`` (fields given, None meaning
     not given) over it, prepare ``out`` (rank 0 under torchrun; ``resume`` continues the checkpoint
     there, with the checkpoint's settings where ``choices`` gives none; ``force`` starts again) and

@@ -70,6 +70,7 @@ class TrainConfig:
     lr_schedule: str = "constant"  # "constant", or "cosine": linear warm-up over 5% of the steps, cosine decay to 0
     clip: float = 0.0  # gradient norm clipping (0: none)
     image_shape: tuple[int, int] | None = None  # net "unet": the images' (H, W) (default: square)
+    adam_beta1: float = 0.9  # Adam's first-moment decay
 
     def __post_init__(self) -> None:
         if self.process not in PROCESSES:
@@ -101,6 +102,7 @@ class TrainConfig:
         if self.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine'; got {self.lr_schedule!r}")
         _checks.real("clip", self.clip, low=0.0)
+        _checks.real("adam_beta1", self.adam_beta1, low=0.0, high=1.0, high_open=True)
         if self.standardize not in ("feature", "global", "none"):
             raise ValueError(f"standardize must be 'feature', 'global' or 'none'; got {self.standardize!r}")
 
@@ -398,7 +400,7 @@ def train(data: torch.Tensor, config: TrainConfig = TrainConfig(), *, out: str |
     net = net.to(device)
     ema = copy.deepcopy(net).requires_grad_(False)
     params, ema_params = list(net.parameters()), list(ema.parameters())
-    opt = torch.optim.Adam(params, lr=config.lr, foreach=True)
+    opt = torch.optim.Adam(params, lr=config.lr, betas=(config.adam_beta1, 0.999), foreach=True)
     gen = torch.Generator().manual_seed(config.seed)
     process = OU() if config.process == "cld" else vp_family(config.process)  # clock of the time weights
     step, history = 0, []
