@@ -35,6 +35,9 @@ ROWS = {
     "... lr 4e-3": {**UNET, **VP_EPS, **OPT, "lr": 4e-3},
     "... lr 4e-3, log-SNR time input": {**UNET, **VP_EPS, **OPT, "lr": 4e-3, "embedding": "log-snr"},
     "... lr 4e-3, min-SNR-5 weighting": {**UNET, **VP_EPS, **OPT, "lr": 4e-3, "weighting": "min-snr"},
+    "... lr 2e-3, v parametrization": {**UNET, **VP_EPS, **OPT, "lr": 2e-3, "parametrization": "v"},
+    "... lr 2e-3, EDM: v, MSE of v, log-normal noise levels": {
+        **UNET, **VP_EPS, **OPT, "lr": 2e-3, "parametrization": "v", "weighting": "edm", "time_sampling": "log-normal"},
 }
 DIFFUSERS_LRS = (1e-3, 2e-3, 4e-3)
 KEYS = ("fd_train", "fd_test", "confidence", "nn_train", "steps")

@@ -455,11 +455,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="MLP width or U-Net channels (default 128 for mlp, 16 for unet, 32 for unet8)")
     p.add_argument("--depth", type=_positive_int, default=None,
                    help="MLP residual blocks, or U-Net blocks per resolution (default 3 for mlp, 1 for unet)")
-    p.add_argument("--parametrization", choices=["noise", "score", "data"], default=None,
+    p.add_argument("--parametrization", choices=["noise", "score", "data", "v"], default=None,
                    help="what the network predicts (default noise)")
-    p.add_argument("--weighting", choices=["a3", "likelihood", "eps"], default=None,
+    p.add_argument("--weighting", choices=["a3", "likelihood", "eps", "min-snr", "edm"], default=None,
                    help="a3: the loss estimates the time average of eps_score(t)^2 (default for tables and vectors); "
-                        "eps: the mean squared error of the predicted noise (default for images); likelihood: beta(t)")
+                        "eps: the mean squared error of the predicted noise (default for images); min-snr: that with "
+                        "min(SNR, 5) / SNR; edm: the MSE of v at EDM's log-normal noise levels (with --time-sampling "
+                        "log-normal and --parametrization v, EDM's loss); likelihood: beta(t)")
     p.add_argument("--time-sampling", choices=["uniform", "log-uniform", "log-normal"], default=None,
                    help="distribution of training times on [delta, T] (default: uniform for images, log-uniform "
                         "otherwise; benchmarks/recipe_ablation.md measures the others)")

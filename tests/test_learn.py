@@ -65,7 +65,8 @@ def test_dsm_loss_at_the_exact_score_is_its_constant(sampling, gen):
        st.sampled_from(["ou", "vp-linear"]))
 def test_the_noise_weightings_are_the_a3_weights_times_their_factor(t, sampling, process):
     """"eps": sigma_t^2 times the A3 weight, so the loss is |eps_hat - z|^2 (DDPM's); "min-snr":
-    that times min(SNR, 5) / SNR with SNR = a_t^2 / sigma_t^2 (Hang et al. 2023)."""
+    that times min(SNR, 5) / SNR with SNR = a_t^2 / sigma_t^2 (Hang et al. 2023); "edm" under
+    log-normal times: sigma_t^2 / a_t^2, so the loss is |v_hat - v|^2 (Karras et al. 2022)."""
     from sgmlab.learn.train import vp_family
 
     proc = vp_family(process)
@@ -77,6 +78,9 @@ def test_the_noise_weightings_are_the_a3_weights_times_their_factor(t, sampling,
     snr = math.exp(-2 * tau) / s2
     assert float(eps) == pytest.approx(float(a3) * s2, rel=1e-12)
     assert float(msnr) == pytest.approx(float(a3) * s2 * min(snr, 5.0) / snr, rel=1e-12)
+    if sampling == "log-normal":  # EDM's loss: the importance weight cancels the density, leaving sigma^2 / a^2
+        edm = time_weights(tt, T, 1e-3, sampling, "edm", proc)
+        assert float(edm) == pytest.approx(s2 * math.exp(2 * tau), rel=1e-10)
 
 
 def test_the_log_normal_time_density_integrates_to_one():

@@ -22,7 +22,7 @@ from scipy import integrate
 from ..processes import Process
 from ..targets.gaussian import Gaussian
 
-WEIGHTINGS = ("a3", "likelihood", "eps", "min-snr")
+WEIGHTINGS = ("a3", "likelihood", "eps", "min-snr", "edm")
 MIN_SNR_GAMMA = 5.0  # "min-snr": Hang et al. 2023
 TIME_SAMPLINGS = ("uniform", "log-uniform", "log-normal")
 # "log-normal": log sigma_EDM ~ N(-1.2, 1.2^2) truncated to [delta, T], sigma_EDM = sigma_t / a_t (Karras et al. 2022)
@@ -55,31 +55,37 @@ def sample_times(n: int, T: float, delta: float, kind: str, generator: torch.Gen
     raise ValueError(f"time_sampling must be one of {TIME_SAMPLINGS}; got {kind!r}")
 
 
+def _log_normal_density(t: torch.Tensor, T: float, delta: float, process: Process) -> torch.Tensor:
+    """Density on [delta, T] of the times ``sample_times(..., "log-normal")`` draws."""
+    m, s = LOG_NORMAL
+    lo, hi = (float(torch.special.ndtr((_log_sigma_edm(torch.tensor([v]), process) - m) / s)) for v in (delta, T))
+    tt = t.to(torch.float64)
+    tau = process.ou_time(tt)
+    # phi((ls - m)/s) / (s (hi - lo)) * d(ls)/dt, ls = log sigma_EDM, d ls / d tau = e^{2 tau} / (e^{2 tau} - 1)
+    dls = torch.exp(2 * tau) / torch.expm1(2 * tau) * 0.5 * process.beta(tt)
+    z = (_log_sigma_edm(tt, process) - m) / s
+    return torch.exp(-0.5 * z**2) / math.sqrt(2 * math.pi) / (s * (hi - lo)) * dls
+
+
 def time_weights(t: torch.Tensor, T: float, delta: float, sampling: str, weighting: str, process: Process) -> torch.Tensor:
     """w(t) = lambda(t) / (p(t) (T - delta)): importance weight to the uniform time average."""
     if sampling == "log-normal":
-        m, s = LOG_NORMAL
-        lo, hi = (float(torch.special.ndtr((_log_sigma_edm(torch.tensor([v]), process) - m) / s)) for v in (delta, T))
-        tt = t.to(torch.float64)
-        tau = process.ou_time(tt)
-        # density of t: phi((ls - m)/s) / (s (hi - lo)) * d(ls)/dt, ls = log sigma_EDM, d ls / d tau = e^{2 tau} / (e^{2 tau} - 1)
-        dls = torch.exp(2 * tau) / torch.expm1(2 * tau) * 0.5 * process.beta(tt)
-        z = (_log_sigma_edm(tt, process) - m) / s
-        density = torch.exp(-0.5 * z**2) / math.sqrt(2 * math.pi) / (s * (hi - lo)) * dls
-        inv_density = (1.0 / (density * (T - delta))).to(t.dtype)
+        inv_density = (1.0 / (_log_normal_density(t, T, delta, process) * (T - delta))).to(t.dtype)
     else:
         inv_density = torch.ones_like(t) if sampling == "uniform" else t * math.log(T / delta) / (T - delta)
     if weighting == "a3":
         return inv_density
     if weighting == "likelihood":
         return inv_density * process.beta(t)
-    if weighting in ("eps", "min-snr"):  # sigma_t^2: the plain MSE of the predicted noise
+    if weighting in ("eps", "min-snr", "edm"):  # sigma_t^2: the plain MSE of the predicted noise
         tau = process.ou_time(t)
         s2 = -torch.expm1(-2 * tau)
         w = inv_density * s2.to(t.dtype)
         if weighting == "min-snr":  # times min(SNR, gamma) / SNR: the low-noise end down-weighted
             snr = torch.exp(-2 * tau) / s2
             w = w * (snr.clamp(max=MIN_SNR_GAMMA) / snr).to(t.dtype)
+        if weighting == "edm":  # / a_t^2 (the MSE of v) at EDM's log-normal noise levels: with log-normal times, 1
+            w = w * (torch.exp(2 * tau) * _log_normal_density(t, T, delta, process) * (T - delta)).to(t.dtype)
         return w
     raise ValueError(f"weighting must be one of {WEIGHTINGS}; got {weighting!r}")
 
