@@ -423,3 +423,4 @@ def test_the_default_recipe_follows_the_data():
     cld = recipe((8, 8), process="cld", net="mlp")
     assert (cld.weighting, cld.T, cld.hidden, cld.depth) == ("a3", 5.0, 128, 3)
     assert recipe((8, 8), net="unet8").hidden == 32 and recipe((8, 8), lr=1e-3).lr == 1e-3
+    assert recipe(process="vp-cosine").T == 0.999 and recipe(process="vp-linear", T=0.5).T == 0.5

@@ -120,18 +120,25 @@ _PROCESS_FIELDS = ("process", "T", "delta", "time_sampling", "weighting")
 
 
 def recipe(image_shape: tuple[int, int] | None = None, **choices: Any) -> TrainConfig:
-    """The default training recipe for a data set: for images of ``image_shape`` (H, W), the U-Net
-    (diffusers' ``UNet2DModel`` layout) trained on the noise MSE at uniform times of the linear VP
-    schedule, batch 128, Adam 2e-3 with warm-up, cosine decay and clipping; for tables and vectors,
-    the MLP on the paper's objective (OU, the A3 weighting, log-uniform times). ``choices`` override it; choosing another process drops the
-    recipe's times and weighting for TrainConfig's defaults. For tables and vectors: batch 128,
-    warm-up, cosine decay, clipping at 1, a longer EMA (0.9997), 20000 steps."""
+    """``sgmlab train``'s recipe for a data set, as a TrainConfig.
+
+    Images of ``image_shape`` (H, W): the U-Net (diffusers' ``UNet2DModel`` layout) trained on the
+    noise MSE at uniform times of the linear VP schedule, batch 128, Adam 2e-3 with warm-up, cosine
+    decay and clipping at 1, 12000 steps. Tables and vectors (``image_shape`` None): the MLP on the
+    paper's objective (OU, the A3 weighting, log-uniform times), batch 128, the same schedule and
+    clipping, EMA 0.9997, 20000 steps. ``choices`` override any field; choosing another process
+    drops the recipe's times and weighting for TrainConfig's defaults (T the end of a VP clock),
+    another network takes its own default sizes.
+    """
     base = dict(IMAGE_RECIPE, image_shape=tuple(image_shape)) if image_shape is not None else dict(VECTOR_RECIPE)
     if "process" in choices and choices["process"] != base.get("process", "ou"):
         base = {k: v for k, v in base.items() if k not in _PROCESS_FIELDS}
     if choices.get("net", base["net"]) != base["net"]:  # another network: its own sizes
         base = {**base, **dict(zip(("hidden", "depth"), NET_SIZES[choices["net"]]))}
-    return TrainConfig(**{**base, **choices})
+    merged = {**base, **choices}
+    if str(merged.get("process", "ou")).startswith("vp") and "T" not in merged:  # the VP clock ends at t_max
+        merged["T"] = vp_family(merged["process"]).t_max
+    return TrainConfig(**merged)
 
 
 def saved_config(meta: dict[str, str]) -> TrainConfig:
