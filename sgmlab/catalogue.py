@@ -77,6 +77,13 @@ PLAN_SAMPLERS = tuple(n for n, e in SAMPLERS.items() if e.zero_end)
 TUNABLE: dict[str, Any] = {short: SAMPLERS[ALIASES.get(short, short)].sampler
                            for short in ("dpmpp_3m", "dpmpp_2m", "unipc_3", "unipc_2")}
 
+
+def check_default_alone(sampler: str | None, grid: object, T: object, delta: object) -> None:
+    """``default`` brings its own grid, T and delta: refuse any given beside it (None: not given)."""
+    given = [f"--{k}" for k, v in (("grid", grid), ("T", T), ("delta", delta)) if v is not None]
+    if sampler == DEFAULT and given:
+        raise ValueError(f"--sampler default brings its own grid, T and delta; drop {', '.join(given)}")
+
 GRIDS = {"uniform": grids.uniform, "exponential": grids.exponential, "two_phase": grids.two_phase,
          "log_snr": grids.log_snr, "log_snr_focused": grids.log_snr_focused, "karras": grids.karras,
          "vp_linear": grids.vp_linear}

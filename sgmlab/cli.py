@@ -83,10 +83,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def cmd_sample(args: argparse.Namespace) -> None:
     if args.model is not None:
         return _sample_model(args)
-    if args.sampler == catalogue.DEFAULT:
-        given = [f"--{k}" for k in ("grid", "T", "delta") if getattr(args, k) is not None]
-        if given:
-            raise ValueError(f"--sampler default brings its own grid, T and delta; drop {', '.join(given)}")
+    catalogue.check_default_alone(args.sampler, args.grid, args.T, args.delta)
     if args.data is not None:
         raise ValueError("--data goes with --model (the data a trained model is measured against)")
     config = SampleConfig(target=args.target or "mixture2d", dim=args.dim,

@@ -497,6 +497,10 @@ def test_sample_model_refuses_exact_score_options_and_warns_outside_the_trained_
     assert main(["sample", "--model", str(model_dir), "--steps", "3", "--n", "20", "--no-progress", "--T", "50",
                  "--sampler", "exponential_integrator", "--out", str(tmp_path / "y")]) == 0
     assert "warning: sampling from T=50" in capsys.readouterr().out
+    assert main(["sample", "--model", str(model_dir), "--steps", "3", "--n", "20", "--no-progress", "--sampler",
+                 "default", "--delta", "0.01", "--out", str(tmp_path / "z")]) == 2
+    assert "--sampler default brings its own grid, T and delta; drop --delta" in capsys.readouterr().err
+    assert not (tmp_path / "z").exists()
 
 
 @pytest.mark.parametrize("text, delimiter, want", [

@@ -232,10 +232,7 @@ class ModelSampleConfig:
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {list(DTYPES)}; got {self.dtype!r}")
-        if self.sampler == catalogue.DEFAULT:
-            given = [f"--{k}" for k in ("grid", "T", "delta") if getattr(self, k) is not None]
-            if given:
-                raise ValueError(f"--sampler default brings its own grid, T and delta; drop {', '.join(given)}")
+        catalogue.check_default_alone(self.sampler, self.grid, self.T, self.delta)
         check_model_dir(self.model)
 
     def as_dict(self) -> dict[str, Any]:
