@@ -27,7 +27,14 @@ def _bar(total: int, enabled: bool, desc: str) -> tuple[Any, Callable[[], None]]
     from tqdm import tqdm
 
     bar = tqdm(total=total, desc=desc, unit="step", file=sys.stderr, leave=False)
-    return (lambda info: bar.update(1)), bar.close
+
+    def step(info: Any) -> None:
+        if bar.n >= bar.total:  # the sampler runs in chunks of rows: one more chunk of ``total`` steps
+            bar.total += total
+            bar.set_description(f"{desc}, chunk {bar.total // total}")
+        bar.update(1)
+
+    return step, bar.close
 
 
 def _say(args: argparse.Namespace) -> Callable[[str], None] | None:

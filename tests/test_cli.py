@@ -370,3 +370,16 @@ def test_sample_runs_in_chunks_with_the_same_deterministic_output(tmp_path, caps
     assert np.array_equal(samples(*det), samples(*det, "--batch-size", "7"))
     assert np.array_equal(samples("--batch-size", "7"), samples("--batch-size", "7"))
     assert json.loads((tmp_path / "s3" / "config.json").read_text())["batch_size"] == 7
+
+
+def test_the_progress_bar_counts_every_chunk(capsys):
+    """A sampler run in three chunks of rows calls back 3 x steps times: the bar grows a chunk at a
+    time instead of running past its total."""
+    from sgmlab.cli import _bar
+
+    step, close = _bar(4, True, "sample")
+    bar = close.__self__  # the tqdm bar whose close() this is
+    for _ in range(12):
+        step(None)
+    assert (bar.n, bar.total) == (12, 12) and bar.desc.startswith("sample, chunk 3")
+    close()
