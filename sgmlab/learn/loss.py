@@ -69,8 +69,11 @@ def _log_normal_density(t: torch.Tensor, T: float, delta: float, process: Proces
 
 def time_weights(t: torch.Tensor, T: float, delta: float, sampling: str, weighting: str, process: Process) -> torch.Tensor:
     """w(t) = lambda(t) / (p(t) (T - delta)): importance weight to the uniform time average."""
+    # the log-normal density, once, where the sampling or EDM's weighting needs it
+    ln = (_log_normal_density(t, T, delta, process) * (T - delta)
+          if sampling == "log-normal" or weighting == "edm" else None)
     if sampling == "log-normal":
-        inv_density = (1.0 / (_log_normal_density(t, T, delta, process) * (T - delta))).to(t.dtype)
+        inv_density = (1.0 / ln).to(t.dtype)
     else:
         inv_density = torch.ones_like(t) if sampling == "uniform" else t * math.log(T / delta) / (T - delta)
     if weighting == "a3":
@@ -85,7 +88,7 @@ def time_weights(t: torch.Tensor, T: float, delta: float, sampling: str, weighti
             snr = torch.exp(-2 * tau) / s2
             w = w * (snr.clamp(max=MIN_SNR_GAMMA) / snr).to(t.dtype)
         if weighting == "edm":  # / a_t^2 (the MSE of v) at EDM's log-normal noise levels: with log-normal times, 1
-            w = w * (torch.exp(2 * tau) * _log_normal_density(t, T, delta, process) * (T - delta)).to(t.dtype)
+            w = w * (torch.exp(2 * tau) * ln).to(t.dtype)
         return w
     raise ValueError(f"weighting must be one of {WEIGHTINGS}; got {weighting!r}")
 
