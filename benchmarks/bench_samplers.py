@@ -52,7 +52,7 @@ def main() -> None:
         print("(diffusers not installed: pip install sgmlab[bench])")
     print(f"n={args.n}, d={args.d}, K={args.k} full-covariance mixture, {args.nfe} score evaluations; "
           f"median of {args.repeats}")
-    base = None
+    base, score_seconds = None, float("nan")
     lines = ["# Time outside the score", "",
              f"Regenerate: `OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_samplers.py --repeats {args.repeats}` "
              f"(one thread, nothing else running). n = {args.n}, d = {args.d}, a {args.k}-component full-covariance "
@@ -61,7 +61,7 @@ def main() -> None:
              "Goals (issue 21): at most 5% for the default, at most 15% for the stochastic samplers.", "",
              "| sampler | seconds | overhead / score | time / sgmlab default |", "|---|---|---|---|"]
     for name, fn in runs.items():
-        walls, ratios = [], []
+        walls, ratios, scores = [], [], []
         for _ in range(args.repeats):
             timed = TimedScore(score)
             t0 = time.perf_counter()
@@ -69,11 +69,26 @@ def main() -> None:
             wall = time.perf_counter() - t0
             walls.append(wall)
             ratios.append((wall - timed.seconds) / timed.seconds)
+            scores.append(timed.seconds)
         w = statistics.median(walls)
         base = base or w
+        score_seconds = statistics.median(scores) if name == "exponential_integrator" else score_seconds
         print(f"  {name:32s} {w:7.2f} s  overhead/score {100 * statistics.median(ratios):6.1f}%  "
               f"time / sgmlab default {w / base:5.2f}", flush=True)
         lines.append(f"| {name} | {w:.2f} | {100 * statistics.median(ratios):.1f}% | {w / base:.2f} |")
+    # the part of a stochastic step no sampler can avoid with torch's generator: n x d float32 normal_ draws
+    buf = torch.empty(args.n * args.d, dtype=torch.float32)
+    noise = []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        for _ in range(grid.shape[0] - 1):
+            buf.normal_(generator=g)
+        noise.append(time.perf_counter() - t0)
+    ratio = statistics.median(noise) / score_seconds
+    print(f"  {'float32 normal_ draws alone':32s} {statistics.median(noise):7.2f} s  overhead/score {100 * ratio:6.1f}%")
+    lines += ["", f"The noise alone: {grid.shape[0] - 1} steps of n x d = {args.n * args.d} float32 `normal_` draws "
+              f"(torch's CPU generator) take {statistics.median(noise):.2f} s, {100 * ratio:.1f}% of the time in the "
+              "score; a stochastic sampler with torch's generator cannot go below it."]
     if args.write:
         (Path(__file__).parent / "overhead.md").write_text("\n".join(lines) + "\n")
         print("wrote benchmarks/overhead.md")
