@@ -85,7 +85,8 @@ def main() -> None:
             buf.normal_(generator=g)
         noise.append(time.perf_counter() - t0)
     ratio = statistics.median(noise) / score_seconds
-    print(f"  {'float32 normal_ draws alone':32s} {statistics.median(noise):7.2f} s  overhead/score {100 * ratio:6.1f}%")
+    print(f"  {'float32 normal_ draws alone':32s} {statistics.median(noise):7.2f} s  "
+          f"overhead/score {100 * ratio:6.1f}%")
     lines += ["", f"The noise alone: {grid.shape[0] - 1} steps of n x d = {args.n * args.d} float32 `normal_` draws "
               f"(torch's CPU generator) take {statistics.median(noise):.2f} s, {100 * ratio:.1f}% of the time in the "
               "score; a stochastic sampler with torch's generator cannot go below it."]

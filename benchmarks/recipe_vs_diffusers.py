@@ -418,7 +418,7 @@ def main() -> None:
             steps = statistics.mean(r["steps"] for r in rows[name])
             lines.append(f"| {name} | {steps:.0f} | " + " | ".join(cell(rows[name], k) for k, _ in cols) + " |")
         if all(rows.values()):
-            lines.append("| sgmlab - diffusers, paired by seed (tie: within 2 SE) | | "
+            lines.append("| sgmlab - diffusers, paired by seed (paired t-test; tie: p > 0.05) | | "
                          + " | ".join(paired(rows["sgmlab"], rows["diffusers"], k) for k, _ in cols) + " |")
         sections[task] = lines + reference(task, data)
     out = Path(args.out or Path(__file__).parent / "recipe_vs_diffusers.md")
@@ -429,7 +429,8 @@ def main() -> None:
 
 def command(args: argparse.Namespace, task: str) -> str:
     """The command line that regenerates ``task``'s section."""
-    seconds = ["--seconds", f"{args.seconds:g}"] if task == "digits" else ["--vector-seconds", f"{args.vector_seconds:g}"]
+    seconds = (["--seconds", f"{args.seconds:g}"] if task == "digits"
+               else ["--vector-seconds", f"{args.vector_seconds:g}"])
     lr = (["--diffusers-lr", f"{args.diffusers_lr:g}"] if task == "digits"
           else ["--vector-diffusers-lr", f"{args.vector_diffusers_lr:g}"])
     return " ".join(["--data", task, *seconds, "--seeds", *map(str, args.seeds), *lr]
@@ -446,13 +447,19 @@ def cell(rows: list[dict], key: str) -> str:
 
 
 def paired(a: list[dict], b: list[dict], key: str) -> str:
-    """The mean difference a - b over seeds (both recipes ran each seed) +- its standard error, and
-    "tie" when it is within two standard errors of 0."""
+    """The mean difference a - b over seeds (both recipes ran each seed) +- its standard error, with
+    the two-sided p-value of the paired t-test; "tie" when p > 0.05."""
     if key == "p" or len(a) != len(b) or len(a) < 2:
         return ""
     diff = [x[key] - y[key] for x, y in zip(a, b)]
-    mean, se = statistics.mean(diff), statistics.stdev(diff) / math.sqrt(len(diff))
-    return f"{mean:+.3g} +- {se:.2g}" + (" (tie)" if abs(mean) <= 2 * se else "")
+    return difference_cell(statistics.mean(diff), statistics.stdev(diff) / math.sqrt(len(diff)), len(diff))
+
+
+def difference_cell(mean: float, se: float, n: int) -> str:
+    from scipy import stats
+
+    p = 2 * stats.t.sf(abs(mean) / se, n - 1) if se > 0 else float(mean == 0)
+    return f"{mean:+.3g} +- {se:.2g} (p = {p:.2g}{', tie' if p > 0.05 else ''})"
 
 
 HEADER = """# sgmlab's training recipe against diffusers' at equal CPU time
