@@ -318,13 +318,21 @@ def test_hostile_input_gets_a_clear_error_or_a_correct_answer(name):  # 307 case
 
 
 # -- faults lose nothing -------------------------------------------------------------------------------
-def _sgmlab(*args, **kw):
+def _sgmlab(*args, preexec_fn=None, **kw):
+    """``python -m sgmlab.cli *args`` as a user's terminal starts it: SIGINT at its default even where
+    the tests themselves run with it ignored (a shell's background job), so Ctrl-C is KeyboardInterrupt."""
+    import signal
     import subprocess
     import sys
 
+    def start():
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        if preexec_fn is not None:
+            preexec_fn()
+
     return subprocess.Popen([sys.executable, "-m", "sgmlab.cli", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**__import__("os").environ, "OMP_NUM_THREADS": "1"},
-                            **kw)
+                            preexec_fn=start, **kw)
 
 
 def _train_args(out, steps):
