@@ -449,16 +449,13 @@ def cell(rows: list[dict], key: str) -> str:
 def paired(a: list[dict], b: list[dict], key: str) -> str:
     """The mean difference a - b over seeds (both recipes ran each seed) +- its standard error, with
     the two-sided p-value of the paired t-test; "tie" when p > 0.05."""
+    from scipy import stats
+
     if key == "p" or len(a) != len(b) or len(a) < 2:
         return ""
     diff = [x[key] - y[key] for x, y in zip(a, b)]
-    return difference_cell(statistics.mean(diff), statistics.stdev(diff) / math.sqrt(len(diff)), len(diff))
-
-
-def difference_cell(mean: float, se: float, n: int) -> str:
-    from scipy import stats
-
-    p = 2 * stats.t.sf(abs(mean) / se, n - 1) if se > 0 else float(mean == 0)
+    mean, se = statistics.mean(diff), statistics.stdev(diff) / math.sqrt(len(diff))
+    p = 2 * stats.t.sf(abs(mean) / se, len(diff) - 1) if se > 0 else float(mean == 0)
     return f"{mean:+.3g} +- {se:.2g} (p = {p:.2g}{', tie' if p > 0.05 else ''})"
 
 
@@ -479,7 +476,8 @@ def merge(old: str, sections: dict[str, list[str]]) -> str:
     kept: dict[str, str] = {}
     for chunk in old.split("\n## ")[1:]:
         title = chunk.split("\n", 1)[0]
-        kept[title.split(" (", 1)[0] if title.split(" (", 1)[0] in TASKS else title] = "## " + chunk.rstrip("\n")
+        task = title.split(" (", 1)[0]
+        kept[task if task in TASKS else title] = "## " + chunk.rstrip("\n")
     kept.update({task: "\n".join(lines) for task, lines in sections.items()})
     order = [t for t in TASKS if t in kept] + [k for k in kept if k not in TASKS]
     return HEADER + "\n\n" + "\n\n".join(kept[k] for k in order) + "\n"
