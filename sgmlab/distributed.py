@@ -1,7 +1,9 @@
 """Sampling across processes under ``torchrun``: each rank draws its shard of the samples with its
 own seed (``seed + rank``), and the shards are gathered on rank 0 in rank order. The result is
 that of one process running the same shards one after another (tested with two gloo processes).
-CPU processes use gloo, GPUs NCCL; without torchrun everything here is the single-process case.
+With ``--device cuda`` each process samples on its own GPU; shards and metrics are gathered on the
+CPU through gloo (NCCL serves training's gradients). Without torchrun everything here is the
+single-process case.
 """
 
 from __future__ import annotations
@@ -18,6 +20,19 @@ def init() -> tuple[int, int]:
 
     init_distributed()
     return world()
+
+
+def device(value: Any = None) -> torch.device:
+    """The device a process samples on: the CPU by default; ``"cuda"`` (no index) is the process's own
+    GPU (under torchrun: its local rank's); anything else is checked to exist on this machine."""
+    from . import _checks
+
+    dev = _checks.device(value)
+    if dev.type == "cuda" and dev.index is None:
+        from .learn.train import default_device
+
+        return default_device()
+    return dev
 
 
 def world() -> tuple[int, int]:

@@ -111,3 +111,24 @@ def test_the_bench_across_two_processes_merges_the_exact_mmd_exactly(tmp_path):
     assert single.returncode == 0, single.stderr[-2000:]
     one = {r["method"]: r["value"] for r in csv.DictReader((tmp_path / "s" / "results.csv").open())}
     assert one == {r["method"]: r["value"] for r in rows if r["target"] == "gaussian10"}
+
+
+def test_devices_are_resolved_per_process_and_too_many_processes_for_the_gpus_are_refused(monkeypatch):
+    """``--device cuda`` is each process's own GPU (LOCAL_RANK); more processes on a node than it has
+    GPUs is refused with what to do, before anything runs (CUDA faked: the rule, not the GPU)."""
+    import pytest
+
+    from sgmlab import distributed
+    from sgmlab.defaults import CHUNK_NUMBERS, CUDA_CHUNK_NUMBERS, chunk_rows
+    from sgmlab.learn.train import default_device
+
+    assert distributed.device(None) == torch.device("cpu") == distributed.device("cpu")
+    assert chunk_rows(10) == chunk_rows(10, device="cpu") == CHUNK_NUMBERS // 10
+    assert chunk_rows(10, device="cuda") == CUDA_CHUNK_NUMBERS // 10 and chunk_rows(10, 7, "cuda") == 7
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert default_device() == torch.device("cuda", 1) == distributed.device("cuda")
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    with pytest.raises(ValueError, match=r"node with 2 GPU\(s\).*--nproc_per_node=2.*CUDA_VISIBLE_DEVICES="):
+        distributed.device("cuda")

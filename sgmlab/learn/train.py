@@ -318,18 +318,28 @@ def load_model(folder: str | Path) -> TrainResult:
 
 
 def default_device() -> torch.device:
-    """CUDA when present (under torchrun: the process's local GPU), else CPU."""
+    """CUDA when present (under torchrun: the process's local GPU), else CPU; a clear error when
+    torchrun started more processes on this node than it has GPUs."""
     if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        local, gpus = int(os.environ.get("LOCAL_RANK", 0)), torch.cuda.device_count()
+        if local >= gpus:
+            raise ValueError(f"torchrun started process {local} on a node with {gpus} GPU(s): for the GPUs, start at "
+                             f"most {gpus} per node (--nproc_per_node={gpus}); to run every process on the CPU, hide "
+                             "the GPUs (CUDA_VISIBLE_DEVICES=)")
+        return torch.device("cuda", local)
     return torch.device("cpu")
 
 
 def init_distributed() -> bool:
-    """Initialise the process group when launched by torchrun (WORLD_SIZE > 1): NCCL on GPUs, gloo on CPU."""
+    """Initialise the process group when launched by torchrun (WORLD_SIZE > 1): gloo for CPU tensors,
+    and NCCL for CUDA ones when the node has a GPU for each of its processes (each takes its own)."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.distributed.is_initialized():
-        if torch.cuda.is_available():
+        local_size = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE")))
+        if torch.cuda.is_available() and local_size <= torch.cuda.device_count():
             torch.cuda.set_device(default_device())
-        torch.distributed.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+            torch.distributed.init_process_group("cpu:gloo,cuda:nccl")
+        else:
+            torch.distributed.init_process_group("gloo")
         return True
     return False
 
@@ -375,6 +385,24 @@ def _deferred_interrupt(enabled: bool) -> Any:
         signal.signal(signal.SIGINT, previous)
 
 
+DETERMINISTIC_CONVOLUTIONS = True  # False: cuDNN may pick nondeterministic kernels (no exact GPU resume)
+
+
+@contextlib.contextmanager
+def _deterministic_convolutions():
+    """cuDNN's deterministic kernels while training: without them two GPU runs of the U-Net (and a
+    run and its resumption) differ after a few steps (benchmarks/gpu.md); they cost no speed there."""
+    cudnn = torch.backends.cudnn
+    before = cudnn.deterministic, cudnn.benchmark
+    if DETERMINISTIC_CONVOLUTIONS:
+        cudnn.deterministic, cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        cudnn.deterministic, cudnn.benchmark = before
+
+
+@_deterministic_convolutions()
 def train(data: torch.Tensor, config: TrainConfig = TrainConfig(), *, out: str | Path | None = None,
           resume: bool = False, callback: Callable[[TrainInfo], Any] | None = None,
           device: torch.device | str | None = None) -> TrainResult:
@@ -388,7 +416,8 @@ def train(data: torch.Tensor, config: TrainConfig = TrainConfig(), *, out: str |
     gradients, which equals single-process training on the global batch up to rounding.
 
     ``device`` defaults to CUDA when present. Randomness is drawn on the CPU and moved, so a run
-    is reproducible across devices up to the arithmetic of the network.
+    is reproducible across devices up to the arithmetic of the network; on a GPU, cuDNN's
+    deterministic kernels are used while training, so that resume stays exact there too.
     """
     device = default_device() if device is None else torch.device(device)
     data = _checks.as_tensor("data", data, ndim=2)
