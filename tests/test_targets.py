@@ -286,3 +286,13 @@ def test_characteristic_function_bad_input(gen):
         q.characteristic_function(torch.full((1, 2), math.nan))
     with pytest.raises(TypeError, match="torch.Tensor"):
         q.characteristic_function([[0.0, 1.0]])
+
+
+def test_to_the_device_a_target_is_on_is_itself_and_an_unknown_device_is_refused(gen):
+    for q in (sg.targets.mixture2d(), sg.targets.Gaussian([0.0, 1.0], [[1.0, 0.2], [0.2, 1.0]]),
+              sg.targets.Empirical(torch.randn(5, 2, generator=gen))):
+        assert q.to("cpu") is q and q.to(torch.device("cpu")) is q
+        with pytest.raises(ValueError, match="not a device torch knows"):
+            q.to("nonsense")
+        with pytest.raises(ValueError, match="cuda:9"):
+            q.to("cuda:9")

@@ -12,6 +12,8 @@ import torch
 # float64). Scores and log-densities of large batches are computed chunk by chunk: memory stays
 # bounded, and chunks this size stay in cache (about 2x faster than one pass over n = 1e5).
 CHUNK_ELEMENTS = 2**21
+# On a GPU small chunks leave it waiting on kernel launches: 256 MiB in float64 (benchmarks/gpu.md).
+CUDA_CHUNK_ELEMENTS = 2**25
 
 LOG_2PI = math.log(2 * math.pi)
 
@@ -19,7 +21,7 @@ LOG_2PI = math.log(2 * math.pi)
 def chunked(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, per_row: int) -> torch.Tensor:
     """Apply a row-wise ``fn`` to ``x`` in chunks of rows so that a chunk needs at most
     ``CHUNK_ELEMENTS`` intermediate elements, given ``per_row`` elements per row."""
-    rows = max(1, CHUNK_ELEMENTS // max(per_row, 1))
+    rows = max(1, (CUDA_CHUNK_ELEMENTS if x.is_cuda else CHUNK_ELEMENTS) // max(per_row, 1))
     if x.shape[0] <= rows:
         return fn(x)
     return torch.cat([fn(c) for c in x.split(rows)])
@@ -60,6 +62,12 @@ class Target(ABC):
     @abstractmethod
     def second_moment(self) -> float:
         """m_2^2 = E |X|^2 (Chen et al. 2023, assumption A2)."""
+
+    def to(self, device: torch.device | str) -> Target:
+        """The same law with its tensors on ``device`` (this target itself when they are there), so
+        that its exact scores evaluate there: ``sg.sample(sg.scores.exact(q.to("cuda")), ...,
+        device="cuda")``."""
+        raise NotImplementedError(f"{type(self).__name__} cannot move to another device")
 
     def characteristic_function(self, w: torch.Tensor) -> torch.Tensor:
         r""":math:`\varphi(w) = E\, e^{i w^\top X}` at the frequencies ``w`` of shape (D, d);

@@ -42,6 +42,10 @@ class Empirical(Target):
     def __repr__(self) -> str:
         return f"Empirical(points={self.points.shape[0]}, dim={self.dim})"
 
+    def to(self, device: torch.device | str) -> Empirical:
+        dev = _checks.device(device)
+        return self if self.points.device == dev else Empirical(self.points.to(dev), self.weights.to(dev))
+
     @property
     def dim(self) -> int:
         return self.points.shape[1]

@@ -71,6 +71,10 @@ class Gaussian(Target):
     def __repr__(self) -> str:
         return f"Gaussian(dim={self.dim})"
 
+    def to(self, device: torch.device | str) -> Gaussian:
+        dev = _checks.device(device)
+        return self if self.mean.device == dev else Gaussian(self.mean.to(dev), self.cov.to(dev))
+
     @property
     def dim(self) -> int:
         return self.mean.shape[0]

@@ -94,6 +94,10 @@ class GaussianMixture(Target):
     def __repr__(self) -> str:
         return f"GaussianMixture(components={self.n_components}, dim={self.dim}, covariance_type={self.covariance_type!r})"
 
+    def to(self, device: torch.device | str) -> GaussianMixture:
+        dev = _checks.device(device)
+        return self if self.means.device == dev else GaussianMixture(self.weights.to(dev), self.means.to(dev), self.covs.to(dev))
+
     @property
     def dim(self) -> int:
         return self.means.shape[1]
