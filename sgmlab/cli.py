@@ -65,7 +65,8 @@ def _sample(config: SampleConfig, args: argparse.Namespace, kind: str) -> None:
     from .defaults import chunk_rows
 
     mine = distributed.shard_sizes(config.n, ranks)[rank]
-    steps = (grid.shape[0] - 1) * -(-mine // chunk_rows(target.dim, config.batch_size))
+    rows = chunk_rows(target.dim, config.batch_size, distributed.device(config.device))
+    steps = (grid.shape[0] - 1) * -(-mine // rows)
     _run_with_bar(run_sampling, config, out, steps, config.sampler, args, rank)
 
 
@@ -97,7 +98,8 @@ def cmd_sample(args: argparse.Namespace) -> None:
                           sampler=args.sampler or "exponential_integrator", grid=args.grid or "uniform",
                           steps=args.steps, T=5.0 if args.T is None else args.T,
                           delta=1e-3 if args.delta is None else args.delta, n=args.n, seed=args.seed,
-                          process=args.process or "ou", batch_size=args.batch_size, dtype=args.dtype or "float64")
+                          process=args.process or "ou", batch_size=args.batch_size, dtype=args.dtype or "float64",
+                          device=args.device)
     _sample(config, args, "sample")
 
 
@@ -113,7 +115,7 @@ def _sample_model(args: argparse.Namespace) -> None:
     rank, _ = distributed.init()  # under torchrun: each rank samples its shard, rank 0 measures and writes
     config = ModelSampleConfig(str(args.model), sampler=args.sampler, grid=args.grid, steps=args.steps, T=args.T,
                                delta=args.delta, n=args.n, seed=args.seed, data=args.data, batch_size=args.batch_size,
-                               dtype=args.dtype or "float32")
+                               dtype=args.dtype or "float32", device=args.device)
     out = distributed.on_rank_zero(lambda: _out(args, "sample", Path(args.model).name))
     _run_with_bar(run_model_sampling, config, out, args.steps, args.sampler or "sampling", args, rank)
 
@@ -228,7 +230,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         raise ValueError(f"--n takes one common sample size and any number of TARGET=N; got {common}")
     config = bench.BenchConfig(targets=tuple(args.targets or bench.TARGETS), budgets=tuple(args.budgets),
                                n=common[0] if common else None, peers=peers, seed=args.seed, n_by_target=tuple(sizes),
-                               peer_names=tuple(args.peers) if args.peers else None)
+                               peer_names=tuple(args.peers) if args.peers else None, device=args.device)
     from . import distributed
 
     rank, _ = distributed.init()  # under torchrun: samples shard across ranks, rank 0 merges, reports and writes
@@ -257,6 +259,8 @@ def _bench_family(args: argparse.Namespace) -> None:
 
     if args.no_peers:
         raise ValueError("--suite measures against diffusers' schedulers; it cannot go with --no-peers")
+    if args.device != "cpu":
+        raise ValueError("--device is for the bench's named targets; --suite heldout and train run on the CPU")
     if args.resume:
         raise ValueError("--resume is for --suite targets; a family run is minutes long")
     if args.targets is not None:
@@ -381,6 +385,13 @@ def _common_io(p: argparse.ArgumentParser, n: int) -> None:
     _output_args(p)
 
 
+def _device_arg(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--device", default="cpu",
+                   help=f"where {what} run: cpu (default), cuda (under torchrun: each process's own GPU, NCCL "
+                        "between them), cuda:K; the random draws are the device's own, so a seed gives other "
+                        "samples on a GPU than on the CPU (benchmarks/gpu.md: what a GPU measures)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sgmlab", description="Score-based generative models with provable guarantees (Chen et al., ICLR 2023), "
@@ -423,12 +434,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "makes sgmlab read a file outside it on its own; built-in data sets need no --data)")
     p.add_argument("--batch-size", type=_positive_int, default=None,
                    help="rows the sampler runs on at a time, which bounds its working memory (default: about 2^22 "
-                        "numbers a chunk, 32 MiB in float64); deterministic samplers give the same output for any "
+                        "numbers a chunk, 32 MiB in float64; 2^25 on a GPU); deterministic samplers give the same output for any "
                         "value, stochastic ones the same output for the same value")
     p.add_argument("--dtype", choices=["float64", "float32"], default=None,
                    help="the sampler's state: float64 (default for exact scores) or float32 (default for trained "
                         "models, whose networks are float32; half the memory); grids and coefficients stay float64. "
                         "benchmarks/float32.md: what float32 costs against float64 on exact laws")
+    _device_arg(p, "the sampler's state, the exact score or the network")
     _common(p, steps=100, n=10_000)
     p.set_defaults(func=cmd_sample)
 
@@ -581,6 +593,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"only these diffusers schedulers (default all: {' '.join(PEERS)}); verdicts are then "
                         "against these alone")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    _device_arg(p, "the samplers (the metrics are computed on the CPU)")
     p.add_argument("--resume", action="store_true",
                    help="continue a stopped run in --out with the same arguments: the methods it finished "
                         "(kept in --out/partial) are read back, the rest run")

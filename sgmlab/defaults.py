@@ -178,8 +178,8 @@ def sample(score: ScoreFn, n: int, d: int, *, nfe: int, process: Process | None 
     :class:`SamplePlan`, or a :class:`sgmlab.TunedPlan` from :func:`sgmlab.tune`) gives both.
 
     Memory: the output takes n x d numbers (written over the prior draws); the sampler runs on
-    chunks of ``batch_size`` rows (default: about 2^22 numbers, 32 MiB in float64, per chunk), so
-    its working set does not grow with n. A deterministic sampler's output is the same chunked or not; a
+    chunks of ``batch_size`` rows (default: about 2^22 numbers, 32 MiB in float64, per chunk; 2^25
+    on a GPU), so its working set does not grow with n. A deterministic sampler's output is the same chunked or not; a
     stochastic one's noise is drawn chunk by chunk from ``generator`` (reproducible for the same
     ``batch_size``, different from one pass).
 
@@ -236,11 +236,16 @@ def sample(score: ScoreFn, n: int, d: int, *, nfe: int, process: Process | None 
 
 
 CHUNK_NUMBERS = 1 << 22  # numbers per chunk by default: 32 MiB in float64
+CUDA_CHUNK_NUMBERS = 1 << 25  # on a GPU: 256 MiB in float64; smaller chunks wait on launches (benchmarks/gpu.md)
 
 
-def chunk_rows(d: int, batch_size: int | None = None) -> int:
-    """Rows per chunk: ``batch_size``, or about ``CHUNK_NUMBERS`` numbers for states of width ``d``."""
-    return max(1, CHUNK_NUMBERS // d) if batch_size is None else _checks.positive_int("batch_size", batch_size)
+def chunk_rows(d: int, batch_size: int | None = None, device: Any = None) -> int:
+    """Rows per chunk: ``batch_size``, or about ``CHUNK_NUMBERS`` numbers (``CUDA_CHUNK_NUMBERS`` on
+    a GPU) for states of width ``d``."""
+    if batch_size is not None:
+        return _checks.positive_int("batch_size", batch_size)
+    numbers = CUDA_CHUNK_NUMBERS if device is not None and torch.device(device).type == "cuda" else CHUNK_NUMBERS
+    return max(1, numbers // d)
 
 
 def run_in_chunks_(sampler: Any, score: Any, x: torch.Tensor, grid: Any, *, process: Process | None = None,
@@ -250,7 +255,7 @@ def run_in_chunks_(sampler: Any, score: Any, x: torch.Tensor, grid: Any, *, proc
     block's output written over its prior draws, so that peak memory is ``x`` plus one block's
     working set. ``per_chunk(score)`` wraps the score afresh for each block (a budget counter).
     Returns the output: ``x`` itself, overwritten, when there is more than one block."""
-    rows = chunk_rows(x.shape[1], batch_size)
+    rows = chunk_rows(x.shape[1], batch_size, x.device)
     wrap = per_chunk if per_chunk is not None else (lambda s: s)
     if x.shape[0] <= rows:
         return sampler(wrap(score), x, grid, process=process, generator=generator, callback=callback)

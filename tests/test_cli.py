@@ -285,6 +285,31 @@ def test_sample_refuses_what_does_not_apply(argv, match, tmp_path, capsys):
     assert code == 2 and match in err and not (tmp_path / "s").exists()
 
 
+_NO_GPU = "this torch build has no CUDA device" if not __import__("torch").cuda.is_available() else "there are"
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["sample", "--device", "nonsense"], "device 'nonsense' is not a device torch knows"),
+    (["sample", "--device", "cuda:7"], _NO_GPU),
+    (["sample", "--device", ""], "is not a device torch knows"),
+    (["bench", "--targets", "mixture2d", "--budgets", "5", "--no-peers", "--device", "nonsense"], "not a device"),
+    (["bench", "--suite", "heldout", "--device", "cuda"], "--suite heldout and train run on the CPU"),
+])
+def test_a_device_that_is_not_there_is_refused_before_any_work(argv, match, tmp_path, capsys):
+    code, _, err = run([*argv, "--n", "20", "--no-progress", "--out", str(tmp_path / "s")], capsys)
+    assert code == 2 and match in err and not (tmp_path / "s").exists()
+
+
+def test_sample_on_the_cpu_by_name_is_the_default(tmp_path, capsys):
+    outs = []
+    for extra in ([], ["--device", "cpu"]):
+        out = tmp_path / str(len(outs))
+        code, _, _ = run(["sample", "--n", "50", "--steps", "5", "--no-progress", "--out", str(out), *extra], capsys)
+        assert code == 0 and json.loads((out / "config.json").read_text())["device"] == "cpu"
+        outs.append(np.load(out / "samples.npy"))
+    assert np.array_equal(*outs)
+
+
 def test_the_cli_is_thin():
     """No computation, file format or figure in the CLI: it builds configs, prepares folders, runs
     experiments, prints their reports and saves them (sgmlab.experiments.results.Result)."""

@@ -28,7 +28,7 @@ from ..processes import OU
 from ..scores import exact
 from ..targets import Empirical, Gaussian, Target
 from .results import Result, Row
-from .sampling import TimedScore
+from .sampling import TimedScore, synchronize
 
 
 TARGETS = catalogue.BENCH_TARGETS  # the bench's fixed targets, by name
@@ -57,8 +57,10 @@ class BenchConfig:
     seed: int = 0
     n_by_target: tuple[tuple[str, int], ...] = ()
     peer_names: tuple[str, ...] | None = None
+    device: str = "cpu"  # where the samplers run; "cuda": the process's own GPU (metrics: on the CPU)
 
     def __post_init__(self) -> None:
+        distributed.device(self.device)
         bad = [t for t in self.targets if t not in TARGETS]
         if bad or not self.targets:
             raise ValueError(f"unknown target(s) {bad}; expected some of {sorted(TARGETS)}")
@@ -186,17 +188,20 @@ def load_checkpoints(directory: str | Path, config: BenchConfig) -> dict[str, di
 
 
 def _run_method(q: Target, meter: metrics.ExactMMD | None, null_se: float, n: int, seed: int, nfe: int,
-                mname: str, method: tuple[Any, Any, bool]) -> tuple[dict[str, Any], metrics.MMDEstimate | None]:
+                mname: str, method: tuple[Any, Any, bool], device: Any = "cpu"
+                ) -> tuple[dict[str, Any], metrics.MMDEstimate | None]:
     """One method (sampler, grid, deterministic) on one target and budget: its row's measured part
     and, for the sample metric, its MMD estimate (for the coupled differences).
 
     Under torchrun each rank samples a shard of whole jackknife groups from seed + rank; rank 0
     merges the group sums (the exact MMD is a sum over samples) and, where a metric needs the
-    samples themselves, gathers them, and returns the row; other ranks return (None, None)."""
+    samples themselves, gathers them, and returns the row; other ranks return (None, None).
+    The sampler runs on ``device``; its samples are measured on the CPU."""
     sampler, grid, det = method
     rank, ranks = distributed.world()
-    g = torch.Generator().manual_seed(seed + rank)
-    score = exact(q)
+    dev = distributed.device(device)
+    g = torch.Generator(dev).manual_seed(seed + rank)
+    score = exact(q.to(dev))
     timed = TimedScore(score)
     row: dict[str, Any] = {}
     est = None
@@ -215,13 +220,15 @@ def _run_method(q: Target, meter: metrics.ExactMMD | None, null_se: float, n: in
         if min(rows) < 1:
             raise ValueError(f"{n} samples in {len(sum(blocks, []))} groups cannot be shared among {ranks} processes")
         t0 = time.perf_counter()
-        x = sampler(timed, OU().prior_sample(rows[rank], q.dim, generator=g), grid, generator=g)
+        x = synchronize(sampler(timed, OU().prior_sample(rows[rank], q.dim, generator=g, device=dev), grid,
+                                generator=g))
         wall = time.perf_counter() - t0
+        x = x.cpu()
         if meter is None:
             x = distributed.gather_rows(x, rows)
             if x is None:
                 return None, None
-            value, floor = _fit_kl(x, q), _fit_kl(q.sample(n, generator=g), q)
+            value, floor = _fit_kl(x, q), _fit_kl(q.to(dev).sample(n, generator=g).cpu(), q)
             row.update(metric="kl_gaussian_fit", value=value, se=0.0, noise_floor=floor)
         else:
             sums, _ = meter.group_sums(x, blocks[rank])
@@ -284,7 +291,8 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None
                 else:
                     if meter is not None and math.isnan(null_se) and rank == 0:  # not needed when all is read back
                         null_se = meter(q.sample(n, generator=torch.Generator().manual_seed(config.seed + 1))).se
-                    measured, est = _run_method(q, meter, null_se, n, config.seed, nfe, mname, method)
+                    measured, est = _run_method(q, meter, null_se, n, config.seed, nfe, mname, method,
+                                                config.device)
                     if measured is None:  # not rank 0
                         continue
                     row = BenchRow(target=tname, d=q.dim, nfe=nfe, method=mname, **measured)

@@ -98,7 +98,7 @@ def _data_spec(folder: str | Path, data: str | None) -> tuple[DataSpec | None, s
 def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator", grid: str = "uniform",
                  steps: int = 200, T: float | None = None, delta: float | None = None, n: int = 10_000,
                  seed: int = 0, callback: Any = None, plan: Any = None, data: str | None = None,
-                 batch_size: int | None = None, dtype: torch.dtype = torch.float32
+                 batch_size: int | None = None, dtype: torch.dtype = torch.float32, device: Any = "cpu"
                  ) -> tuple[torch.Tensor, dict[str, Any], Any]:
     """Samples (in data units) from a trained model and what can be measured about them.
 
@@ -107,6 +107,7 @@ def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator",
     For data drawn from a built-in target: the metrics against the target and the eps_score(t)
     profile on the sampling grid. For digits: the classifier-based evaluation. A data file named
     in the folder's ``data.json`` is read only when ``data`` names it (the folder is untrusted).
+    ``device``: where the network and the sampler's state live (``"cuda"``: the process's own GPU).
     """
 
     if grid not in GRIDS:
@@ -141,14 +142,17 @@ def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator",
     sizes = distributed.shard_sizes(n, ranks)
     if min(sizes) < 1:
         raise ValueError(f"n={n} samples cannot be shared among {ranks} processes")
-    g = torch.Generator().manual_seed(seed + rank)
-    score = res.model.score_fn()
+    dev = distributed.device(device)
+    g = torch.Generator(dev).manual_seed(seed + rank)
+    score = res.model.to(dev).score_fn()
     dim = res.standardizer.mean.shape[0]
-    x = run_in_chunks_(run, score, process.prior_sample(sizes[rank], dim, generator=g, dtype=dtype), g_times,
-                       process=process, generator=g, callback=callback, batch_size=batch_size)
-    x = distributed.gather_rows(x, sizes)
+    x0 = process.prior_sample(sizes[rank], dim, generator=g, dtype=dtype, device=dev)
+    x = run_in_chunks_(run, score, x0, g_times, process=process, generator=g, callback=callback, batch_size=batch_size)
+    x = distributed.gather_rows(x.cpu(), sizes)  # through gloo
     if x is None:
         return None, {}, (None, None, None)
+    if g.device.type != "cpu":  # the metrics' draws: the CPU's, from the same seed
+        g = torch.Generator().manual_seed(seed)
     x = res.standardizer.inverse(CLD.positions(x) if is_cld else x)
     S.base.check_output(x, "the samples in data units (the model's standardization undone)")
     out: dict[str, Any] = {"model": str(folder), "process": res.config.process, "sampler": sampler, "grid": grid,
@@ -228,10 +232,12 @@ class ModelSampleConfig:
     data: str | None = None
     batch_size: int | None = None  # rows per chunk (sgmlab.defaults.chunk_rows)
     dtype: str = "float32"  # of the sampler's state (the network is float32)
+    device: str = "cpu"  # of the network and the state; "cuda": the process's own GPU
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {list(DTYPES)}; got {self.dtype!r}")
+        distributed.device(self.device)
         catalogue.check_default_alone(self.sampler, self.grid, self.T, self.delta)
         check_model_dir(self.model)
 
@@ -310,7 +316,8 @@ def run_model_sampling(config: ModelSampleConfig, *, callback: Any = None) -> Mo
         sampler = "exponential_integrator"  # a CLD model: CLD's exponential integrator
     x, m, (data, profile, ref) = sample_model(c.model, sampler=sampler, grid=c.grid or "uniform", steps=c.steps,
                                               T=c.T, delta=c.delta, n=c.n, seed=c.seed, callback=callback, plan=plan,
-                                              data=c.data, batch_size=c.batch_size, dtype=DTYPES[c.dtype])
+                                              data=c.data, batch_size=c.batch_size, dtype=DTYPES[c.dtype],
+                                              device=c.device)
     if x is None:  # not rank 0 under torchrun
         return None
     if sampler == catalogue.DEFAULT and plan is None:

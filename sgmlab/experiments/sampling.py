@@ -38,12 +38,13 @@ class SampleConfig:
     process: str = "ou"
     batch_size: int | None = None  # rows per chunk (sgmlab.defaults.chunk_rows); None: about 2^22 numbers
     dtype: str = "float64"  # of the sampler's state: float64 or float32
+    device: str = "cpu"  # where the state lives; "cuda": the process's own GPU (under torchrun, its local one)
 
     def chunks(self, d: int) -> int:
         """How many chunks the run takes in d dimensions."""
         from ..defaults import chunk_rows
 
-        return -(-self.n // chunk_rows(d, self.batch_size))
+        return -(-self.n // chunk_rows(d, self.batch_size, distributed.device(self.device)))
 
     def __post_init__(self) -> None:
         for name, table in (("target", BUILTIN), ("grid", GRIDS), ("process", PROCESSES)):
@@ -62,6 +63,7 @@ class SampleConfig:
         self.chunks(1)  # batch_size checked
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {list(DTYPES)}; got {self.dtype!r}")
+        distributed.device(self.device)
 
     def build(self) -> tuple[Target, P.Process, torch.Tensor]:
         """The target, process and grid this config names (raises ValueError on bad values)."""
@@ -133,15 +135,23 @@ class SampleResult(Result):
                 "samples.png": fig}
 
 
+def synchronize(x: torch.Tensor) -> torch.Tensor:
+    """``x``, once the work queued on its GPU is done (so that a timer reads the work's time)."""
+    if x.is_cuda:
+        torch.cuda.synchronize(x.device)
+    return x
+
+
 class TimedScore:
-    """Wraps a score to count its evaluations and the time spent in them."""
+    """Wraps a score to count its evaluations and the time spent in them (on a GPU, to the end of
+    the work they queued)."""
 
     def __init__(self, score: scores.ScoreFn):
         self.score, self.calls, self.seconds = score, 0, 0.0
 
     def __call__(self, x: torch.Tensor, t: float) -> torch.Tensor:
         t0 = time.perf_counter()
-        out = self.score(x, t)
+        out = synchronize(self.score(x, t))
         self.seconds += time.perf_counter() - t0
         self.calls += 1
         return out
@@ -164,7 +174,8 @@ def run_sampling(config: SampleConfig, *, callback: Callback | None = None,
     sizes = distributed.shard_sizes(config.n, ranks)
     if min(sizes) < 1:
         raise ValueError(f"n={config.n} samples cannot be shared among {ranks} processes")
-    g = torch.Generator().manual_seed(config.seed + rank)
+    dev = distributed.device(config.device)
+    g = torch.Generator(dev).manual_seed(config.seed + rank)
     if config.sampler == catalogue.DEFAULT:
         from ..defaults import default_plan
 
@@ -172,15 +183,17 @@ def run_sampling(config: SampleConfig, *, callback: Callback | None = None,
     else:
         entry = catalogue.sampler(config.sampler)
         sampler, route = entry.sampler, entry.exact_law
-    score = TimedScore(scores.exact(target, process))
-    x0 = process.prior_sample(sizes[rank], target.dim, generator=g, dtype=DTYPES[config.dtype])
+    score = TimedScore(scores.exact(target.to(dev), process))
+    x0 = process.prior_sample(sizes[rank], target.dim, generator=g, dtype=DTYPES[config.dtype], device=dev)
     t0 = time.perf_counter()
-    x = run_in_chunks_(sampler, score, x0, grid, process=process, generator=g, batch_size=config.batch_size,
-                       callback=callback)
+    x = synchronize(run_in_chunks_(sampler, score, x0, grid, process=process, generator=g,
+                                   batch_size=config.batch_size, callback=callback))
     wall = time.perf_counter() - t0
-    x = distributed.gather_rows(x, sizes)
+    x = distributed.gather_rows(x.cpu(), sizes)  # through gloo; measured on the CPU, against the target there
     if x is None:
         return None
+    if g.device.type != "cpu":  # the metrics' draws: the CPU's, from the same seed
+        g = torch.Generator().manual_seed(config.seed)
     end = float(grid[-1])
     reference = target if end == 0 else process.marginal(target, end)
     out: dict[str, Any] = {
