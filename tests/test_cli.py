@@ -145,10 +145,11 @@ def test_train_then_sample_from_the_model(tmp_path, capsys):
                            "--eval-every", "30", "--out", str(model), "--no-progress"], capsys)
     assert code == 0 and "eval loss" in stdout
     assert {"config.json", "data.json", "checkpoint.safetensors"} <= {p.name for p in model.iterdir()}
-    # resume to more steps
-    code, _, _ = run(["train", "--data", "mixture2d", "--n", "2000", "--steps", "90", "--hidden", "32",
-                      "--eval-every", "30", "--out", str(model), "--resume", "--no-progress"], capsys)
-    assert code == 0
+    # resume to more steps: said to differ from one run of that length (the cosine schedule is laid out again)
+    code, stdout, _ = run(["train", "--data", "mixture2d", "--n", "2000", "--steps", "90", "--hidden", "32",
+                           "--eval-every", "30", "--out", str(model), "--resume", "--no-progress"], capsys)
+    assert code == 0 and "laid out over 60 steps and is now laid out over 90" in stdout
+    assert "differs from one uninterrupted run of 90 steps" in stdout
     out = tmp_path / "s"
     for sampler in ("exponential_integrator", "ddpm_ancestral"):
         code, stdout, _ = run(["sample", "--model", str(model), "--sampler", sampler, "--steps", "20", "--n", "500",

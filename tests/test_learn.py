@@ -407,3 +407,13 @@ def test_the_default_recipe_follows_the_data():
     assert (cld.weighting, cld.T, cld.hidden, cld.depth) == ("a3", 5.0, 128, 3)
     assert recipe((8, 8), net="unet8").hidden == 32 and recipe((8, 8), lr=1e-3).lr == 1e-3
     assert recipe(process="vp-cosine").T == 0.999 and recipe(process="vp-linear", T=0.5).T == 0.5
+
+
+def test_the_cosine_schedule_warms_up_linearly_then_decays_to_zero():
+    from sgmlab.learn.train import cosine_factor
+
+    steps = 1000
+    f = [cosine_factor(k, steps) for k in range(steps)]
+    assert f[:50] == [(k + 1) / 50 for k in range(50)]  # 5% warm-up
+    assert f[50] == 1.0 and all(a >= b for a, b in zip(f[50:], f[51:])) and f[-1] < 1e-4
+    assert cosine_factor(0, 10) == 1.0  # a warm-up of one step

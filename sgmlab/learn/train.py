@@ -385,6 +385,13 @@ def _deferred_interrupt(enabled: bool) -> Any:
         signal.signal(signal.SIGINT, previous)
 
 
+def cosine_factor(step: int, steps: int) -> float:
+    """The cosine schedule's learning-rate factor at ``step`` (0-based) of ``steps``: a linear warm-up
+    over the first 5%, then a cosine decay to 0 at the end."""
+    warm = max(1, steps // 20)
+    return (step + 1) / warm if step < warm else 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, steps - warm)))
+
+
 DETERMINISTIC_CONVOLUTIONS = True  # False: cuDNN may pick nondeterministic kernels (no exact GPU resume)
 
 
@@ -507,10 +514,8 @@ def train(data: torch.Tensor, config: TrainConfig = TrainConfig(), *, out: str |
             if config.clip > 0:
                 nn.utils.clip_grad_norm_(params, config.clip, foreach=True)
             if config.lr_schedule == "cosine":
-                warm = max(1, config.steps // 20)
-                frac = (step + 1) / warm if step < warm else 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, config.steps - warm)))
                 for group in opt.param_groups:
-                    group["lr"] = config.lr * frac
+                    group["lr"] = config.lr * cosine_factor(step, config.steps)
             opt.step()
             step += 1
             decay = min(config.ema, (1 + step) / (10 + step))  # warm-up: early weights do not linger in the EMA
