@@ -387,9 +387,9 @@ def _common_io(p: argparse.ArgumentParser, n: int) -> None:
 
 def _device_arg(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--device", default="cpu",
-                   help=f"where {what} run: cpu (default), cuda (under torchrun: each process's own GPU, NCCL "
-                        "between them), cuda:K; the random draws are the device's own, so a seed gives other "
-                        "samples on a GPU than on the CPU (benchmarks/gpu.md: what a GPU measures)")
+                   help=f"where {what} run: cpu (default), cuda (under torchrun: each process's own GPU), "
+                        "cuda:K; the random draws are the device's own, so a seed gives other samples on a GPU "
+                        "than on the CPU (benchmarks/gpu.md: what a GPU measures)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -434,8 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "makes sgmlab read a file outside it on its own; built-in data sets need no --data)")
     p.add_argument("--batch-size", type=_positive_int, default=None,
                    help="rows the sampler runs on at a time, which bounds its working memory (default: about 2^22 "
-                        "numbers a chunk, 32 MiB in float64; 2^25 on a GPU); deterministic samplers give the same output for any "
-                        "value, stochastic ones the same output for the same value")
+                        "numbers a chunk, 32 MiB in float64; 2^25 on a GPU); deterministic samplers give the same "
+                        "output for any value, stochastic ones the same output for the same value")
     p.add_argument("--dtype", choices=["float64", "float32"], default=None,
                    help="the sampler's state: float64 (default for exact scores) or float32 (default for trained "
                         "models, whose networks are float32; half the memory); grids and coefficients stay float64. "

@@ -179,9 +179,9 @@ def sample(score: ScoreFn, n: int, d: int, *, nfe: int, process: Process | None 
 
     Memory: the output takes n x d numbers (written over the prior draws); the sampler runs on
     chunks of ``batch_size`` rows (default: about 2^22 numbers, 32 MiB in float64, per chunk; 2^25
-    on a GPU), so its working set does not grow with n. A deterministic sampler's output is the same chunked or not; a
-    stochastic one's noise is drawn chunk by chunk from ``generator`` (reproducible for the same
-    ``batch_size``, different from one pass).
+    on a GPU), so its working set does not grow with n. A deterministic sampler's output is the
+    same chunked or not; a stochastic one's noise is drawn chunk by chunk from ``generator``
+    (reproducible for the same ``batch_size``, different from one pass).
 
     ``dtype``: the state's, float64 (default) or float32 (half the memory and passes over it; the
     grid and coefficients stay float64). ``benchmarks/float32.md`` measures what float32 costs in
