@@ -13,12 +13,13 @@ blocks, batch 512, Adam 2e-3) for the same number of steps, so at the same CPU t
   against the data law (standardized units), with its standard error.
 
 Each row changes one choice from the baseline (TrainConfig's defaults), the last rows combine
-them. Rows trained in another clock (VP-linear) are measured in OU time on the same [1e-3, 5]. Means over the seeds, with the standard error over seeds.
+them; ``--only`` reruns some rows and keeps the others. Rows trained in another clock (VP-linear) are measured in OU time on the same [1e-3, 5]. Means over the seeds, with the standard error over seeds.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import statistics
 import time
@@ -48,11 +49,37 @@ RECIPES = {
     "Adam beta1 0.95": {"adam_beta1": 0.95},
     "network: width 256": {"hidden": 256},
     "network: 6 blocks": {"depth": 6},
+    "network: layer normalisation before each block's SiLU": {"layer_norm": True},
     "log-normal times + cosine lr + clip": {"time_sampling": "log-normal", "lr_schedule": "cosine", "clip": 1.0},
     "batch 128, 4x the steps, cosine lr, clip 1, EMA 0.9997 (the vector recipe)": VECTOR,
     "the vector recipe, EMA capped at 0.999 (a shorter average)": {**VECTOR, "ema": 0.999},
     "the vector recipe without EMA (the last weights)": {**VECTOR, "ema": 0.0},
+    "the vector recipe with layer normalisation in each block": {**VECTOR, "layer_norm": True},
 }
+
+
+@contextlib.contextmanager
+def layer_norm_mlp(on: bool):
+    """The MLP with a LayerNorm at the start of each residual block (pre-norm, as in transformers),
+    for the normalisation rows; sgmlab's MLP has none."""
+    if not on:
+        yield
+        return
+    from torch import nn
+
+    from sgmlab.learn import networks
+
+    original = networks.MLP.__init__
+
+    def init(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self.blocks = nn.ModuleList(nn.Sequential(nn.LayerNorm(self.hidden), *b) for b in self.blocks)
+
+    networks.MLP.__init__ = init
+    try:
+        yield
+    finally:
+        networks.MLP.__init__ = original
 
 
 def exact_score_errors(score, target, T: float = 5.0, delta: float = 1e-3) -> tuple[float, float]:
@@ -69,9 +96,11 @@ def measure(q, steps: int, seed: int, change: dict) -> dict:
     data = q.sample(20_000, generator=torch.Generator().manual_seed(100 + seed))
     change = dict(change)
     steps *= change.pop("steps_factor", 1)
+    norm = change.pop("layer_norm", False)
     config = replace(BASE, steps=steps, eval_every=steps, checkpoint_every=steps, seed=seed, **change)
     t0 = time.perf_counter()
-    res = train(data, config)
+    with layer_norm_mlp(norm):
+        res = train(data, config)
     seconds = time.perf_counter() - t0
     target = standardized_target(q, res.standardizer)
     model_score, process = res.model.score_fn(), vp_family(config.process)
@@ -92,6 +121,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--only", nargs="+", default=None, metavar="TEXT",
+                    help="run only the recipes whose name contains one of these; the other rows are kept from the "
+                         "existing file (which must come from the same --steps, --seeds and --threads)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     q = sg.targets.builtin("mixture", 16)
@@ -104,7 +136,14 @@ def main() -> None:
              "(lower is better; its own Monte-Carlo standard error in brackets, first seed).", "",
              "| recipe | eps^2, uniform in t (A3) | eps^2, uniform in log t | MMD^2 of samples | seconds |",
              "|---|---|---|---|---|"]
+    out = Path(__file__).parent / "recipe_ablation.md"
+    old = out.read_text() if out.exists() else ""
+    kept = {line.split(" | ")[0][2:]: line for line in old.splitlines() if line.startswith("| ") and " | " in line}
     for name, change in RECIPES.items():
+        if args.only and not any(o in name for o in args.only):
+            if name in kept:
+                lines.append(kept[name])
+            continue
         runs = [measure(q, args.steps, s, change) for s in args.seeds]
 
         def cell(key: str) -> str:
@@ -116,8 +155,7 @@ def main() -> None:
                f"{statistics.mean(r['seconds'] for r in runs):.0f} |")
         lines.append(row)
         print(row, flush=True)
-    out = Path(__file__).parent / "recipe_ablation.md"
-    notes = out.read_text().partition("\nWhat this says")[1:] if out.exists() else ("", "")
+    notes = old.partition("\nWhat this says")[1:]
     out.write_text("\n".join(lines) + "\n" + "".join(notes))  # the hand-written notes below the table are kept
     print("wrote benchmarks/recipe_ablation.md")
 
