@@ -70,6 +70,23 @@ def test_two_gloo_processes_equal_one_process_running_the_same_shards(tmp_path):
     assert np.array_equal(np.load(tmp_path / "m2" / "samples.npy"), np.concatenate(parts))
 
 
+def test_training_across_two_processes_resumes_exactly(tmp_path):
+    """Two gloo processes: 15 steps, then --resume to 30, end bitwise where 30 uninterrupted steps do
+    (a constant learning rate, so that the longer run's schedule is the same from the start)."""
+    from safetensors.torch import load_file
+
+    common = ["--data", "mixture2d", "--n", "500", "--hidden", "16", "--depth", "1", "--batch-size", "32",
+              "--eval-every", "15", "--lr-schedule", "constant", "--no-progress"]
+    for args in (["--steps", "30", "--out", "whole"], ["--steps", "15", "--out", "parts"],
+                 ["--steps", "30", "--out", "parts", "--resume"]):
+        res = _torchrun("train", *common, *args, cwd=tmp_path)
+        assert res.returncode == 0, res.stderr[-3000:]
+    whole, parts = (load_file(tmp_path / f / "checkpoint.safetensors") for f in ("whole", "parts"))
+    assert whole.keys() == parts.keys() and any(k.startswith("ema.") for k in whole)
+    for k in whole:
+        assert torch.equal(whole[k], parts[k]), k
+
+
 def test_a_refused_folder_stops_every_rank(tmp_path):
     (tmp_path / "taken").write_text("a file")
     res = _torchrun("sample", "--n", "10", "--steps", "5", "--out", str(tmp_path / "taken"), "--no-progress",
