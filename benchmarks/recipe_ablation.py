@@ -55,7 +55,36 @@ RECIPES = {
     "the vector recipe, EMA capped at 0.999 (a shorter average)": {**VECTOR, "ema": 0.999},
     "the vector recipe without EMA (the last weights)": {**VECTOR, "ema": 0.0},
     "the vector recipe with layer normalisation in each block": {**VECTOR, "layer_norm": True},
+    **{f"the vector recipe, times with density ~ t^-{a} and A3 weights (log-uniform: a = 1)": {**VECTOR, "power": a}
+       for a in (0.5, 0.75, 1.15, 1.3)},
 }
+
+
+@contextlib.contextmanager
+def power_times(a: float | None):
+    """Training times with density proportional to t^-a on [delta, T], importance-weighted to the A3
+    average, in place of log-uniform times (a = 1), for the rows that scan the exponent."""
+    if a is None:
+        yield
+        return
+    import sys
+
+    train_module = sys.modules["sgmlab.learn.train"]
+    sample_times, time_weights = train_module.sample_times, train_module.time_weights
+    b = 1.0 - a
+
+    def times(n, T, delta, kind, generator, process=None):
+        u = torch.rand(n, generator=generator, dtype=torch.float64)
+        return (delta**b + (T**b - delta**b) * u) ** (1 / b)
+
+    def weights(t, T, delta, sampling, weighting, process):
+        return (T**b - delta**b) / (b * t.pow(-a) * (T - delta))  # 1 / (p(t) (T - delta))
+
+    train_module.sample_times, train_module.time_weights = times, weights
+    try:
+        yield
+    finally:
+        train_module.sample_times, train_module.time_weights = sample_times, time_weights
 
 
 @contextlib.contextmanager
@@ -96,10 +125,12 @@ def measure(q, steps: int, seed: int, change: dict) -> dict:
     data = q.sample(20_000, generator=torch.Generator().manual_seed(100 + seed))
     change = dict(change)
     steps *= change.pop("steps_factor", 1)
-    norm = change.pop("layer_norm", False)
+    norm, power = change.pop("layer_norm", False), change.pop("power", None)
     config = replace(BASE, steps=steps, eval_every=steps, checkpoint_every=steps, seed=seed, **change)
+    if power is not None and (config.time_sampling, config.weighting, config.process) != ("log-uniform", "a3", "ou"):
+        raise ValueError("the power-law rows replace log-uniform times under the A3 weighting of OU")
     t0 = time.perf_counter()
-    with layer_norm_mlp(norm):
+    with layer_norm_mlp(norm), power_times(power):
         res = train(data, config)
     seconds = time.perf_counter() - t0
     target = standardized_target(q, res.standardizer)
