@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from sgmlab.cli import build_parser, main
 
@@ -286,7 +287,7 @@ def test_sample_refuses_what_does_not_apply(argv, match, tmp_path, capsys):
     assert code == 2 and match in err and not (tmp_path / "s").exists()
 
 
-_NO_GPU = "this torch build has no CUDA device" if not __import__("torch").cuda.is_available() else "there are"
+_NO_GPU = "this torch build has no CUDA device" if not torch.cuda.is_available() else "there are"
 
 
 @pytest.mark.parametrize("argv, match", [

@@ -16,7 +16,7 @@ from ..targets import GaussianMixture
 from .. import catalogue, distributed
 from ..defaults import run_in_chunks_
 from .results import Result
-from .sampling import DTYPES, GRIDS, metric_lines
+from .sampling import DTYPES, GRIDS, metric_lines, metrics_generator
 
 # samplers for models trained with process "cld" (hybrid score matching), by their short names too
 CLD_SAMPLERS = {n[len("cld_"):]: e.sampler for n, e in catalogue.SAMPLERS.items() if e.family == "cld"}
@@ -151,8 +151,7 @@ def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator",
     x = distributed.gather_rows(x.cpu(), sizes)  # through gloo
     if x is None:
         return None, {}, (None, None, None)
-    if g.device.type != "cpu":  # the metrics' draws: the CPU's, from the same seed
-        g = torch.Generator().manual_seed(seed)
+    g = metrics_generator(g, seed)
     x = res.standardizer.inverse(CLD.positions(x) if is_cld else x)
     S.base.check_output(x, "the samples in data units (the model's standardization undone)")
     out: dict[str, Any] = {"model": str(folder), "process": res.config.process, "sampler": sampler, "grid": grid,

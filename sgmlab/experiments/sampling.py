@@ -142,6 +142,12 @@ def synchronize(x: torch.Tensor) -> torch.Tensor:
     return x
 
 
+def metrics_generator(g: torch.Generator, seed: int) -> torch.Generator:
+    """The generator of the metrics' draws (on the CPU, where the samples are measured): the sampler's
+    own when it is a CPU one, else a CPU one from ``seed``."""
+    return g if g.device.type == "cpu" else torch.Generator().manual_seed(seed)
+
+
 class TimedScore:
     """Wraps a score to count its evaluations and the time spent in them (on a GPU, to the end of
     the work they queued)."""
@@ -192,8 +198,7 @@ def run_sampling(config: SampleConfig, *, callback: Callback | None = None,
     x = distributed.gather_rows(x.cpu(), sizes)  # through gloo; measured on the CPU, against the target there
     if x is None:
         return None
-    if g.device.type != "cpu":  # the metrics' draws: the CPU's, from the same seed
-        g = torch.Generator().manual_seed(config.seed)
+    g = metrics_generator(g, config.seed)
     end = float(grid[-1])
     reference = target if end == 0 else process.marginal(target, end)
     out: dict[str, Any] = {
