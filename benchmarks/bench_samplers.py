@@ -15,6 +15,7 @@ import torch
 
 import sgmlab as sg
 from sgmlab.experiments.sampling import TimedScore
+from sgmlab.samplers import _fused
 
 
 def main() -> None:
@@ -43,6 +44,7 @@ def main() -> None:
         "exponential_sde_2": lambda s: sg.samplers.exponential_sde_2(s, x0, grid, generator=g),
         "probability_flow_euler": lambda s: sg.samplers.probability_flow_euler(s, x0, grid),
     }
+    fusable = set(runs)  # sgmlab's own; diffusers' schedulers run torch operations either way
     try:
         from sgmlab.interop.peers import PEERS, DiffusersPeer
 
@@ -51,31 +53,44 @@ def main() -> None:
     except ImportError:
         print("(diffusers not installed: pip install sgmlab[bench])")
     print(f"n={args.n}, d={args.d}, K={args.k} full-covariance mixture, {args.nfe} score evaluations; "
-          f"median of {args.repeats}")
-    base, score_seconds = None, {}
+          f"median of {args.repeats}, the rows taken in turn")
     lines = ["# Time outside the score", "",
-             f"Regenerate: `OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_samplers.py --repeats {args.repeats}` "
-             f"(one thread, nothing else running). n = {args.n}, d = {args.d}, a {args.k}-component full-covariance "
-             f"mixture with its exact score, {args.nfe} score evaluations, float64. Overhead: wall time minus the time "
-             "inside the score, over the time inside the score (median of the repeats; the same run for every row).",
+             f"Regenerate: `OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_samplers.py --repeats {args.repeats} "
+             f"--write` (one thread, nothing else running). n = {args.n}, d = {args.d}, a {args.k}-component "
+             f"full-covariance mixture with its exact score, {args.nfe} score evaluations, float64. Overhead: wall "
+             "time minus the time inside the score, over the time inside the score (median of the repeats; every "
+             "row and both paths are measured in turn within each repeat, so a machine that slows down slows all "
+             "of them). Fused: sgmlab's samplers as they run, a step in one pass over the state "
+             "(`sgmlab/samplers/_fused.py`); torch operations: the same samplers with `_fused.ENABLED = False`, "
+             "one torch operation per term, as before the kernels.",
              "Goals (issue 21): at most 5% for the default, at most 15% for the stochastic samplers.", "",
-             "| sampler | seconds | overhead / score | time / sgmlab default |", "|---|---|---|---|"]
-    for name, fn in runs.items():
-        walls, ratios, scores = [], [], []
-        for _ in range(args.repeats):
+             "| sampler | seconds | overhead / score | torch operations: overhead / score | time / sgmlab default |",
+             "|---|---|---|---|---|"]
+    for warm in (runs["sgmlab default (sg.sample)"], runs["exponential_integrator"]):  # numba's kernels load once
+        warm(score)
+    configs = [(name, fused) for name in runs for fused in ((True, False) if name in fusable else (True,))]
+    walls, ratios, scores = {c: [] for c in configs}, {c: [] for c in configs}, {c: [] for c in configs}
+    for r in range(args.repeats):
+        for name, fused in configs:
+            _fused.ENABLED = fused
             timed = TimedScore(score)
             t0 = time.perf_counter()
-            fn(timed)
+            runs[name](timed)
             wall = time.perf_counter() - t0
-            walls.append(wall)
-            ratios.append((wall - timed.seconds) / timed.seconds)
-            scores.append(timed.seconds)
-        w = statistics.median(walls)
-        base = base or w
-        score_seconds[name] = statistics.median(scores)
-        print(f"  {name:32s} {w:7.2f} s  overhead/score {100 * statistics.median(ratios):6.1f}%  "
+            walls[name, fused].append(wall)
+            ratios[name, fused].append((wall - timed.seconds) / timed.seconds)
+            scores[name, fused].append(timed.seconds)
+        print(f"  repeat {r + 1} of {args.repeats} done", flush=True)
+    _fused.ENABLED = True
+    med = lambda v: statistics.median(v)  # noqa: E731
+    base = med(walls[next(iter(runs)), True])
+    score_seconds = {name: med(scores[name, True]) for name in runs}
+    for name in runs:
+        w, over = med(walls[name, True]), f"{100 * med(ratios[name, True]):.1f}%"
+        plain = f"{100 * med(ratios[name, False]):.1f}%" if name in fusable else ""
+        print(f"  {name:32s} {w:7.2f} s  overhead/score {over:>6s}  torch operations {plain:>6s}  "
               f"time / sgmlab default {w / base:5.2f}", flush=True)
-        lines.append(f"| {name} | {w:.2f} | {100 * statistics.median(ratios):.1f}% | {w / base:.2f} |")
+        lines.append(f"| {name} | {w:.2f} | {over} | {plain} | {w / base:.2f} |")
     # the part of a stochastic step no sampler can avoid with torch's generator: n x d float32 normal_ draws
     buf = torch.empty(args.n * args.d, dtype=torch.float32)
     noise = []

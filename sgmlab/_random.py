@@ -24,7 +24,10 @@ def standard_normal_(out: torch.Tensor, generator: torch.Generator | None = None
     """
     if out.dtype != torch.float64:
         return out.normal_(generator=generator)
-    return add_noise_(out.zero_(), 1.0, generator)
+    from .samplers import _fused  # the same draws without torch's passes, where its kernels apply
+
+    fused = _fused.standard_normal_(out, generator)
+    return add_noise_(out.zero_(), 1.0, generator) if fused is None else fused
 
 
 def add_noise_(x: torch.Tensor, std: float, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -41,7 +44,12 @@ def add_noise_(x: torch.Tensor, std: float, generator: torch.Generator | None = 
     before = flat[far]  # a copy (0.27% of the entries)
     flat.add_(z, alpha=std)
     if far.numel():
-        u = torch.empty(far.shape, dtype=torch.float64, device=x.device).uniform_(generator=generator)
-        tail = torch.special.ndtri(u.clamp_(min=2.0**-53).mul_(_TAIL_MASS)).neg_().copysign_(z[far].double())
-        flat[far] = before.add_(tail, alpha=std)
+        flat[far] = before.add_(tail_draws(z[far], generator), alpha=std)
     return x
+
+
+def tail_draws(signs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Exact float64 draws of N(0, 1) conditioned on ``|z| > TAIL``, one per entry of ``signs`` and
+    with its sign, by inversion of 53-bit uniforms from ``generator``."""
+    u = torch.empty(signs.shape, dtype=torch.float64, device=signs.device).uniform_(generator=generator)
+    return torch.special.ndtri(u.clamp_(min=2.0**-53).mul_(_TAIL_MASS)).neg_().copysign_(signs.double())

@@ -45,7 +45,7 @@ import torch
 
 from . import _checks, grids
 from .processes import OU, Process
-from .samplers import dpm_solver_pp_2m, dpm_solver_pp_3m
+from .samplers import AffineStepSampler, DPMSolverPP, ExponentialMultistepSDE, _fused, dpm_solver_pp_2m, dpm_solver_pp_3m
 from .scores import ScoreFn
 
 
@@ -254,12 +254,18 @@ def run_in_chunks_(sampler: Any, score: Any, x: torch.Tensor, grid: Any, *, proc
     """Run ``sampler`` on blocks of ``batch_size`` rows of ``x`` (default :func:`chunk_rows`), each
     block's output written over its prior draws, so that peak memory is ``x`` plus one block's
     working set. ``per_chunk(score)`` wraps the score afresh for each block (a budget counter).
-    Returns the output: ``x`` itself, overwritten, when there is more than one block."""
+    Returns the output, which may be ``x`` itself, overwritten: the caller gives up its prior draws."""
     rows = chunk_rows(x.shape[1], batch_size, x.device)
     wrap = per_chunk if per_chunk is not None else (lambda s: s)
+    # sgmlab's samplers may then start on the prior draws in place (no copy); anything else gets its block as x_init
+    in_place = isinstance(sampler, (AffineStepSampler, DPMSolverPP, ExponentialMultistepSDE))
     if x.shape[0] <= rows:
-        return sampler(wrap(score), x, grid, process=process, generator=generator, callback=callback)
+        with _fused.writable(x if in_place else None):
+            return sampler(wrap(score), x, grid, process=process, generator=generator, callback=callback)
     for lo in range(0, x.shape[0], rows):  # the same grid for every chunk; the sampler reads its block whole first
         block = x[lo:lo + rows]
-        block.copy_(sampler(wrap(score), block, grid, process=process, generator=generator, callback=callback))
+        with _fused.writable(block if in_place else None):
+            out = sampler(wrap(score), block, grid, process=process, generator=generator, callback=callback)
+        if out is not block:
+            block.copy_(out)
     return x

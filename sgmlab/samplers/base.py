@@ -12,6 +12,7 @@ from .. import _checks, grids
 from .._random import TAIL, add_noise_, standard_normal_  # noqa: F401 (the samplers' noise, re-exported)
 from ..processes import OU, Process
 from ..scores import ScoreFn
+from . import _fused
 
 
 class StepCoefficients(NamedTuple):
@@ -23,7 +24,8 @@ class StepCoefficients(NamedTuple):
 
 
 class StepInfo(NamedTuple):
-    """What a callback sees after step ``i`` (from forward time ``t`` to ``t_next``); ``x`` is the new state."""
+    """What a callback sees after step ``i`` (from forward time ``t`` to ``t_next``); ``x`` is the new
+    state, the sampler's own tensor, which later steps update in place: clone it to keep it."""
 
     i: int
     steps: int
@@ -60,14 +62,13 @@ class AffineStepSampler(ABC):
         return run_loop(self, x_init, g, self._step(checked(score), process, generator), callback)
 
     def _step(self, score: ScoreFn, process: Process, generator: torch.Generator | None) -> Step:
+        scratch = _fused.Scratch()
+
         def step(i: int, t: float, t_next: float, x: torch.Tensor) -> torch.Tensor:
             c = self.coefficients(process, t, t_next)
             s = score(x, t)
-            x = x.mul(c.cx) if i == 0 else x.mul_(c.cx)  # a new tensor at the first step: x_init is never written
-            x.add_(s, alpha=c.cs)
-            if c.noise_std:
-                add_noise_(x, c.noise_std, generator)
-            return x
+            x = _fused.first_state(x) if i == 0 else x  # a copy: x_init is never written
+            return _fused.affine_(x, c.cx, [(c.cs, s)], c.noise_std, generator, scratch)
 
         return step
 
@@ -94,7 +95,8 @@ def run_loop(sampler: Any, x_init: torch.Tensor, grid: torch.Tensor, step: Step,
 
 def checked(score: ScoreFn) -> ScoreFn:
     """``score``, checked at its first call to return a tensor of its input's shape, in the input's
-    dtype (an exact score computes in float64 for a float32 state)."""
+    dtype (an exact score computes in float64 for a float32 state), and copied when it shares the
+    input's memory (the samplers update their state in place)."""
     first = [True]
 
     def s(x: torch.Tensor, t: float) -> torch.Tensor:
@@ -102,15 +104,18 @@ def checked(score: ScoreFn) -> ScoreFn:
         if first[0]:
             check_score_output(out, x)
             first[0] = False
-        return out if out.dtype == x.dtype else out.to(x.dtype)
+        if out.dtype != x.dtype:
+            return out.to(x.dtype)
+        return out.clone() if out.untyped_storage().data_ptr() == x.untyped_storage().data_ptr() else out
 
     return s
 
 
 def check_step(x: torch.Tensor, sampler: Any, i: int, steps: int, t: float, t_next: float) -> None:
     """A FloatingPointError when step ``i`` left non-finite values (:func:`sgmlab._checks.all_finite`,
-    one reduction on the hot path; the count only when something is wrong)."""
-    if _checks.all_finite(x):
+    one reduction on the hot path, none after a fused kernel that counted as it wrote; the count
+    only when something is wrong)."""
+    if _fused.known_finite(x) or _checks.all_finite(x):
         return
     rows = int((~torch.isfinite(x)).reshape(x.shape[0], -1).any(1).sum())
     raise FloatingPointError(f"{_name(sampler)}: step {i + 1} of {steps} (t = {t:.6g} -> {t_next:.6g}) produced "

@@ -10,6 +10,7 @@ import torch
 
 from ..processes import Process
 from ..scores import ScoreFn
+from . import _fused
 from .base import Callback, check_run, checked, run_loop
 
 
@@ -77,23 +78,20 @@ class DPMSolverPP:
         process, g = check_run(score, x_init, grid, process, generator, allow_zero_end=True)
         alpha, sigma, lam = data_prediction_schedule(process, g)
         score, steps = checked(score), g.shape[0] - 1
-        # alpha_j times the data predictions, x_j + sigma_j^2 s_j (the 1/alpha_j goes into the weights: one pass
-        # less), newest last, with their grid index; the buffer of one that drops out is reused
+        # alpha_j times the data predictions, x_j + sigma_j^2 s_j (the 1/alpha_j goes into the weights), newest
+        # last, with their grid index; only the last `order` are kept, and the buffer of one that drops out is reused
         hist: list[tuple[int, torch.Tensor]] = []
-        spare: list[torch.Tensor] = []
 
         def step(i: int, t: float, tn: float, x: torch.Tensor) -> torch.Tensor:
-            m = torch.add(x, score(x, t), alpha=sigma[i] ** 2, out=spare.pop() if spare else None)
-            hist.append((i, m))
-            if len(hist) > 3:
-                spare.append(hist.pop(0)[1])
+            s = score(x, t)
+            out = hist.pop(0)[1] if len(hist) == self.order else None
             if sigma[i + 1] == 0:  # final denoising step (the grid's last)
-                return m.mul(alpha[i + 1] / alpha[i])
-            k = min(self.order, len(hist), steps - i if self.lower_order_final else self.order)
-            r = sigma[i + 1] / sigma[i]
-            x = x.mul(r) if i == 0 else x.mul_(r)  # x_init is never written
-            for c, (j, m) in zip(step_weights(k, lam[i - k + 1:i + 2], alpha[i + 1]), reversed(hist)):
-                x.add_(m, alpha=c / alpha[j])
+                return torch.add(x, s, alpha=sigma[i] ** 2, out=out).mul_(alpha[i + 1] / alpha[i])
+            k = min(self.order, len(hist) + 1, steps - i if self.lower_order_final else self.order)
+            older = [m for _, m in reversed(hist)][:k - 1]
+            weights = [c / alpha[i - j] for j, c in enumerate(step_weights(k, lam[i - k + 1:i + 2], alpha[i + 1]))]
+            x = _fused.first_state(x) if i == 0 else x  # a copy: x_init is never written
+            hist.append((i, _fused.data_prediction_(x, s, sigma[i] ** 2, out, sigma[i + 1] / sigma[i], weights, older)))
             return x
 
         return run_loop(self, x_init, g, step, callback)

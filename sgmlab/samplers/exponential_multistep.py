@@ -10,7 +10,8 @@ import torch
 
 from ..processes import Process
 from ..scores import ScoreFn
-from .base import Callback, add_noise_, check_run, checked, run_loop
+from . import _fused
+from .base import Callback, check_run, checked, run_loop
 
 
 @dataclass(frozen=True)
@@ -62,15 +63,15 @@ class ExponentialMultistepSDE:
         tau = process.ou_time(g).tolist()
         score = checked(score)
         hist: list[tuple[float, torch.Tensor]] = []  # (reverse time, score), newest last
+        scratch = _fused.Scratch()
 
         def step(i: int, t: float, tn: float, x: torch.Tensor) -> torch.Tensor:
             hist.append((tau[0] - tau[i], score(x, t)))
             del hist[:-self.order]
             h = tau[i] - tau[i + 1]
-            x = torch.mul(x, math.exp(h))  # a new tensor (x_init and the history are not written)
-            for wj, (_, sj) in zip(self.weights([r for r, _ in hist], h), hist):
-                x.add_(sj, alpha=2 * wj)
-            return add_noise_(x, math.sqrt(math.expm1(2 * h)), generator)
+            x = _fused.first_state(x) if i == 0 else x  # a copy: x_init is never written
+            terms = [(2 * wj, sj) for wj, (_, sj) in zip(self.weights([r for r, _ in hist], h), hist)]
+            return _fused.affine_(x, math.exp(h), terms, math.sqrt(math.expm1(2 * h)), generator, scratch)
 
         return run_loop(self, x_init, g, step, callback)
 
