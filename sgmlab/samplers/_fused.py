@@ -1,7 +1,10 @@
 """A sampler's update in one pass over the state instead of one torch operation per term.
 
-Time outside the score is passes over memory: DPM-Solver++ 3M's step is 15 of them as torch
-operations (the data prediction, the scaling, three additions, the finite check) and 7 fused.
+Time outside the score is passes over memory: DPM-Solver++ 3M's step is 15 streams of the state
+as torch operations (the data prediction, the scaling, three additions, the finite check) and 6
+fused (read x, the score and two older data predictions; write x, and the new data prediction over
+the oldest, which this step retires). Where torch has several threads, a kernel splits the state
+into as many ranges and runs them in threads.
 For contiguous float32/float64 CPU states the updates below run as numba kernels
 (:mod:`sgmlab.samplers._kernels`); elsewhere (a GPU, numba missing, ``ENABLED = False``) as the
 torch operations they replace, which the tests hold equal to rounding. Both draw the same noise
@@ -14,8 +17,8 @@ import contextlib
 import functools
 import threading
 import weakref
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -194,18 +197,26 @@ def standard_normal_(out: torch.Tensor, generator: torch.Generator | None = None
 def data_prediction_(x: torch.Tensor, s: torch.Tensor, sig2: float, out: torch.Tensor | None, r: float,
                      weights: Sequence[float], older: Sequence[torch.Tensor]) -> torch.Tensor:
     """DPM-Solver++'s update: ``m = x + sig2 s`` (into ``out`` when given), then in place
-    ``x <- r x + weights[0] m + sum_j weights[j] older[j - 1]`` (up to two older ones). Returns m."""
+    ``x <- r x + weights[0] m + sum_j weights[j] older[j - 1]`` (up to two older ones, newest
+    first). ``out`` may be the oldest of them, which is then read before m overwrites it. Returns m."""
+    over = bool(older) and out is older[-1]
     k = kernels_for(x) if len(weights) == len(older) + 1 <= 3 else None
     if k is None:
-        m = torch.add(x, s, alpha=sig2, out=out)
+        m = torch.add(x, s, alpha=sig2, out=None if over else out)
         x.mul_(r)
         for c, mj in zip(weights, [m, *older]):
             x.add_(mj, alpha=c)
-        return m
+        return m  # when out was a term, m is a new tensor
     m = torch.empty_like(x) if out is None else out
-    m_flat = m.view(-1).numpy()
-    arrays = [_flat(mj) for mj in older] + [m_flat] * 2
-    w = list(weights) + [0.0] * (3 - len(weights))
-    _finite(x, sum(_split(k.data_prediction, x.numel(), x.view(-1).numpy(), _flat(s), sig2, m_flat, r, w[0], arrays[0],
-                          w[1], arrays[1], w[2], len(weights))))
+    m_flat, n = m.view(-1).numpy(), x.numel()
+    X, S = x.view(-1).numpy(), _flat(s)
+    if over:
+        m1 = _flat(older[0]) if len(older) == 2 else m_flat
+        bad = _split(k.data_prediction_over, n, X, S, sig2, r, weights[0], m1, weights[1] if len(older) == 2 else 0.0,
+                     m_flat, weights[-1], len(weights))
+    else:
+        arrays = [_flat(mj) for mj in older] + [m_flat] * 2
+        w = list(weights) + [0.0] * (3 - len(weights))
+        bad = _split(k.data_prediction, n, X, S, sig2, m_flat, r, w[0], arrays[0], w[1], arrays[1], w[2], len(weights))
+    _finite(x, sum(bad))
     return m

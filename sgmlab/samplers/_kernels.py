@@ -101,3 +101,22 @@ def data_prediction(x, s, sig2, m0, r, c0, m1, c1, m2, c2, k):  # pragma: no cov
         x[j] = v
         bad += not abs(v) <= _BIG
     return bad
+
+
+@numba.njit(cache=True, nogil=True)
+def data_prediction_over(x, s, sig2, r, c0, m1, c1, old, c_old, k):  # pragma: no cover (compiled)
+    """:func:`data_prediction` with the new m written over the oldest term, ``old``, as it is read:
+    x <- r x + c0 m (+ c1 m1 for k = 3) + c_old old, then old <- m = x + sig2 s. One buffer fewer,
+    and the store lands on a line just read."""
+    bad = 0
+    for j in range(x.shape[0]):
+        xj = x[j]
+        m = xj + sig2 * s[j]
+        v = r * xj + c0 * m
+        if k > 2:
+            v += c1 * m1[j]
+        v += c_old * old[j]
+        old[j] = m
+        x[j] = v
+        bad += not abs(v) <= _BIG
+    return bad

@@ -79,19 +79,22 @@ class DPMSolverPP:
         alpha, sigma, lam = data_prediction_schedule(process, g)
         score, steps = checked(score), g.shape[0] - 1
         # alpha_j times the data predictions, x_j + sigma_j^2 s_j (the 1/alpha_j goes into the weights), newest
-        # last, with their grid index; only the last `order` are kept, and the buffer of one that drops out is reused
-        hist: list[tuple[int, torch.Tensor]] = []
+        # last; the last `order - 1` (at least one) are kept, and the new one goes into the buffer of the oldest
+        # when this step is its last use (read before it is overwritten)
+        hist: list[torch.Tensor] = []
+        keep = max(self.order - 1, 1)
 
         def step(i: int, t: float, tn: float, x: torch.Tensor) -> torch.Tensor:
             s = score(x, t)
-            out = hist.pop(0)[1] if len(hist) == self.order else None
+            out = hist.pop(0) if len(hist) == keep else None
             if sigma[i + 1] == 0:  # final denoising step (the grid's last)
                 return torch.add(x, s, alpha=sigma[i] ** 2, out=out).mul_(alpha[i + 1] / alpha[i])
-            k = min(self.order, len(hist) + 1, steps - i if self.lower_order_final else self.order)
-            older = [m for _, m in reversed(hist)][:k - 1]
+            k = min(self.order, len(hist) + 2 if out is not None else len(hist) + 1,
+                    steps - i if self.lower_order_final else self.order)
+            older = ([*reversed(hist)] + ([out] if out is not None else []))[:k - 1]
             weights = [c / alpha[i - j] for j, c in enumerate(step_weights(k, lam[i - k + 1:i + 2], alpha[i + 1]))]
             x = _fused.first_state(x) if i == 0 else x  # a copy: x_init is never written
-            hist.append((i, _fused.data_prediction_(x, s, sigma[i] ** 2, out, sigma[i + 1] / sigma[i], weights, older)))
+            hist.append(_fused.data_prediction_(x, s, sigma[i] ** 2, out, sigma[i + 1] / sigma[i], weights, older))
             return x
 
         return run_loop(self, x_init, g, step, callback)
