@@ -167,3 +167,16 @@ def test_kernels_split_across_threads_give_the_one_thread_samples_bitwise(name, 
         torch.set_num_threads(threads)
     assert torch.equal(one, split)
     assert torch.equal(draws, _fused.standard_normal_(torch.empty(1001, 2), torch.Generator().manual_seed(5)))
+
+
+@pytest.mark.parametrize("name", ["exp-int", "sde-2", "dpm-3m"])
+def test_a_score_of_the_wrong_kind_is_refused_by_name(name):
+    x0 = sg.processes.OU().prior_sample(50, 2, generator=torch.Generator().manual_seed(0))
+    grid = sg.grids.log_snr(5.0, 1e-3, 4)
+    with pytest.raises(ValueError, match=r"score returned a tensor on meta for a state on cpu"):
+        run(SAMPLERS[name], lambda x, t: torch.empty(x.shape, device="meta"), x0, grid)
+    for dtype in (torch.bool, torch.complex128):
+        with pytest.raises(TypeError, match=f"score returned a {dtype} tensor"):
+            run(SAMPLERS[name], lambda x, t: torch.zeros(x.shape, dtype=dtype), x0, grid)
+    with pytest.raises(ValueError, match=r"expected a tensor of the input's shape \(50, 2\)"):
+        run(SAMPLERS[name], lambda x, t: x[:, :1], x0, grid)

@@ -176,3 +176,8 @@ def check_score_output(s: Any, x: torch.Tensor) -> None:
     if not isinstance(s, torch.Tensor) or s.shape != x.shape:
         raise ValueError(f"score returned {tuple(s.shape) if isinstance(s, torch.Tensor) else type(s).__name__}; "
                          f"expected a tensor of the input's shape {tuple(x.shape)}")
+    if s.device != x.device:
+        raise ValueError(f"score returned a tensor on {s.device} for a state on {x.device}; a score must answer on "
+                         "its input's device (move the target or model there: Target.to, model.to)")
+    if s.dtype == torch.bool or s.is_complex():
+        raise TypeError(f"score returned a {s.dtype} tensor; expected real numbers")
