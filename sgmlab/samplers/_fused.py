@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
@@ -101,7 +102,7 @@ def known_finite(x: torch.Tensor) -> bool:
 PER_THREAD = 1 << 16
 """Numbers per thread below which a kernel runs on one thread: it splits its arrays into as many
 ranges as torch has threads (``torch.get_num_threads()``), as torch's own operations would."""
-_pool: ThreadPoolExecutor | None = None
+_pool: tuple[int, ThreadPoolExecutor] | None = None  # (the process that made it: a forked child makes its own)
 
 
 def _split(kernel: Any, n: int, *args: Any) -> list[Any]:
@@ -111,14 +112,14 @@ def _split(kernel: Any, n: int, *args: Any) -> list[Any]:
     parts = max(1, min(torch.get_num_threads(), n // PER_THREAD))
     if parts == 1:
         return [kernel(*args)]
-    if _pool is None or _pool._max_workers < parts - 1:
-        _pool = ThreadPoolExecutor(parts - 1, thread_name_prefix="sgmlab-kernel")
+    if _pool is None or _pool[0] != os.getpid() or _pool[1]._max_workers < parts - 1:
+        _pool = (os.getpid(), ThreadPoolExecutor(parts - 1, thread_name_prefix="sgmlab-kernel"))
     edges = [n * p // parts for p in range(parts + 1)]
 
     def part(p: int) -> list[Any]:
         return [a[edges[p]:edges[p + 1]] if isinstance(a, np.ndarray) and a.shape[0] == n else a for a in args]
 
-    rest = [_pool.submit(kernel, *part(p)) for p in range(1, parts)]
+    rest = [_pool[1].submit(kernel, *part(p)) for p in range(1, parts)]
     return [kernel(*part(0)), *(f.result() for f in rest)]
 
 
