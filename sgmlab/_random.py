@@ -9,6 +9,7 @@ import torch
 
 TAIL = 3.0  # standard_normal_: beyond |z| = TAIL, float64 draws come from exact inversion
 _TAIL_MASS = 0.5 * math.erfc(TAIL / math.sqrt(2.0))  # P(Z > TAIL)
+CHUNK = 1 << 22  # standard_normal_: float32 draws per piece (16 MiB; rounded down to a multiple of 16)
 
 
 def standard_normal_(out: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -21,13 +22,33 @@ def standard_normal_(out: torch.Tensor, generator: torch.Generator | None = None
     float32 Box-Muller alone stops at 5.8. Cheaper than inverting every draw in float64
     (``benchmarks/bench_core.py`` times both); the body's density and the tail law are tested
     against N(0, 1) in ``tests/test_samplers.py``. Other dtypes use ``normal_``.
+
+    The float32 body is drawn ``CHUNK`` numbers at a time (torch's ``normal_`` gives the same
+    numbers in pieces of a multiple of 16, the last at least 16, as in one call), so the working
+    memory beside ``out`` does not grow with its size; the tails follow, in one draw.
     """
     if out.dtype != torch.float64:
         return out.normal_(generator=generator)
-    from .samplers import _fused  # the same draws without torch's passes, where its kernels apply
+    if not out.is_contiguous():  # a strided view: draw into a contiguous buffer, the same numbers
+        return out.copy_(standard_normal_(torch.empty(out.shape, dtype=out.dtype, device=out.device), generator))
+    from .samplers import _fused  # a one-pass scan for the tail positions on the CPU
 
-    fused = _fused.standard_normal_(out, generator)
-    return add_noise_(out.zero_(), 1.0, generator) if fused is None else fused
+    flat = out.view(-1)
+    n = flat.numel()
+    edges = [*range(0, n, max(16, CHUNK // 16 * 16)), n]
+    if len(edges) > 2 and n - edges[-2] < 16:
+        edges.pop(-2)
+    z = torch.empty(min(n, CHUNK + 16), dtype=torch.float32, device=out.device)
+    far, signs = [], []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        piece = z[:hi - lo].normal_(generator=generator)
+        flat[lo:hi].copy_(piece)
+        at = _fused.tail_positions(piece)
+        far.append(at + lo)
+        signs.append(piece[at])
+    if far and (at := torch.cat(far)).numel():
+        flat[at] = tail_draws(torch.cat(signs), generator)
+    return out
 
 
 def add_noise_(x: torch.Tensor, std: float, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -45,7 +45,8 @@ import torch
 
 from . import _checks, grids
 from .processes import OU, Process
-from .samplers import AffineStepSampler, DPMSolverPP, ExponentialMultistepSDE, _fused, dpm_solver_pp_2m, dpm_solver_pp_3m
+from .samplers import AffineStepSampler, DPMSolverPP, ExponentialMultistepSDE, _fused
+from .samplers import dpm_solver_pp_2m, dpm_solver_pp_3m
 from .scores import ScoreFn
 
 

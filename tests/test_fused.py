@@ -55,15 +55,23 @@ def test_fused_steps_give_the_samples_of_torch_operations(name, dtype, monkeypat
     assert (fused - exact).abs().mean() <= 1.2 * (plain - exact).abs().mean()
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (7, 9), (64, 5), (1000, 3), (4097,)])
-def test_fused_standard_normal_draws_are_torch_operations_bitwise(shape, monkeypatch):
-    from sgmlab._random import standard_normal_
+@pytest.mark.parametrize("shape", [(1, 1), (7, 9), (64, 5), (1000, 3), (4097,), (0, 3)])
+@pytest.mark.parametrize("chunk", [64, 1000, 1 << 22])
+@pytest.mark.parametrize("enabled", [True, False])
+def test_float64_draws_in_pieces_are_the_one_call_composition_bitwise(shape, chunk, enabled, monkeypatch):
+    """standard_normal_ draws its float32 body in pieces (bounded memory) and scans for the tails
+    with a kernel on the CPU: the numbers are those of add_noise_ on zeros, which draws the body in
+    one call, bitwise, for pieces that leave a short remainder too (1000 = 15 x 64 + 40; 4097 x 1),
+    and for a piece size that is no multiple of 16 (rounded down to one)."""
+    from sgmlab import _random
 
-    a = standard_normal_(torch.empty(shape, dtype=torch.float64), torch.Generator().manual_seed(3))
-    monkeypatch.setattr(_fused, "ENABLED", False)
-    b = standard_normal_(torch.empty(shape, dtype=torch.float64), torch.Generator().manual_seed(3))
-    assert torch.equal(a, b)
-    assert _fused.standard_normal_(torch.empty(shape, dtype=torch.float32)) is None  # float32 is torch's normal_
+    monkeypatch.setattr(_random, "CHUNK", chunk)
+    monkeypatch.setattr(_fused, "ENABLED", enabled)
+    a = _random.standard_normal_(torch.empty(shape, dtype=torch.float64), torch.Generator().manual_seed(3))
+    b = _random.add_noise_(torch.zeros(shape, dtype=torch.float64), 1.0, torch.Generator().manual_seed(3))
+    assert torch.equal(a, b) and (a.numel() == 0 or float(a.abs().max()) > 0)
+    strided = torch.empty((*shape, 2), dtype=torch.float64)[..., 0]
+    assert torch.equal(_random.standard_normal_(strided, torch.Generator().manual_seed(3)), b)
 
 
 @settings(max_examples=60, deadline=None)
@@ -162,11 +170,11 @@ def test_kernels_split_across_threads_give_the_one_thread_samples_bitwise(name, 
     torch.set_num_threads(3)
     try:
         split = run(SAMPLERS[name], sg.scores.exact(q), x0, grid)
-        draws = _fused.standard_normal_(torch.empty(1001, 2), torch.Generator().manual_seed(5))
+        draws = sg.samplers.base.standard_normal_(torch.empty(1001, 2), torch.Generator().manual_seed(5))
     finally:
         torch.set_num_threads(threads)
     assert torch.equal(one, split)
-    assert torch.equal(draws, _fused.standard_normal_(torch.empty(1001, 2), torch.Generator().manual_seed(5)))
+    assert torch.equal(draws, sg.samplers.base.standard_normal_(torch.empty(1001, 2), torch.Generator().manual_seed(5)))
 
 
 @pytest.mark.parametrize("name", ["exp-int", "sde-2", "dpm-3m"])

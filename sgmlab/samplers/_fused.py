@@ -178,21 +178,14 @@ def affine_(x: torch.Tensor, a: float, terms: Sequence[tuple[float, torch.Tensor
     return x
 
 
-def standard_normal_(out: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor | None:
-    """:func:`sgmlab._random.standard_normal_` for a float64 CPU ``out`` without its torch passes
-    (the same draws, bitwise); None where the kernels do not apply."""
-    k = kernels_for(out)
-    if k is None or out.dtype != torch.float64:
-        return None
-    z = torch.empty(out.numel(), dtype=torch.float32).normal_(generator=generator)
-    flat = out.view(-1)
-    flat.copy_(z)
-    idx = np.empty(out.numel(), dtype=np.int64)
-    count = _far(k, z.numpy(), idx)
-    if count:
-        far = torch.from_numpy(idx[:count])
-        flat[far] = tail_draws(z[far], generator)
-    return out
+def tail_positions(z: torch.Tensor) -> torch.Tensor:
+    """The positions of the float32 draws ``z`` (1-d) beyond ``TAIL``, in order: a one-pass scan
+    on the CPU, torch's comparison elsewhere."""
+    k = kernels_for(z)
+    if k is None:
+        return (z.abs() > TAIL).nonzero().squeeze(1)
+    out = np.empty(z.numel(), dtype=np.int64)
+    return torch.from_numpy(out[:_far(k, z.numpy(), out)])
 
 
 def data_prediction_(x: torch.Tensor, s: torch.Tensor, sig2: float, out: torch.Tensor | None, r: float,

@@ -67,7 +67,7 @@ class AffineStepSampler(ABC):
         def step(i: int, t: float, t_next: float, x: torch.Tensor) -> torch.Tensor:
             c = self.coefficients(process, t, t_next)
             s = score(x, t)
-            x = _fused.first_state(x) if i == 0 else x  # a copy: x_init is never written
+            x = _fused.first_state(x) if i == 0 else x  # a copy of x_init, unless its owner gave it up
             return _fused.affine_(x, c.cx, [(c.cs, s)], c.noise_std, generator, scratch)
 
         return step

@@ -89,11 +89,10 @@ class DPMSolverPP:
             out = hist.pop(0) if len(hist) == keep else None
             if sigma[i + 1] == 0:  # final denoising step (the grid's last)
                 return torch.add(x, s, alpha=sigma[i] ** 2, out=out).mul_(alpha[i + 1] / alpha[i])
-            k = min(self.order, len(hist) + 2 if out is not None else len(hist) + 1,
-                    steps - i if self.lower_order_final else self.order)
+            k = min(self.order, len(hist) + 1 + (out is not None), steps - i if self.lower_order_final else self.order)
             older = ([*reversed(hist)] + ([out] if out is not None else []))[:k - 1]
             weights = [c / alpha[i - j] for j, c in enumerate(step_weights(k, lam[i - k + 1:i + 2], alpha[i + 1]))]
-            x = _fused.first_state(x) if i == 0 else x  # a copy: x_init is never written
+            x = _fused.first_state(x) if i == 0 else x  # a copy of x_init, unless its owner gave it up
             hist.append(_fused.data_prediction_(x, s, sigma[i] ** 2, out, sigma[i + 1] / sigma[i], weights, older))
             return x
 

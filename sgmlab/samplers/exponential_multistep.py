@@ -69,7 +69,7 @@ class ExponentialMultistepSDE:
             hist.append((tau[0] - tau[i], score(x, t)))
             del hist[:-self.order]
             h = tau[i] - tau[i + 1]
-            x = _fused.first_state(x) if i == 0 else x  # a copy: x_init is never written
+            x = _fused.first_state(x) if i == 0 else x  # a copy of x_init, unless its owner gave it up
             terms = [(2 * wj, sj) for wj, (_, sj) in zip(self.weights([r for r, _ in hist], h), hist)]
             return _fused.affine_(x, math.exp(h), terms, math.sqrt(math.expm1(2 * h)), generator, scratch)
 
