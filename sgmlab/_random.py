@@ -59,9 +59,11 @@ def add_noise_(x: torch.Tensor, std: float, generator: torch.Generator | None = 
         return x.add_(torch.empty_like(x).normal_(generator=generator), alpha=std)
     if not x.is_contiguous():  # a strided view: draw into a contiguous buffer, the same numbers
         return x.add_(add_noise_(torch.zeros(x.shape, dtype=x.dtype, device=x.device), 1.0, generator), alpha=std)
+    from .samplers import _fused  # the tail positions, found as standard_normal_ finds them
+
     z = torch.empty(x.shape, dtype=torch.float32, device=x.device).normal_(generator=generator).view(-1)
     flat = x.view(-1)
-    far = (z.abs() > TAIL).nonzero().squeeze(1)
+    far = _fused.tail_positions(z)
     before = flat[far]  # a copy (0.27% of the entries)
     flat.add_(z, alpha=std)
     if far.numel():
