@@ -150,7 +150,8 @@ def cmd_train(args: argparse.Namespace) -> None:
                    weighting=args.weighting, time_sampling=args.time_sampling, T=args.T, delta=args.delta,
                    steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                    eval_every=args.eval_every, checkpoint_every=args.eval_every, process=args.process,
-                   lr_schedule=args.lr_schedule, clip=args.clip)  # None: the recipe's (or the checkpoint's) value
+                   lr_schedule=args.lr_schedule, clip=args.clip, warmup=args.warmup,
+                   reference=args.reference)  # None: the recipe's (or the checkpoint's) value
     bar = None
     if not args.no_progress and _rank() == 0:
         from tqdm import tqdm
@@ -341,14 +342,18 @@ def cmd_targets(args: argparse.Namespace) -> None:
         print(f"{name:{width}s}  {spec.description}")
 
 
-def _positive_int(s: str) -> int:
+def _positive_int(s: str, minimum: int = 1) -> int:
     try:
         v = int(s)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected an integer; got {s!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {v}")
+    if v < minimum:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}; got {v}")
     return v
+
+
+def _nonnegative_int(s: str) -> int:
+    return _positive_int(s, minimum=0)
 
 
 def _positive_float(s: str) -> float:
@@ -494,9 +499,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="global batch size (default 128)")
     p.add_argument("--lr", type=_positive_float, default=None, help="Adam learning rate (default 2e-3)")
     p.add_argument("--lr-schedule", choices=["constant", "cosine"], default=None,
-                   help="cosine: linear warm-up over 5%% of the steps, then cosine decay to 0 (default); constant")
+                   help="cosine: linear warm-up (--warmup), then cosine decay to 0 (default); constant")
     p.add_argument("--clip", type=_positive_float, default=None,
                    help="clip the gradient norm at this value (default 1)")
+    p.add_argument("--warmup", type=_nonnegative_int, default=None,
+                   help="warm-up steps of the cosine schedule (default: 5%% of the steps)")
+    p.add_argument("--reference", type=_nonnegative_int, default=None,
+                   help="the stable target field (Xu et al. 2023): the noise target is replaced by its posterior "
+                        "average over this many reference rows (the batch, then draws from the data), which lowers "
+                        "its variance at high noise; 0: the plain noise target (default: 1024 for tables and "
+                        "vectors, 0 for images; benchmarks/recipe_ablation_time.md)")
     p.add_argument("--eval-every", type=_positive_int, default=None,
                    help="evaluate and checkpoint every so many steps (default 500)")
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation, batches, times and noise (default 0)")

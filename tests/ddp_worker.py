@@ -5,16 +5,17 @@ import sys
 import torch
 
 import sgmlab as sg
-from sgmlab.learn import TrainConfig, recipe, train
+from sgmlab.learn import TrainConfig, recipe, train  # noqa: F401
 
 
 def setup(kind: str) -> tuple[torch.Tensor, TrainConfig]:
-    """The data and config of the DDP test: the MLP on the 2-d mixture, or the image recipe (U-Net) on 4x4 images."""
+    """The data and config of the DDP test: the vector recipe (MLP) on the 2-d mixture, or the image recipe (U-Net) on 4x4 images."""
     if kind == "image":
         data = torch.rand(200, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
         return data, recipe((4, 4), hidden=8, batch_size=32, steps=12, eval_every=12, checkpoint_every=12)
     data = sg.targets.mixture2d().sample(2000, generator=torch.Generator().manual_seed(0))
-    return data, TrainConfig(steps=15, batch_size=64, hidden=32, depth=2, eval_every=15, checkpoint_every=15)
+    # the vector recipe, its stable target's reference rows included (the global batch, then draws)
+    return data, recipe(steps=15, batch_size=64, hidden=32, depth=2, reference=160, eval_every=15, checkpoint_every=15)
 
 
 def main() -> None:

@@ -298,7 +298,11 @@ def _hostile_cases():
                        "model-missing": ["sample", "--model", str(tmp / "none")],
                        "out-under-file": ["sample", "--steps", "2", "--n", "10", "--out", str(tmp / "file" / "x")],
                        "plan-eps": ["plan", "--eps", "1.5"], "train-no-data": ["train", "--out", str(tmp / "t")],
-                       "bench-budget": ["bench", "--budgets", "0"], "data-without-model": ["sample", "--data", "x.npy"]
+                       "bench-budget": ["bench", "--budgets", "0"], "data-without-model": ["sample", "--data", "x.npy"],
+                       "train-reference": ["train", "--data", "mixture2d", "--out", str(tmp / "r"), "--reference", "-1"],
+                       "train-warmup": ["train", "--data", "mixture2d", "--out", str(tmp / "w"), "--warmup", "1.5"],
+                       "train-cld-reference": ["train", "--data", "mixture2d", "--n", "100", "--steps", "1", "--process",
+                                               "cld", "--reference", "8", "--out", str(tmp / "c"), "--no-progress"],
                        }.items():
         cases.append((f"cli[{name}]", lambda argv=argv: cli(*argv)))
     return cases, classify
@@ -308,7 +312,7 @@ _CASES, _CLASSIFY = _hostile_cases()
 
 
 @pytest.mark.parametrize("name", [n for n, _ in _CASES])
-def test_hostile_input_gets_a_clear_error_or_a_correct_answer(name):  # 307 cases
+def test_hostile_input_gets_a_clear_error_or_a_correct_answer(name):  # 310 cases
     """Wrong shapes, empty input, NaN and inf, finite extremes (1e-300, 1e300), float16, integers and
     bool, non-symmetric and non-PD matrices, negative and non-normalised weights, bad grids, unknown
     names, devices that do not exist: a ValueError, TypeError or FloatingPointError in the library's

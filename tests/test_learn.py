@@ -135,13 +135,16 @@ def test_checkpoint_round_trip_is_bitwise(tmp_path, gen):
     assert meta["step"] == "20" and "rng" in tensors
 
 
-@pytest.mark.parametrize("kind", ["mlp", "image"])
+@pytest.mark.parametrize("kind", ["mlp", "vector", "image"])
 def test_resume_equals_an_uninterrupted_run_and_a_crash_loses_nothing(kind, tmp_path, gen):
-    """The MLP, and the image recipe (U-Net with attention, VP-linear, noise MSE, cosine schedule,
+    """The MLP, the vector recipe (stable target), and the image recipe (U-Net with attention, VP-linear, noise MSE, cosine schedule,
     clipping): a run crashed after its checkpoint at step 20 and resumed equals the uninterrupted run
     bitwise."""
     if kind == "mlp":
         data, config = sg.targets.mixture2d().sample(500, generator=gen), TrainConfig(steps=40, **SMALL)
+    elif kind == "vector":  # the vector recipe: its stable target draws reference rows from the generator
+        data = sg.targets.mixture2d().sample(500, generator=gen)
+        config = sg.learn.recipe(hidden=16, batch_size=32, reference=96, steps=40, eval_every=10, checkpoint_every=10)
     else:
         data = torch.rand(60, 16, generator=gen, dtype=torch.float64)
         config = sg.learn.recipe((4, 4), hidden=8, batch_size=32, steps=40, eval_every=10, checkpoint_every=10)
@@ -403,8 +406,10 @@ def test_the_default_recipe_follows_the_data():
     vec = recipe()
     assert (vec.net, vec.weighting, vec.process, vec.time_sampling, vec.batch_size, vec.lr_schedule, vec.clip) == (
         "mlp", "a3", "ou", "log-uniform", 128, "cosine", 1.0)
+    assert (vec.reference, vec.warmup, vec.adam_beta1, img.reference, img.warmup) == (1024, None, 0.9, 0, None)
     cld = recipe((8, 8), process="cld", net="mlp")
     assert (cld.weighting, cld.T, cld.hidden, cld.depth) == ("a3", 5.0, 128, 3)
+    assert recipe(process="cld").reference == 0 and recipe(process="vp-linear").reference == 1024
     assert recipe((8, 8), net="unet8").hidden == 32 and recipe((8, 8), lr=1e-3).lr == 1e-3
     assert recipe(process="vp-cosine").T == 0.999 and recipe(process="vp-linear", T=0.5).T == 0.5
 
@@ -417,3 +422,59 @@ def test_the_cosine_schedule_warms_up_linearly_then_decays_to_zero():
     assert f[:50] == [(k + 1) / 50 for k in range(50)]  # 5% warm-up
     assert f[50] == 1.0 and all(a >= b for a, b in zip(f[50:], f[51:])) and f[-1] < 1e-4
     assert cosine_factor(0, 10) == 1.0  # a warm-up of one step
+    g = [cosine_factor(k, steps, warmup=200) for k in range(steps)]
+    assert g[:200] == [(k + 1) / 200 for k in range(200)] and g[200] == 1.0 and g[-1] < 1e-4
+    assert cosine_factor(0, 10, warmup=0) == 1.0 and cosine_factor(9, 10, warmup=50) == 1.0  # capped at the steps
+
+
+@settings(max_examples=25, deadline=None)
+@given(t=st.floats(1e-3, 5.0), n=st.integers(2, 6), d=st.integers(1, 4), seed=st.integers(0, 2**31))
+def test_the_stable_target_is_the_noise_posterior_mean_of_the_reference(t, n, d, seed):
+    """With the reference rows as the data law (an empirical law, whose noised scores are exact),
+    the stable target is E[z | x_t] = -sigma_t * score of q_t at x_t, for each row's own x0 among
+    them; with x0 its only reference row it is z itself, bitwise."""
+    from sgmlab.learn.loss import stable_target
+
+    g = torch.Generator().manual_seed(seed)
+    ref = torch.randn(n, d, generator=g, dtype=torch.float64)
+    x0, z = ref[torch.randint(n, (7,), generator=g)], torch.randn(7, d, generator=g, dtype=torch.float64)
+    a, s = math.exp(-t), math.sqrt(-math.expm1(-2 * t))
+    col = lambda v: torch.full((7, 1), v, dtype=torch.float64)  # noqa: E731
+    got = stable_target(x0, z, col(a), col(s), ref)
+    exact = -s * OU.marginal(sg.targets.Empirical(ref), t).score(a * x0 + s * z)
+    assert torch.allclose(got, exact, rtol=1e-9, atol=1e-9 * (1 + float(exact.abs().max())))
+    for i in range(7):
+        assert torch.equal(stable_target(x0[i:i + 1], z[i:i + 1], col(a)[:1], col(s)[:1], x0[i:i + 1]), z[i:i + 1])
+
+
+def test_the_stable_target_keeps_the_gradient_and_lowers_its_variance():
+    """At a high noise level, with the data itself as the reference, the stable target gives the
+    plain target's gradient in mean (their difference has conditional mean 0 given x_t) and a far
+    smaller per-sample spread near the optimum. The gradient of the loss with respect to a shift of the score is the
+    residual s(x_t) + target / sigma, measured here per coordinate."""
+    from sgmlab.learn.loss import stable_target
+
+    g = torch.Generator().manual_seed(0)
+    n, t = 4096, 1.5
+    q = sg.targets.builtin("mixture", 4)
+    data = q.sample(n, generator=g)
+    a, s = math.exp(-t), math.sqrt(-math.expm1(-2 * t))
+    z = torch.randn(n, 4, generator=g, dtype=torch.float64)
+    xt = a * data + s * z
+    score = OU.marginal(q, t).score(xt)  # near the optimum, where the noise of the gradient is all there is
+    plain = score + z / s
+    stable = score + stable_target(data, z, torch.full((n, 1), a, dtype=torch.float64),
+                                   torch.full((n, 1), s, dtype=torch.float64), data) / s
+    diff = plain - stable
+    assert ((diff.mean(0)).abs() < z_threshold(1e-3, 4) * diff.std(0) / math.sqrt(n)).all()
+    assert (stable.var(0) < 0.01 * plain.var(0)).all()  # about 1e-4 here
+
+
+@pytest.mark.parametrize("bad, error", [
+    (dict(reference=-1), ValueError), (dict(reference=1.5), TypeError), (dict(reference=True), TypeError),
+    (dict(warmup=-5), ValueError), (dict(warmup=2.0), TypeError),
+    (dict(process="cld", reference=64), ValueError),
+])
+def test_stable_target_and_warmup_settings_are_checked(bad, error):
+    with pytest.raises(error, match="reference|warmup"):
+        TrainConfig(**bad)

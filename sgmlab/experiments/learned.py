@@ -374,7 +374,7 @@ def run_training(spec: DataSpec, choices: dict[str, Any], out: str | Path, *, re
             if config.steps != saved.steps and config.lr_schedule == "cosine" and found < config.steps:
                 from ..learn.train import cosine_factor
 
-                was, now = (config.lr * cosine_factor(found, s) for s in (saved.steps, config.steps))
+                was, now = (config.lr * cosine_factor(found, s, config.warmup) for s in (saved.steps, config.steps))
                 say(f"  note: the cosine learning-rate schedule was laid out over {saved.steps} steps and is now laid "
                     f"out over {config.steps}: at step {found} the rate becomes {now:.3g} (it would have been "
                     f"{was:.3g}); the result differs from one uninterrupted run of {config.steps} steps")

@@ -10,6 +10,11 @@ the time average of :math:`\varepsilon_{score}(t)^2` (assumption A3): that is th
 weighting. Times are drawn uniformly or log-uniformly; the weights correct for the sampling
 density, so the loss estimates the same average either way. ``"likelihood"`` weights by
 :math:`\beta(t)` (Song et al. 2021: the loss then bounds a KL).
+
+Any target with conditional mean :math:`E[z \mid x_t]` gives the same gradient in expectation;
+:func:`stable_target` (the stable target field, Xu et al. 2023) averages z over the posterior of a
+set of reference rows, which removes most of the target's variance at high noise
+(benchmarks/recipe_ablation_time.md measures what it buys at equal CPU time).
 """
 
 from __future__ import annotations
@@ -93,14 +98,32 @@ def time_weights(t: torch.Tensor, T: float, delta: float, sampling: str, weighti
     raise ValueError(f"weighting must be one of {WEIGHTINGS}; got {weighting!r}")
 
 
+def stable_target(x0: torch.Tensor, z: torch.Tensor, a: torch.Tensor, sigma: torch.Tensor,
+                  reference: torch.Tensor) -> torch.Tensor:
+    r"""The noise target of the stable target field (Xu et al. 2023): E[z | x_t] under the uniform
+    law on the ``reference`` rows (which must hold each row of x0), in place of z itself.
+
+    With x_t = a x0 + sigma z, the posterior weight of a reference row c is the softmax over c of
+    -|x_t - a c|^2 / (2 sigma^2), and E[z | x_t] = z - (a / sigma)(E[c | x_t] - x0). Where sigma is
+    small the weight sits on x0 and the target is z; where it is large the target averages z over
+    many rows, and the regression target's variance falls. Its conditional mean given x_t is the
+    score target of DSM up to the reference's finite size. ``a`` and ``sigma`` have shape (n, 1).
+    """
+    r = a / sigma
+    logits = (r * z + r * r * x0) @ reference.T - 0.5 * (r * r) * (reference * reference).sum(1)
+    return z - r * (torch.softmax(logits, 1) @ reference - x0)
+
+
 def dsm_loss(score: torch.nn.Module, x0: torch.Tensor, t: torch.Tensor, z: torch.Tensor, w: torch.Tensor,
-             process: Process) -> torch.Tensor:
-    """Per-sample weighted DSM loss w(t) |s(x_t, t) + z / sigma_t|^2, shape (n,)."""
+             process: Process, reference: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-sample weighted DSM loss w(t) |s(x_t, t) + target / sigma_t|^2, shape (n,): the target is
+    the noise z, or with ``reference`` rows its stable-target-field average (:func:`stable_target`)."""
     tau = process.ou_time(t)
     a = torch.exp(-tau).to(x0.dtype)[:, None]
     sigma = torch.sqrt(-torch.expm1(-2 * tau)).to(x0.dtype)[:, None]
     s = score(a * x0 + sigma * z, t)
-    return w.to(x0.dtype) * ((s + z / sigma) ** 2).sum(1)
+    target = z if reference is None else stable_target(x0, z, a, sigma, reference)
+    return w.to(x0.dtype) * ((s + target / sigma) ** 2).sum(1)
 
 
 def dsm_constant(target: Gaussian, process: Process, T: float, delta: float) -> float:

@@ -71,14 +71,17 @@ class TrainConfig:
     clip: float = 0.0  # gradient norm clipping (0: none)
     image_shape: tuple[int, int] | None = None  # net "unet": the images' (H, W) (default: square)
     adam_beta1: float = 0.9  # Adam's first-moment decay
+    reference: int = 0  # stable target field: rows of the reference set (the batch, then draws from the data); 0: off
+    warmup: int | None = None  # "cosine": warm-up steps (None: 5% of the steps)
 
     def __post_init__(self) -> None:
         if self.process not in PROCESSES:
             raise ValueError(f"process must be one of {PROCESSES}; got {self.process!r}")
         if self.process.startswith("vp") and self.T > vp_family(self.process).t_max:
             raise ValueError(f"T={self.T} is beyond the range of {self.process} (t_max={vp_family(self.process).t_max})")
-        if self.process == "cld" and (self.weighting != "a3" or self.parametrization != "noise"):
-            raise ValueError("CLD training uses the a3 weighting and the noise parametrization")
+        if self.process == "cld" and (self.weighting != "a3" or self.parametrization != "noise" or self.reference):
+            raise ValueError("CLD training uses the a3 weighting, the noise parametrization and no stable target "
+                             "(reference 0)")
         if self.net not in networks.NETS:
             raise ValueError(f"net must be one of {networks.NETS}; got {self.net!r}")
         if self.image_shape is not None:
@@ -102,6 +105,9 @@ class TrainConfig:
         if self.lr_schedule not in ("constant", "cosine"):
             raise ValueError(f"lr_schedule must be 'constant' or 'cosine'; got {self.lr_schedule!r}")
         _checks.real("clip", self.clip, low=0.0)
+        _checks.positive_int("reference", self.reference, minimum=0)
+        if self.warmup is not None:
+            _checks.positive_int("warmup", self.warmup, minimum=0)
         _checks.real("adam_beta1", self.adam_beta1, low=0.0, high=1.0, high_open=True)
         if self.standardize not in ("feature", "global", "none"):
             raise ValueError(f"standardize must be 'feature', 'global' or 'none'; got {self.standardize!r}")
@@ -114,7 +120,7 @@ IMAGE_RECIPE: dict[str, Any] = dict(net="unet", hidden=16, depth=1, process="vp-
                                     time_sampling="uniform", weighting="eps", batch_size=128, lr=2e-3,
                                     lr_schedule="cosine", clip=1.0, standardize="global", steps=12_000)
 VECTOR_RECIPE: dict[str, Any] = dict(net="mlp", hidden=128, depth=3, standardize="feature", batch_size=128,
-                                     lr_schedule="cosine", clip=1.0, ema=0.9997, steps=20_000)
+                                     lr_schedule="cosine", clip=1.0, ema=0.9997, reference=1024, steps=20_000)
 NET_SIZES = {"mlp": (128, 3), "unet8": (32, 3), "unet": (16, 1)}  # (hidden, depth) of each network by default
 _PROCESS_FIELDS = ("process", "T", "delta", "time_sampling", "weighting")
 
@@ -125,10 +131,11 @@ def recipe(image_shape: tuple[int, int] | None = None, **choices: Any) -> TrainC
     Images of ``image_shape`` (H, W): the U-Net (diffusers' ``UNet2DModel`` layout) trained on the
     noise MSE at uniform times of the linear VP schedule, batch 128, Adam 2e-3 with warm-up, cosine
     decay and clipping at 1, 12000 steps. Tables and vectors (``image_shape`` None): the MLP on the
-    paper's objective (OU, the A3 weighting, log-uniform times), batch 128, the same schedule and
-    clipping, EMA 0.9997, 20000 steps. ``choices`` override any field; choosing another process
-    drops the recipe's times and weighting for TrainConfig's defaults (T the end of a VP clock),
-    another network takes its own default sizes.
+    paper's objective (OU, the A3 weighting, log-uniform times) with the stable target over 1024
+    reference rows, batch 128, the same schedule and clipping, EMA 0.9997, 20000 steps. ``choices``
+    override any field; choosing another process drops the recipe's times and weighting for
+    TrainConfig's defaults (T the end of a VP clock; CLD: no stable target), another network takes
+    its own default sizes.
     """
     base = dict(IMAGE_RECIPE, image_shape=tuple(image_shape)) if image_shape is not None else dict(VECTOR_RECIPE)
     if "process" in choices and choices["process"] != base.get("process", "ou"):
@@ -136,6 +143,8 @@ def recipe(image_shape: tuple[int, int] | None = None, **choices: Any) -> TrainC
     if choices.get("net", base["net"]) != base["net"]:  # another network: its own sizes
         base = {**base, **dict(zip(("hidden", "depth"), NET_SIZES[choices["net"]]))}
     merged = {**base, **choices}
+    if merged.get("process") == "cld" and "reference" not in choices:  # CLD's hybrid loss has no stable target
+        merged["reference"] = 0
     if str(merged.get("process", "ou")).startswith("vp") and "T" not in merged:  # the VP clock ends at t_max
         merged["T"] = vp_family(merged["process"]).t_max
     return TrainConfig(**merged)
@@ -353,15 +362,16 @@ def _build_model_around(config: TrainConfig, net: nn.Module) -> nn.Module:
 
 
 def _loss_for(config: TrainConfig) -> Callable[..., torch.Tensor]:
-    """loss(model, x0, t, noise, w) for the config's process: DSM (OU) or hybrid score matching (CLD)."""
+    """loss(model, x0, t, noise, w, reference=None) for the config's process: DSM (OU, VP; with
+    reference rows, the stable target) or hybrid score matching (CLD)."""
     if config.process == "cld":
         from ..processes import CLD
         from .cld import cld_dsm_loss
 
         cld = CLD()
-        return lambda m, x0, t, z, w: cld_dsm_loss(m, x0, t, z, w, cld, hybrid=config.cld_hybrid)
+        return lambda m, x0, t, z, w, ref=None: cld_dsm_loss(m, x0, t, z, w, cld, hybrid=config.cld_hybrid)
     process = vp_family(config.process)
-    return lambda m, x0, t, z, w: dsm_loss(m, x0, t, z, w, process)
+    return lambda m, x0, t, z, w, ref=None: dsm_loss(m, x0, t, z, w, process, ref)
 
 
 @contextlib.contextmanager
@@ -385,10 +395,10 @@ def _deferred_interrupt(enabled: bool) -> Any:
         signal.signal(signal.SIGINT, previous)
 
 
-def cosine_factor(step: int, steps: int) -> float:
+def cosine_factor(step: int, steps: int, warmup: int | None = None) -> float:
     """The cosine schedule's learning-rate factor at ``step`` (0-based) of ``steps``: a linear warm-up
-    over the first 5%, then a cosine decay to 0 at the end."""
-    warm = max(1, steps // 20)
+    over ``warmup`` steps (default: the first 5%), then a cosine decay to 0 at the end."""
+    warm = max(1, steps // 20 if warmup is None else min(warmup, steps))
     return (step + 1) / warm if step < warm else 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, steps - warm)))
 
 
@@ -443,7 +453,7 @@ def train(data: torch.Tensor, config: TrainConfig = TrainConfig(), *, out: str |
     net = net.to(device)
     ema = copy.deepcopy(net).requires_grad_(False)
     params, ema_params = list(net.parameters()), list(ema.parameters())
-    opt = torch.optim.Adam(params, lr=config.lr, betas=(config.adam_beta1, 0.999), foreach=True)
+    opt = torch.optim.Adam(params, lr=config.lr, betas=(config.adam_beta1, 0.999), fused=True)
     gen = torch.Generator().manual_seed(config.seed)
     process = OU() if config.process == "cld" else vp_family(config.process)  # clock of the time weights
     step, history = 0, []
@@ -503,7 +513,11 @@ def train(data: torch.Tensor, config: TrainConfig = TrainConfig(), *, out: str |
             t = sample_times(config.batch_size, config.T, config.delta, config.time_sampling, gen, process).to(device)
             z = torch.randn(config.batch_size, width, generator=gen, dtype=x_all.dtype).to(device)
             w = time_weights(t, config.T, config.delta, config.time_sampling, config.weighting, process)
-            loss = loss_fn(trainable, x_all[idx][shard], t[shard], z[shard], w[shard]).mean()
+            x0, ref = x_all[idx], None
+            if config.reference:  # the whole batch, then draws from the data: every rank holds the same rows
+                extra = max(0, config.reference - config.batch_size)
+                ref = torch.cat([x0, x_all[torch.randint(x_all.shape[0], (extra,), generator=gen).to(device)]])
+            loss = loss_fn(trainable, x0[shard], t[shard], z[shard], w[shard], ref).mean()
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):  # stop before the step: the last checkpoint stays the last good state
                 raise FloatingPointError(f"training diverged: the loss is {loss_value} at step {step + 1} (lr "
@@ -515,7 +529,7 @@ def train(data: torch.Tensor, config: TrainConfig = TrainConfig(), *, out: str |
                 nn.utils.clip_grad_norm_(params, config.clip, foreach=True)
             if config.lr_schedule == "cosine":
                 for group in opt.param_groups:
-                    group["lr"] = config.lr * cosine_factor(step, config.steps)
+                    group["lr"] = config.lr * cosine_factor(step, config.steps, config.warmup)
             opt.step()
             step += 1
             decay = min(config.ema, (1 + step) / (10 + step))  # warm-up: early weights do not linger in the EMA
