@@ -16,13 +16,12 @@ the others.
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 from pathlib import Path
 
 import torch
 
-from recipe_vs_diffusers import load, mixture_metrics, train_sgmlab
+from recipe_vs_diffusers import cell, load, mixture_metrics, train_sgmlab
 
 ROWS = {
     "the recipe: batch 128, the stable target over 1024 rows": {},
@@ -67,14 +66,8 @@ def main() -> None:
         if args.only and not any(o in name for o in args.only):
             continue
         runs = [measure(data, args.seconds, s, change) for s in args.seeds]
-
-        def cell(key: str, digits: int = 4) -> str:
-            vals = [r[key] for r in runs]
-            se = statistics.stdev(vals) / math.sqrt(len(vals)) if len(vals) > 1 else float("nan")
-            return f"{statistics.mean(vals):.{digits}g} +- {se:.2g}"
-
-        row = (f"| {name} | {statistics.mean(r['steps'] for r in runs):.0f} | {cell('eps2_a3')} | {cell('eps2_log')} "
-               f"| {cell('mmd', 3)} |")
+        row = (f"| {name} | {statistics.mean(r['steps'] for r in runs):.0f} | {cell(runs, 'eps2_a3')} | "
+               f"{cell(runs, 'eps2_log')} | {cell(runs, 'mmd')} |")
         rows[name] = row
         print(row, flush=True)
     # the file as it is now (another process with --only may have written its rows meanwhile): its other rows are kept

@@ -5,7 +5,7 @@ import sys
 import torch
 
 import sgmlab as sg
-from sgmlab.learn import TrainConfig, recipe, train  # noqa: F401
+from sgmlab.learn import TrainConfig, recipe, train
 
 
 def setup(kind: str) -> tuple[torch.Tensor, TrainConfig]:
