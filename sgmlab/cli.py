@@ -94,6 +94,8 @@ def cmd_sample(args: argparse.Namespace) -> None:
     catalogue.check_default_alone(args.sampler, args.grid, args.T, args.delta)
     if args.data is not None:
         raise ValueError("--data goes with --model (the data a trained model is measured against)")
+    if args.no_box:
+        raise ValueError("--no-box goes with --model (an exact score has no training data and no box)")
     config = SampleConfig(target=args.target or "mixture2d", dim=args.dim,
                           sampler=args.sampler or "exponential_integrator", grid=args.grid or "uniform",
                           steps=args.steps, T=5.0 if args.T is None else args.T,
@@ -115,7 +117,7 @@ def _sample_model(args: argparse.Namespace) -> None:
     rank, _ = distributed.init()  # under torchrun: each rank samples its shard, rank 0 measures and writes
     config = ModelSampleConfig(str(args.model), sampler=args.sampler, grid=args.grid, steps=args.steps, T=args.T,
                                delta=args.delta, n=args.n, seed=args.seed, data=args.data, batch_size=args.batch_size,
-                               dtype=args.dtype or "float32", device=args.device)
+                               dtype=args.dtype or "float32", device=args.device, box=not args.no_box)
     out = distributed.on_rank_zero(lambda: _out(args, "sample", Path(args.model).name))
     _run_with_bar(run_model_sampling, config, out, args.steps, args.sampler or "sampling", args, rank)
 
@@ -434,6 +436,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="early-stopping time delta > 0 (default 1e-3, or the model's)")
     p.add_argument("--model", type=Path, default=None,
                    help="sample from the trained model in this folder (`sgmlab train`) instead of a target's exact score")
+    p.add_argument("--no-box", action="store_true",
+                   help="with --model: do not project the model's denoised estimates onto the box of its training "
+                        "data at high noise (signal-to-noise ratio <= 4), which stops a network extrapolating outside "
+                        "the data from sending samples far into the tails; models trained before the box have none")
     p.add_argument("--data", default=None,
                    help="with --model: the training data file to measure the samples against (a model folder never "
                         "makes sgmlab read a file outside it on its own; built-in data sets need no --data)")

@@ -478,3 +478,99 @@ def test_the_stable_target_keeps_the_gradient_and_lowers_its_variance():
 def test_stable_target_and_warmup_settings_are_checked(bad, error):
     with pytest.raises(error, match="reference|warmup"):
         TrainConfig(**bad)
+
+
+@settings(max_examples=30, deadline=None)
+@given(t=st.floats(1e-3, 5.0), n=st.integers(2, 8), d=st.integers(1, 4), scale=st.floats(0.0, 50.0),
+       seed=st.integers(0, 2**31))
+def test_the_box_brings_every_score_nearer_the_empirical_laws(t, n, d, scale, seed):
+    """The data's own empirical law has its denoiser inside the data's box, so projecting a score's
+    denoised estimate onto the box moves each coordinate of the score nearer the exact one (never
+    away), leaves the exact score as it is, and puts the denoised estimate inside the box."""
+    from sgmlab.learn import box_score, data_box
+
+    g = torch.Generator().manual_seed(seed)
+    data = torch.randn(n, d, generator=g, dtype=torch.float64)
+    qt = OU.marginal(sg.targets.Empirical(data), t)
+    x = qt.sample(64, generator=g)
+    exact = qt.score(x)
+    bad = exact + scale * torch.randn(x.shape, generator=g, dtype=torch.float64)
+    boxed = box_score(lambda y, s: bad if y is x else exact, OU, *data_box(data), max_snr=math.inf)
+    got = boxed(x, t)
+    tol = 1e-9 * (1 + float(exact.abs().max()))
+    assert ((got - exact).abs() <= (bad - exact).abs() + tol).all()
+    a, var = math.exp(-t), -math.expm1(-2 * t)
+    lo, hi = data_box(data)
+    d_hat = (x + var * got) / a
+    assert (d_hat >= lo - 1e-9).all() and (d_hat <= hi + 1e-9).all()
+    y = x.clone()  # another object: the score callable answers the exact score for it
+    assert torch.allclose(boxed(y, t), exact, rtol=1e-9, atol=tol)
+
+
+def test_the_box_acts_only_at_high_noise_and_is_bitwise_inside():
+    """At a signal-to-noise ratio above max_snr (4 by default) the score is returned untouched,
+    and wherever the denoised estimate lies in the box the score is the same tensor's values,
+    bitwise; one range for all columns with "global" (images)."""
+    from sgmlab.learn import box_score, data_box
+    from sgmlab.learn.model import BOX_MAX_SNR
+
+    data = torch.tensor([[0.0, -1.0], [2.0, 3.0]], dtype=torch.float64)
+    assert [b.tolist() for b in data_box(data)] == [[0.0, -1.0], [2.0, 3.0]]
+    assert [b.tolist() for b in data_box(data, "global")] == [[-1.0, -1.0], [3.0, 3.0]]
+    far = torch.full((3, 2), 40.0, dtype=torch.float64)
+    boxed = box_score(lambda x, t: torch.zeros_like(x), OU, *data_box(data))
+    t_edge = 0.5 * math.log1p(1 / BOX_MAX_SNR)  # exp(-2t) / (1 - exp(-2t)) = max_snr
+    assert torch.equal(boxed(far, 0.9 * t_edge), torch.zeros_like(far))  # more signal than 4:1: off
+    a, var = math.exp(-1.1 * t_edge), -math.expm1(-2.2 * t_edge)
+    assert torch.allclose((far + var * boxed(far, 1.1 * t_edge)) / a, torch.tensor([[2.0, 3.0]] * 3, dtype=torch.float64))
+    inside = torch.tensor([[0.5, 0.5]], dtype=torch.float64)
+    s = torch.tensor([[0.125, -0.25]], dtype=torch.float64)
+    assert torch.equal(box_score(lambda x, t: s, OU, *data_box(data))(inside, 0.5), s)  # estimate (0.96, 0.56)
+
+
+@pytest.mark.parametrize("lo, hi, max_snr, match", [
+    ([1.0, 0.0], [0.0, 1.0], 4.0, "lo <= hi"), ([0.0], [1.0, 2.0], 4.0, "one length"),
+    ([float("nan")], [1.0], 4.0, "NaN"), ([[0.0]], [[1.0]], 4.0, "vectors"), ([0.0], [1.0], -1.0, "max_snr"),
+    ([0.0], [1.0], float("nan"), "max_snr"),
+])
+def test_box_bad_input(lo, hi, max_snr, match):
+    from sgmlab.learn import box_score
+
+    with pytest.raises(ValueError, match=match):
+        box_score(lambda x, t: x, OU, torch.tensor(lo), torch.tensor(hi), max_snr=max_snr)
+
+
+def test_a_runaway_model_stays_in_the_box_and_models_keep_their_box(tmp_path, gen):
+    """A score whose denoised estimate runs away at high noise (as an MLP extrapolating outside its
+    data does) sends samples far into the tails; with the box they stay at the data's scale. A
+    trained model holds the box of its standardized training data, saves and loads it; a folder
+    from before the box loads without one and samples as it did."""
+    from sgmlab.learn import box_score, data_box
+    from sgmlab.learn.train import CHECKPOINT, save_checkpoint
+
+    data = torch.rand(300, 2, generator=gen, dtype=torch.float64) * 2 - 1
+    q = sg.targets.Empirical(data)
+
+    def runaway(x, t):  # pushed outwards at high noise; far from the data, denoised as itself (score 0)
+        s = OU.marginal(q, t).score(x)
+        return s + 3 * x if t > 0.3 else torch.where(x.abs().amax(1, keepdim=True) > 5, 0.0, s)
+
+    for score, bound in ((runaway, None), (box_score(runaway, OU, *data_box(data)), 1.2)):
+        x = sg.sample(score, 2000, 2, nfe=20, generator=torch.Generator().manual_seed(0))
+        if bound is None:
+            assert x.abs().max() > 20
+        else:
+            assert x.abs().max() < bound
+    res = sg.learn.train(data * 5 + 3, TrainConfig(**{**SMALL, "steps": 4}), out=tmp_path / "m")
+    lo, hi = data_box(res.standardizer.forward(data * 5 + 3))
+    assert torch.allclose(res.model.box[0], lo) and torch.allclose(res.model.box[1], hi)
+    loaded = load_model(tmp_path / "m")
+    assert torch.equal(loaded.model.box[0], res.model.box[0]) and torch.equal(loaded.model.box[1], res.model.box[1])
+    tensors, meta = read_checkpoint(tmp_path / "m")
+    old = {k: v for k, v in tensors.items() if not k.startswith("box.")}
+    save_checkpoint(tmp_path / "m" / CHECKPOINT, old, {k: v for k, v in meta.items() if k != "sha256"})
+    before = load_model(tmp_path / "m")
+    assert before.model.box is None
+    g = torch.Generator().manual_seed(1)
+    loaded.model.box = None
+    assert torch.equal(before.sample(50, generator=g), loaded.sample(50, generator=torch.Generator().manual_seed(1)))

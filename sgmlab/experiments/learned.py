@@ -98,8 +98,8 @@ def _data_spec(folder: str | Path, data: str | None) -> tuple[DataSpec | None, s
 def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator", grid: str = "uniform",
                  steps: int = 200, T: float | None = None, delta: float | None = None, n: int = 10_000,
                  seed: int = 0, callback: Any = None, plan: Any = None, data: str | None = None,
-                 batch_size: int | None = None, dtype: torch.dtype = torch.float32, device: Any = "cpu"
-                 ) -> tuple[torch.Tensor, dict[str, Any], Any]:
+                 batch_size: int | None = None, dtype: torch.dtype = torch.float32, device: Any = "cpu",
+                 box: bool = True) -> tuple[torch.Tensor, dict[str, Any], Any]:
     """Samples (in data units) from a trained model and what can be measured about them.
 
     With ``plan`` (a :class:`sgmlab.TunedPlan`, as ``sgmlab tune --model`` saves) its sampler and
@@ -108,11 +108,15 @@ def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator",
     profile on the sampling grid. For digits: the classifier-based evaluation. A data file named
     in the folder's ``data.json`` is read only when ``data`` names it (the folder is untrusted).
     ``device``: where the network and the sampler's state live (``"cuda"``: the process's own GPU).
+    ``box``: project the denoised estimates onto the training data's box at high noise
+    (:func:`sgmlab.learn.box_score`; models trained before it have none).
     """
 
     if grid not in GRIDS:
         raise ValueError(f"unknown grid {grid!r}; expected one of {sorted(GRIDS)}")
     res = load_model(folder)
+    if not box:
+        res.model.box = None
     is_cld = res.config.process == "cld"
     if is_cld and sampler in CLD_SAMPLERS:
         sampler = "cld_" + sampler
@@ -232,6 +236,7 @@ class ModelSampleConfig:
     batch_size: int | None = None  # rows per chunk (sgmlab.defaults.chunk_rows)
     dtype: str = "float32"  # of the sampler's state (the network is float32)
     device: str = "cpu"  # of the network and the state; "cuda": the process's own GPU
+    box: bool = True  # project the denoised estimates onto the training data's box at high noise
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
@@ -316,7 +321,7 @@ def run_model_sampling(config: ModelSampleConfig, *, callback: Any = None) -> Mo
     x, m, (data, profile, ref) = sample_model(c.model, sampler=sampler, grid=c.grid or "uniform", steps=c.steps,
                                               T=c.T, delta=c.delta, n=c.n, seed=c.seed, callback=callback, plan=plan,
                                               data=c.data, batch_size=c.batch_size, dtype=DTYPES[c.dtype],
-                                              device=c.device)
+                                              device=c.device, box=c.box)
     if x is None:  # not rank 0 under torchrun
         return None
     if sampler == catalogue.DEFAULT and plan is None:

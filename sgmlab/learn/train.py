@@ -38,7 +38,7 @@ def vp_family(name: str) -> Process:
 from . import networks
 from . import parametrization as param
 from .loss import TIME_SAMPLINGS, WEIGHTINGS, dsm_loss, sample_times, time_weights
-from .model import ScoreModel, Standardizer
+from .model import ScoreModel, Standardizer, data_box
 
 FORMAT = "sgmlab-checkpoint-1"
 CHECKPOINT = "checkpoint.safetensors"
@@ -203,7 +203,7 @@ def _data_hash(data: torch.Tensor) -> str:
 
 
 def _state_tensors(net: nn.Module, ema: nn.Module, opt: torch.optim.Optimizer, gen: torch.Generator,
-                   std: Standardizer) -> dict[str, torch.Tensor]:
+                   std: Standardizer, box: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
     out = {f"model.{k}": v.detach().cpu().clone().contiguous() for k, v in net.state_dict().items()}
     out.update({f"ema.{k}": v.detach().cpu().clone().contiguous() for k, v in ema.state_dict().items()})
     for i, st in opt.state_dict()["state"].items():
@@ -211,6 +211,7 @@ def _state_tensors(net: nn.Module, ema: nn.Module, opt: torch.optim.Optimizer, g
             out[f"opt.{i}.{k}"] = torch.as_tensor(v).detach().cpu().clone().contiguous()
     out["rng"] = gen.get_state()
     out["standardizer.mean"], out["standardizer.scale"] = std.mean.contiguous(), std.scale.contiguous()
+    out["box.lo"], out["box.hi"] = (b.contiguous() for b in box)
     return out
 
 
@@ -323,6 +324,8 @@ def load_model(folder: str | Path) -> TrainResult:
     net, model = _build_model(config, dim)
     _load_module(net, tensors, "ema", str(folder))
     std = Standardizer(tensors["standardizer.mean"], tensors["standardizer.scale"])
+    if isinstance(model, ScoreModel) and "box.lo" in tensors:  # folders from before the box sample without it
+        model.box = tensors["box.lo"], tensors["box.hi"]
     return TrainResult(model.eval(), std, config, json.loads(meta.get("history", "[]")))
 
 
@@ -447,6 +450,7 @@ def train(data: torch.Tensor, config: TrainConfig = TrainConfig(), *, out: str |
     if resume and folder is None:
         raise ValueError("resume needs the folder of the run (out)")
     std = Standardizer.fit(data, config.standardize)
+    box = data_box(std.forward(data.to(torch.float64)), "global" if config.standardize == "global" else "feature")
     x_all = std.forward(data).float().to(device)
     torch.manual_seed(config.seed)  # network initialisation only
     net, model = _build_model(config, data.shape[1])
@@ -495,6 +499,8 @@ def train(data: torch.Tensor, config: TrainConfig = TrainConfig(), *, out: str |
     eval_z = torch.randn(eval_x.shape[0], width, generator=eval_gen, dtype=x_all.dtype).to(device)
     eval_w = time_weights(eval_t, config.T, config.delta, config.time_sampling, config.weighting, process)
     ema_model = _build_model_around(config, ema)
+    if isinstance(ema_model, ScoreModel):  # the sampler projects its denoised estimates onto the data's box
+        ema_model.box = box
     loss_fn = _loss_for(config)
     shard = slice(rank * config.batch_size // world, (rank + 1) * config.batch_size // world)
 
@@ -503,7 +509,7 @@ def train(data: torch.Tensor, config: TrainConfig = TrainConfig(), *, out: str |
             return
         meta = {"format": FORMAT, "step": str(step), "config": json.dumps(asdict(config)),
                 "history": json.dumps(history), "data": digest}
-        save_checkpoint(folder / CHECKPOINT, _state_tensors(net, ema, opt, gen, std), meta)
+        save_checkpoint(folder / CHECKPOINT, _state_tensors(net, ema, opt, gen, std, box), meta)
 
     # Ctrl-C is held until the step in progress is complete, then the state is checkpointed (single process:
     # under torchrun the ranks could stop at different steps; there the last periodic checkpoint is kept)
