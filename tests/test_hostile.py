@@ -299,6 +299,7 @@ def _hostile_cases():
                        "out-under-file": ["sample", "--steps", "2", "--n", "10", "--out", str(tmp / "file" / "x")],
                        "plan-eps": ["plan", "--eps", "1.5"], "train-no-data": ["train", "--out", str(tmp / "t")],
                        "bench-budget": ["bench", "--budgets", "0"], "data-without-model": ["sample", "--data", "x.npy"],
+                       "no-box-without-model": ["sample", "--no-box", "--steps", "2", "--n", "10"],
                        "train-reference": ["train", "--data", "mixture2d", "--out", str(tmp / "r"), "--reference", "-1"],
                        "train-warmup": ["train", "--data", "mixture2d", "--out", str(tmp / "w"), "--warmup", "1.5"],
                        "train-cld-reference": ["train", "--data", "mixture2d", "--n", "100", "--steps", "1", "--process",
@@ -312,7 +313,7 @@ _CASES, _CLASSIFY = _hostile_cases()
 
 
 @pytest.mark.parametrize("name", [n for n, _ in _CASES])
-def test_hostile_input_gets_a_clear_error_or_a_correct_answer(name):  # 310 cases
+def test_hostile_input_gets_a_clear_error_or_a_correct_answer(name):  # 311 cases
     """Wrong shapes, empty input, NaN and inf, finite extremes (1e-300, 1e300), float16, integers and
     bool, non-symmetric and non-PD matrices, negative and non-normalised weights, bad grids, unknown
     names, devices that do not exist: a ValueError, TypeError or FloatingPointError in the library's
@@ -509,6 +510,9 @@ def test_sample_model_refuses_exact_score_options_and_warns_outside_the_trained_
     assert main(["sample", "--model", str(model_dir), "--steps", "3", "--n", "20", "--no-progress", "--T", "50",
                  "--sampler", "exponential_integrator", "--out", str(tmp_path / "y")]) == 0
     assert "warning: sampling from T=50" in capsys.readouterr().out
+    assert main(["sample", "--model", str(model_dir), "--steps", "3", "--n", "20", "--no-progress", "--no-box",
+                 "--out", str(tmp_path / "nobox")]) == 0
+    assert '"box": false' in (tmp_path / "nobox" / "config.json").read_text()
     assert main(["sample", "--model", str(model_dir), "--steps", "3", "--n", "20", "--no-progress", "--sampler",
                  "default", "--delta", "0.01", "--out", str(tmp_path / "z")]) == 2
     assert "--sampler default brings its own grid, T and delta; drop --delta" in capsys.readouterr().err

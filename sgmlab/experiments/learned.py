@@ -160,7 +160,8 @@ def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator",
     S.base.check_output(x, "the samples in data units (the model's standardization undone)")
     out: dict[str, Any] = {"model": str(folder), "process": res.config.process, "sampler": sampler, "grid": grid,
                            "steps": steps, "T": T, "delta": delta, "n": n, "seed": seed,
-                           "dtype": str(dtype).replace("torch.", "")}
+                           "dtype": str(dtype).replace("torch.", ""),
+                           "box": getattr(res.model, "box", None) is not None}
     if plan is not None:
         out.update(sampler=plan.as_dict()["sampler"], grid="tuned plan", plan=plan.as_dict())
     lo, hi = res.config.delta, res.config.T
@@ -292,7 +293,7 @@ class ModelSampleResult(Result):
         else:
             fig = samples_vs_data(x, None if self.data is None else self.data.x, f"{name}, {steps} steps, learned score")
         out = {"config.json": {k: self.metrics[k] for k in ("model", "sampler", "grid", "steps", "T", "delta", "n", "dtype",
-                                                            "seed")},
+                                                            "seed", "box")},
                "metrics.json": self.metrics, "samples.npy": x, "samples.png": fig}
         if self.profile is not None:
             out["score_error.png"] = score_error_profile(self.profile.times, self.profile.eps2, self.profile.stderr,
