@@ -52,7 +52,7 @@ RECIPES = {
     "network: layer normalisation before each block's SiLU": {"layer_norm": True},
     "log-normal times + cosine lr + clip": {"time_sampling": "log-normal", "lr_schedule": "cosine", "clip": 1.0},
     "batch 128, 4x the steps, cosine lr, clip 1, EMA 0.9997 (the vector recipe before the stable target)": VECTOR,
-    "the vector recipe with the stable target over 1024 reference rows (the vector recipe)": {**VECTOR,
+    "the vector recipe with the stable target over 1024 reference rows (the vector recipe before batch 256)": {**VECTOR,
                                                                                            "reference": 1024},
     "the vector recipe, EMA capped at 0.999 (a shorter average)": {**VECTOR, "ema": 0.999},
     "the vector recipe without EMA (the last weights)": {**VECTOR, "ema": 0.0},

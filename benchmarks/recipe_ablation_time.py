@@ -5,9 +5,10 @@ benchmarks/recipe_ablation_time.md.
 
 recipe_ablation.md compares choices at the same number of steps; choices that change the cost of a
 step (the batch size, the stable target's reference rows) are compared here at the same wall time,
-as recipe_vs_diffusers.md compares the recipes: each row trains ``sg.learn.recipe()`` with one
-change for ``--seconds`` (steps from timing probes, ``recipe_vs_diffusers.train_sgmlab``) on the
-built-in 16-d mixture's 20000 training samples of that benchmark, then measures eps_score^2 against
+as recipe_vs_diffusers.md compares the recipes: each row trains ``sg.learn.recipe()`` with the
+changes it names (most rows: from the recipe before, ``BEFORE``) for ``--seconds`` (steps from
+timing probes, ``recipe_vs_diffusers.train_sgmlab``) on the built-in 16-d mixture's 20000
+training samples of that benchmark, then measures eps_score^2 against
 the exact score (uniform in t, as the paper's bound sums it on a 40-step grid, and uniform in log t)
 and the exact-law MMD^2 of 20000 samples at 50 evaluations. ``--only`` reruns some rows and keeps
 the others.
@@ -23,15 +24,19 @@ import torch
 
 from recipe_vs_diffusers import cell, load, mixture_metrics, train_sgmlab
 
+BEFORE = {"batch_size": 128, "adam_beta1": 0.9, "warmup": None}  # the recipe these rows chose between
 ROWS = {
-    "the recipe: batch 128, the stable target over 1024 rows": {},
-    "the plain target (reference 0: the recipe before)": {"reference": 0},
-    "512 reference rows": {"reference": 512},
-    "2048 reference rows": {"reference": 2048},
-    "batch 256": {"batch_size": 256},
-    "batch 256, Adam beta1 0.95, 500 warm-up steps": {"batch_size": 256, "adam_beta1": 0.95, "warmup": 500},
-    "Adam beta1 0.95, 500 warm-up steps": {"adam_beta1": 0.95, "warmup": 500},
-    "no clipping": {"clip": 0.0},
+    "batch 128, the stable target over 1024 rows (the recipe before)": BEFORE,
+    "the plain target (reference 0: the recipe before that)": {**BEFORE, "reference": 0},
+    "512 reference rows": {**BEFORE, "reference": 512},
+    "2048 reference rows": {**BEFORE, "reference": 2048},
+    "batch 256": {**BEFORE, "batch_size": 256},
+    "batch 256, Adam beta1 0.95, 500 warm-up steps (the recipe)": {},
+    "Adam beta1 0.95, 500 warm-up steps": {**BEFORE, "adam_beta1": 0.95, "warmup": 500},
+    "no clipping": {**BEFORE, "clip": 0.0},
+    "batch 512, lr 2e-3": {**BEFORE, "batch_size": 512},
+    "batch 512, lr 4e-3": {**BEFORE, "batch_size": 512, "lr": 4e-3},
+    "batch 512, Adam beta1 0.95, 500 warm-up steps": {"batch_size": 512},
 }
 
 
@@ -55,7 +60,8 @@ def main() -> None:
     lines = ["# The vector recipe's choices at equal CPU time", "",
              f"Regenerate: `.venv/bin/python benchmarks/recipe_ablation_time.py --seconds {args.seconds:g} --seeds "
              f"{' '.join(map(str, args.seeds))} --threads {args.threads}` (two such processes side by side, each with "
-             f"--only, on 2 cores). Each row trains `sg.learn.recipe()` with one change for {args.seconds:g} s on the "
+             f"--only, on 2 cores). Each row trains `sg.learn.recipe()` with the changes it names (most rows: from the "
+             f"recipe before) for {args.seconds:g} s on the "
              "16-d mixture's 20000 training samples of recipe_vs_diffusers.md; eps^2 against the exact score in "
              "standardized units; MMD^2: exact-law MMD of 20000 samples at 50 evaluations. Means over seeds "
              f"{args.seeds} +- the standard error over seeds.", "",

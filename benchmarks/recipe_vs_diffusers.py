@@ -17,12 +17,17 @@ seconds (``--seconds`` for the digits, ``--vector-seconds`` for the others).
   a TrainConfig field (an ablation).
 - diffusers: the recipe of diffusers' ``train_unconditional`` example: DDPM's linear schedule with
   1000 steps, uniform timesteps, epsilon MSE, AdamW (``--diffusers-lr``; the example's 1e-4 is far
-  from converged at these budgets, 1e-3 is its best) with 500 warm-up steps and cosine decay,
+  from converged at these budgets; of 1e-3, 2e-3 and 4e-3, 4e-3 did best on the digits and 2e-3 is
+  used on vectors) with 500 warm-up steps and cosine decay,
   gradient clipping at 1, EMA with warm-up (power 3/4, max 0.9999), batch 128; sampled with
   DPM-Solver++ (``DPMSolverMultistepScheduler``) at 50 steps from the EMA weights. Digits: a
   UNet2DModel of 164k parameters (blocks 16, 32) on images scaled to [-1, 1]; vectors: sgmlab's
   MLP (the same network as sgmlab's recipe) conditioned on log(sigma_k) / 4 of timestep k, on the
   same per-column standardization.
+- The same two trained models sampled the other way round as to the box (sgmlab's sampler
+  projects denoised estimates onto the training data's box at high noise, ``sg.learn.box_score``):
+  "sgmlab without the box" and "diffusers with the box" (the same projection written as an
+  epsilon model for DPM-Solver++); no extra training, so they are paired with the main rows.
 
 Data and metrics:
 
@@ -222,19 +227,35 @@ def train_diffusers(x: torch.Tensor, seconds: float, seed: int, lr: float, image
     return model.eval(), steps
 
 
-def sample_diffusers(model: torch.nn.Module, n: int, d: int, seed: int) -> torch.Tensor:
-    """n rows with DPM-Solver++ (diffusers' multistep scheduler, 2nd order) at 50 steps."""
+def sample_diffusers(model: torch.nn.Module, n: int, d: int, seed: int,
+                     box: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """n rows with DPM-Solver++ (diffusers' multistep scheduler, 2nd order) at 50 steps; with a
+    ``box`` (lo, hi) in the model's units, each denoised estimate is projected onto it (sgmlab's
+    guard, ``sg.learn.model.box_score``, written as an epsilon model)."""
     from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
 
     solver = DPMSolverMultistepScheduler.from_config(DDPMScheduler(num_train_timesteps=1000).config)
+    eps = model
+    if box is not None:
+        lo, hi = (b.float() for b in box)
+        acp = solver.alphas_cumprod.float()
+
+        def eps(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+            e = model(x, k)
+            if acp[k] > sg.learn.model.BOX_MAX_SNR * (1 - acp[k]):  # the box acts where it does in sgmlab
+                return e
+            a, sd = acp[k].sqrt(), (1 - acp[k]).sqrt()
+            x0 = (x - sd * e) / a
+            return e + (a / sd) * (x0 - torch.clamp(x0, lo, hi))
+
     gen = torch.Generator().manual_seed(seed)
     out = []
     with torch.no_grad():
-        for lo in range(0, n, 500):
+        for start in range(0, n, 500):
             solver.set_timesteps(50)
-            s = torch.randn(min(500, n - lo), d, generator=gen)
+            s = torch.randn(min(500, n - start), d, generator=gen)
             for t in solver.timesteps:
-                s = solver.step(model(s, t), t, s).prev_sample
+                s = solver.step(eps(s, t), t, s).prev_sample
             out.append(s)
     return torch.cat(out).double()
 
@@ -303,27 +324,45 @@ def load(task: str) -> dict:
             "image_shape": None}
 
 
+BOX_ROWS = {"sgmlab": "sgmlab without the box", "diffusers": "diffusers with the box"}
+
+
 def run_recipe(task: str, name: str, data: dict, seconds: float, seed: int, args, overrides: dict,
-               use_recipe: bool = True) -> dict:
+               use_recipe: bool = True) -> dict[str, dict]:
+    """{row name: metrics}: the recipe as it samples by default, and the same trained model with the
+    box projection switched (sgmlab without it, diffusers with it)."""
     x, n = data["train"], data["n"]
+    samples = {}
     if name == "sgmlab":
         res, steps = train_sgmlab(x, seconds, seed, data["image_shape"], overrides, use_recipe)
-        s = res.sample(n, nfe=50, generator=torch.Generator().manual_seed(seed)).double()
-        score, std = res.model.score_fn(), res.standardizer
+        std, box = res.standardizer, res.model.box
+        for row, b in ((name, box), (BOX_ROWS[name], None)):
+            res.model.box = b
+            s = res.sample(n, nfe=50, generator=torch.Generator().manual_seed(seed)).double()
+            samples[row] = (s, res.model.score_fn())
+        res.model.box = box
     else:
         std = (sg.learn.Standardizer(torch.full((64,), 8.0, dtype=torch.float64), torch.full((64,), 8.0, dtype=torch.float64))
                if task == "digits" else sg.learn.Standardizer.fit(x, "feature"))  # digits: [-1, 1]
         lr = args.diffusers_lr if task == "digits" else args.vector_diffusers_lr
         model, steps = train_diffusers(std.forward(x), seconds, seed, lr, image=task == "digits")
-        s = std.inverse(sample_diffusers(model, n, x.shape[1], seed))
-        score = getattr(model, "score", None)
-    if task == "digits":
-        m = digits_metrics(s.clamp(0, 16), data, seed)  # pixel values, as an image viewer (and the pipeline) shows them
-    elif task == "tabular":
-        m = tabular_metrics(s, data, seed)
-    else:
-        m = mixture_metrics(score, std, s, data, seed)
-    return {**m, "steps": steps}
+        box = sg.learn.data_box(std.forward(x), "global" if task == "digits" else "feature")
+        for row, b in ((name, None), (BOX_ROWS[name], box)):
+            s = std.inverse(sample_diffusers(model, n, x.shape[1], seed, b))
+            score = getattr(model, "score", None)
+            if score is not None and b is not None:
+                score = sg.learn.box_score(score, sg.processes.OU(), *b)
+            samples[row] = (s, score)
+    out = {}
+    for row, (s, score) in samples.items():
+        if task == "digits":
+            m = digits_metrics(s.clamp(0, 16), data, seed)  # pixel values, as an image viewer (and the pipeline) shows them
+        elif task == "tabular":
+            m = tabular_metrics(s, data, seed)
+        else:
+            m = mixture_metrics(score, std, s, data, seed)
+        out[row] = {**m, "steps": steps}
+    return out
 
 
 COLUMNS = {
@@ -401,13 +440,13 @@ def main() -> None:
     for task in args.data:
         data = load(task)
         seconds = args.seconds if task == "digits" else args.vector_seconds
-        rows: dict[str, list[dict]] = {"sgmlab": [], "diffusers": []}
+        rows: dict[str, list[dict]] = {"sgmlab": [], "diffusers": [], **{v: [] for v in BOX_ROWS.values()}}
         for seed in args.seeds:
-            for name in rows:
+            for name in BOX_ROWS:
                 if args.only in (None, name):
-                    m = run_recipe(task, name, data, seconds, seed, args, overrides)
-                    rows[name].append(m)
-                    print(task, name, seed, {k: round(v, 5) for k, v in m.items()}, flush=True)
+                    for row, m in run_recipe(task, name, data, seconds, seed, args, overrides).items():
+                        rows[row].append(m)
+                        print(task, row, seed, {k: round(v, 5) for k, v in m.items()}, flush=True)
         cols = COLUMNS[task]
         lines = [f"## {task} ({seconds:g} s per recipe and seed)", "",
                  f"Command: `.venv/bin/python benchmarks/recipe_vs_diffusers.py {command(args, task)}`. "
@@ -417,9 +456,10 @@ def main() -> None:
         for name in [k for k in rows if rows[k]]:
             steps = statistics.mean(r["steps"] for r in rows[name])
             lines.append(f"| {name} | {steps:.0f} | " + " | ".join(cell(rows[name], k) for k, _ in cols) + " |")
-        if all(rows.values()):
-            lines.append("| sgmlab - diffusers, paired by seed (paired t-test; tie: p > 0.05) | | "
-                         + " | ".join(paired(rows["sgmlab"], rows["diffusers"], k) for k, _ in cols) + " |")
+        for other in ("diffusers", "diffusers with the box"):
+            if rows["sgmlab"] and rows[other]:
+                lines.append(f"| sgmlab - {other}, paired by seed (paired t-test; tie: p > 0.05) | | "
+                             + " | ".join(paired(rows["sgmlab"], rows[other], k) for k, _ in cols) + " |")
         sections[task] = lines + reference(task, data)
     out = Path(args.out or Path(__file__).parent / "recipe_vs_diffusers.md")
     text = merge(out.read_text() if out.exists() else "", sections)

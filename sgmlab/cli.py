@@ -502,14 +502,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="optimizer steps (default: 12000 for images, about 6 minutes for the digits on 2 CPU cores; "
                         "20000 otherwise, under a minute for a table)")
     p.add_argument("--batch-size", type=_positive_int, default=None,
-                   help="global batch size (default 128)")
+                   help="global batch size (default: 128 for images, 256 otherwise)")
     p.add_argument("--lr", type=_positive_float, default=None, help="Adam learning rate (default 2e-3)")
     p.add_argument("--lr-schedule", choices=["constant", "cosine"], default=None,
                    help="cosine: linear warm-up (--warmup), then cosine decay to 0 (default); constant")
     p.add_argument("--clip", type=_positive_float, default=None,
                    help="clip the gradient norm at this value (default 1)")
     p.add_argument("--warmup", type=_nonnegative_int, default=None,
-                   help="warm-up steps of the cosine schedule (default: 5%% of the steps)")
+                   help="warm-up steps of the cosine schedule (default: 5%% of the steps for images, 500 otherwise)")
     p.add_argument("--reference", type=_nonnegative_int, default=None,
                    help="the stable target field (Xu et al. 2023): the noise target is replaced by its posterior "
                         "average over this many reference rows (the batch, then draws from the data), which lowers "

@@ -119,8 +119,9 @@ class TrainConfig:
 IMAGE_RECIPE: dict[str, Any] = dict(net="unet", hidden=16, depth=1, process="vp-linear", T=1.0, delta=1e-3,
                                     time_sampling="uniform", weighting="eps", batch_size=128, lr=2e-3,
                                     lr_schedule="cosine", clip=1.0, standardize="global", steps=12_000)
-VECTOR_RECIPE: dict[str, Any] = dict(net="mlp", hidden=128, depth=3, standardize="feature", batch_size=128,
-                                     lr_schedule="cosine", clip=1.0, ema=0.9997, reference=1024, steps=20_000)
+VECTOR_RECIPE: dict[str, Any] = dict(net="mlp", hidden=128, depth=3, standardize="feature", batch_size=256,
+                                     adam_beta1=0.95, warmup=500, lr_schedule="cosine", clip=1.0, ema=0.9997,
+                                     reference=1024, steps=20_000)
 NET_SIZES = {"mlp": (128, 3), "unet8": (32, 3), "unet": (16, 1)}  # (hidden, depth) of each network by default
 _PROCESS_FIELDS = ("process", "T", "delta", "time_sampling", "weighting")
 
@@ -132,10 +133,11 @@ def recipe(image_shape: tuple[int, int] | None = None, **choices: Any) -> TrainC
     noise MSE at uniform times of the linear VP schedule, batch 128, Adam 2e-3 with warm-up, cosine
     decay and clipping at 1, 12000 steps. Tables and vectors (``image_shape`` None): the MLP on the
     paper's objective (OU, the A3 weighting, log-uniform times) with the stable target over 1024
-    reference rows, batch 128, the same schedule and clipping, EMA 0.9997, 20000 steps. ``choices``
-    override any field; choosing another process drops the recipe's times and weighting for
-    TrainConfig's defaults (T the end of a VP clock; CLD: no stable target), another network takes
-    its own default sizes.
+    reference rows, batch 256, Adam's beta1 0.95, 500 warm-up steps, the same decay and clipping,
+    EMA 0.9997, 20000 steps. Either model samples with the box of its data (``ScoreModel.box``).
+    ``choices`` override any field; choosing another process drops the recipe's times and
+    weighting for TrainConfig's defaults (T the end of a VP clock; CLD: no stable target), another
+    network takes its own default sizes.
     """
     base = dict(IMAGE_RECIPE, image_shape=tuple(image_shape)) if image_shape is not None else dict(VECTOR_RECIPE)
     if "process" in choices and choices["process"] != base.get("process", "ou"):
