@@ -25,6 +25,7 @@ def main() -> None:
     res = train(data, config)
     if torch.distributed.get_rank() == 0:
         torch.save({k: v.clone() for k, v in res.model.net.state_dict().items()}, out)
+    torch.distributed.barrier()  # no rank tears gloo down while another still uses it (as the CLI does)
     torch.distributed.destroy_process_group()
 
 
