@@ -181,8 +181,9 @@ class TrainResult:
                dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """n samples in data units with ``sg.sample``'s default plan for ``nfe`` score evaluations,
         its times clamped into the range the model was trained on, [delta, T] (OU and VP models).
-        The model's score works in standardized units; the samples are mapped back. The state is
-        float32 by default, as the network is."""
+        The model's score works in standardized units, with the box of its training data at high
+        noise (``self.model.box``; set it to None to sample without); the samples are mapped back.
+        The state is float32 by default, as the network is."""
         from ..defaults import sample
 
         if self.config.process == "cld":
