@@ -517,6 +517,8 @@ def test_the_box_acts_only_at_high_noise_and_is_bitwise_inside():
     data = torch.tensor([[0.0, -1.0], [2.0, 3.0]], dtype=torch.float64)
     assert [b.tolist() for b in data_box(data)] == [[0.0, -1.0], [2.0, 3.0]]
     assert [b.tolist() for b in data_box(data, "global")] == [[-1.0, -1.0], [3.0, 3.0]]
+    with pytest.raises(ValueError, match="kind must be"):
+        data_box(data, "pixel")
     far = torch.full((3, 2), 40.0, dtype=torch.float64)
     boxed = box_score(lambda x, t: torch.zeros_like(x), OU, *data_box(data))
     t_edge = 0.5 * math.log1p(1 / BOX_MAX_SNR)  # exp(-2t) / (1 - exp(-2t)) = max_snr

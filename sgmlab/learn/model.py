@@ -72,7 +72,10 @@ class ScoreModel(nn.Module):
 
 def data_box(x: torch.Tensor, kind: str = "feature") -> tuple[torch.Tensor, torch.Tensor]:
     """The box of data x (n, d): per column, or one range for all columns when ``kind`` is
-    ``"global"`` (images: the pixel range), as float64 (lo, hi) of shape (d,)."""
+    ``"global"`` (images: the pixel range), as float64 (lo, hi) of shape (d,); ``kind`` follows
+    the standardization's names."""
+    if kind not in ("feature", "global", "none"):
+        raise ValueError(f"kind must be 'feature', 'global' or 'none' (per column); got {kind!r}")
     x = x.detach().to(torch.float64)
     if kind == "global":
         return x.min().expand(x.shape[1]).clone(), x.max().expand(x.shape[1]).clone()
