@@ -27,7 +27,7 @@ seconds (``--seconds`` for the digits, ``--vector-seconds`` for the others).
 - The same two trained models sampled the other way round as to the box (sgmlab's sampler
   projects denoised estimates onto the training data's box at high noise, ``sg.learn.box_score``):
   "sgmlab without the box" and "diffusers with the box" (the same projection written as an
-  epsilon model for DPM-Solver++); no extra training, so they are paired with the main rows.
+  epsilon model for DPM-Solver++, through `sg.learn.box_score`); no extra training, so they are paired with the main rows.
 
 Data and metrics:
 
@@ -231,22 +231,18 @@ def sample_diffusers(model: torch.nn.Module, n: int, d: int, seed: int,
                      box: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """n rows with DPM-Solver++ (diffusers' multistep scheduler, 2nd order) at 50 steps; with a
     ``box`` (lo, hi) in the model's units, each denoised estimate is projected onto it (sgmlab's
-    guard, ``sg.learn.model.box_score``, written as an epsilon model)."""
+    guard, ``sg.learn.box_score``, on the score the epsilon model implies)."""
     from diffusers import DDPMScheduler, DPMSolverMultistepScheduler
 
     solver = DPMSolverMultistepScheduler.from_config(DDPMScheduler(num_train_timesteps=1000).config)
     eps = model
-    if box is not None:
-        lo, hi = (b.float() for b in box)
-        acp = solver.alphas_cumprod.float()
+    if box is not None:  # sgmlab's projection on the score the epsilon model implies at its OU time
+        ou, acp = sg.processes.OU(), solver.alphas_cumprod.double()
 
         def eps(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-            e = model(x, k)
-            if acp[k] > sg.learn.model.BOX_MAX_SNR * (1 - acp[k]):  # the box acts where it does in sgmlab
-                return e
-            a, sd = acp[k].sqrt(), (1 - acp[k]).sqrt()
-            x0 = (x - sd * e) / a
-            return e + (a / sd) * (x0 - torch.clamp(x0, lo, hi))
+            tau, sd = float(-0.5 * acp[k].log()), float((1 - acp[k]).sqrt())
+            boxed = sg.learn.box_score(lambda y, t: -model(y, k) / sd, ou, *box)
+            return -sd * boxed(x, tau)
 
     gen = torch.Generator().manual_seed(seed)
     out = []

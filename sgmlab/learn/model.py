@@ -3,7 +3,6 @@ the training data onto which the sampler's denoised estimates are projected."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -107,8 +106,7 @@ def box_score(score, process: Process, lo: torch.Tensor, hi: torch.Tensor, max_s
 
     def boxed(x: torch.Tensor, t: float) -> torch.Tensor:
         s = score(x, t)
-        tau = float(process.ou_time(torch.tensor(float(t), dtype=torch.float64)))
-        a, var = math.exp(-tau), -math.expm1(-2 * tau)
+        a, var = float(process.mean_coef(t)), float(process.std(t)) ** 2
         if a * a > max_snr * var:
             return s
         d = (x + var * s) / a

@@ -453,7 +453,7 @@ def train(data: torch.Tensor, config: TrainConfig = TrainConfig(), *, out: str |
     if resume and folder is None:
         raise ValueError("resume needs the folder of the run (out)")
     std = Standardizer.fit(data, config.standardize)
-    box = data_box(std.forward(data.to(torch.float64)), "global" if config.standardize == "global" else "feature")
+    box = data_box(std.forward(data.to(torch.float64)), config.standardize)
     x_all = std.forward(data).float().to(device)
     torch.manual_seed(config.seed)  # network initialisation only
     net, model = _build_model(config, data.shape[1])
