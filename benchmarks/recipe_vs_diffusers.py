@@ -26,8 +26,9 @@ seconds (``--seconds`` for the digits, ``--vector-seconds`` for the others).
   same per-column standardization.
 - The same two trained models sampled the other way round as to the box (sgmlab's sampler
   projects denoised estimates onto the training data's box at high noise, ``sg.learn.box_score``):
-  "sgmlab without the box" and "diffusers with the box" (the same projection written as an
-  epsilon model for DPM-Solver++, through `sg.learn.box_score`); no extra training, so they are paired with the main rows.
+  "sgmlab without the box" and "diffusers with the box" (``sg.learn.box_score`` on the score
+  diffusers' epsilon model implies, for DPM-Solver++); no extra training, so they are paired with
+  the main rows.
 
 Data and metrics:
 
