@@ -509,7 +509,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip", type=_positive_float, default=None,
                    help="clip the gradient norm at this value (default 1)")
     p.add_argument("--warmup", type=_nonnegative_int, default=None,
-                   help="warm-up steps of the cosine schedule (default: 5%% of the steps for images, 500 otherwise)")
+                   help="warm-up steps of the cosine schedule (default: 5%% of the steps for images; 500 "
+                        "otherwise, at most 10%% of the steps)")
     p.add_argument("--reference", type=_nonnegative_int, default=None,
                    help="the stable target field (Xu et al. 2023): the noise target is replaced by its posterior "
                         "average over this many reference rows (the batch, then draws from the data), which lowers "

@@ -412,6 +412,9 @@ def test_the_default_recipe_follows_the_data():
     assert recipe(process="cld").reference == 0 and recipe(process="vp-linear").reference == 1024
     assert recipe((8, 8), net="unet8").hidden == 32 and recipe((8, 8), lr=1e-3).lr == 1e-3
     assert recipe(process="vp-cosine").T == 0.999 and recipe(process="vp-linear", T=0.5).T == 0.5
+    # the vector recipe's 500 warm-up steps are at most a tenth of a short run; a warm-up asked for is kept
+    assert recipe().warmup == 500 and recipe(steps=1000).warmup == 100 and recipe(steps=9).warmup == 0
+    assert recipe(steps=1000, warmup=700).warmup == 700 and recipe((8, 8), steps=1000).warmup is None
 
 
 def test_the_cosine_schedule_warms_up_linearly_then_decays_to_zero():

@@ -133,8 +133,9 @@ def recipe(image_shape: tuple[int, int] | None = None, **choices: Any) -> TrainC
     noise MSE at uniform times of the linear VP schedule, batch 128, Adam 2e-3 with warm-up, cosine
     decay and clipping at 1, 12000 steps. Tables and vectors (``image_shape`` None): the MLP on the
     paper's objective (OU, the A3 weighting, log-uniform times) with the stable target over 1024
-    reference rows, batch 256, Adam's beta1 0.95, 500 warm-up steps, the same decay and clipping,
-    EMA 0.9997, 20000 steps. Either model samples with the box of its data (``ScoreModel.box``).
+    reference rows, batch 256, Adam's beta1 0.95, 500 warm-up steps (at most a tenth of the steps,
+    so that a short run still decays), the same decay and clipping, EMA 0.9997, 20000 steps.
+    Either model samples with the box of its data (``ScoreModel.box``).
     ``choices`` override any field; choosing another process drops the recipe's times and
     weighting for TrainConfig's defaults (T the end of a VP clock; CLD: no stable target), another
     network takes its own default sizes.
@@ -147,6 +148,8 @@ def recipe(image_shape: tuple[int, int] | None = None, **choices: Any) -> TrainC
     merged = {**base, **choices}
     if merged.get("process") == "cld" and "reference" not in choices:  # CLD's hybrid loss has no stable target
         merged["reference"] = 0
+    if merged.get("warmup") is not None and "warmup" not in choices:  # a short run is not all warm-up
+        merged["warmup"] = min(merged["warmup"], merged.get("steps", TrainConfig.steps) // 10)
     if str(merged.get("process", "ou")).startswith("vp") and "T" not in merged:  # the VP clock ends at t_max
         merged["T"] = vp_family(merged["process"]).t_max
     return TrainConfig(**merged)
