@@ -36,12 +36,15 @@ Data and metrics:
   0..16 (as diffusers' pipeline clamps); Frechet distance (FD) of Gaussian fits in 64-d pixel space
   to the training and the test split; MMD^2 (Gaussian kernel, median bandwidth) to the test split
   with a permutation p-value; a logistic classifier's mean confidence (real test images: about
-  0.9); the median distance from a sample to its nearest training image.
+  0.9); the median distance from a sample to its nearest training image; near copies: the share
+  of samples nearer their nearest training image than 95% of the test images are to theirs
+  (new draws of the data law: 0.05; samples that reproduce training images: more).
 - tabular: scikit-learn's breast cancer data (569 rows, 30 columns), fixed stratified 80/20
   split, per-column standardized by the training split; FD to train and test; the mean 1-d
   Wasserstein distance per column and the mean absolute error of the pairwise correlations, both
   against the test split; a classifier two-sample test against the test split (gradient boosting,
-  5-fold cross-validated AUC, 0.5 when indistinguishable); median NN distance to train.
+  5-fold cross-validated AUC, 0.5 when indistinguishable); median NN distance to train; near
+  copies as for the digits.
 - mixture: sgmlab's built-in 16-d mixture (exact law), 20000 training samples; the time-averaged
   eps_score^2 against the exact score (uniform in t over [1e-3, 5], the A3 average, and uniform in
   log t), in standardized units; the exact-law MMD^2 of 20000 samples, with its standard error.
@@ -260,6 +263,13 @@ def sample_diffusers(model: torch.nn.Module, n: int, d: int, seed: int,
 # --- the three tasks ------------------------------------------------------------------------------
 
 
+def near_copies(s: torch.Tensor, xtr: torch.Tensor, xte: torch.Tensor) -> float:
+    """The share of samples nearer their nearest training row than 95% of the test rows are to
+    theirs: about 0.05 for new draws of the data law, more for samples that copy training rows."""
+    q = torch.quantile(torch.cdist(xte, xtr).min(1).values, 0.05)
+    return float((torch.cdist(s, xtr).min(1).values < q).double().mean())
+
+
 def digits_metrics(s: torch.Tensor, data: dict, seed: int) -> dict:
     from sgmlab.learn.evaluate import evaluate_digits
 
@@ -268,7 +278,7 @@ def digits_metrics(s: torch.Tensor, data: dict, seed: int) -> dict:
     mmd, p = mmd_perm(s, xte, seed=seed)
     return {"fd_train": frechet(s, xtr), "fd_test": frechet(s, xte), "mmd": mmd, "p": p,
             "confidence": ev["mean_confidence_generated"], "nn_train": torch.cdist(s, xtr).min(1).values.median().item(),
-            "mean_pixel": float(s.mean())}
+            "copies": near_copies(s, xtr, xte), "mean_pixel": float(s.mean())}
 
 
 def tabular_metrics(s: torch.Tensor, data: dict, seed: int) -> dict:
@@ -295,7 +305,7 @@ def tabular_metrics(s: torch.Tensor, data: dict, seed: int) -> dict:
         aucs.append(cross_val_score(clf, X, y, cv=5, scoring="roc_auc").mean())
     return {"fd_train": frechet(s, xtr), "fd_test": frechet(s, xte), "w1": w1,
             "corr": float((corr(s) - corr(xte)).abs().mean()), "c2st_auc": float(np.mean(aucs)),
-            "nn_train": torch.cdist(s, xtr).min(1).values.median().item()}
+            "nn_train": torch.cdist(s, xtr).min(1).values.median().item(), "copies": near_copies(s, xtr, xte)}
 
 
 def mixture_metrics(score, std, s: torch.Tensor, data: dict, seed: int) -> dict:
@@ -365,10 +375,11 @@ def run_recipe(task: str, name: str, data: dict, seconds: float, seed: int, args
 COLUMNS = {
     "digits": [("fd_train", "FD to train"), ("fd_test", "FD to test"), ("mmd", "MMD^2 to test"),
                ("p", "perm. p (median)"), ("confidence", "classifier confidence"),
-               ("nn_train", "NN distance to train (median)"), ("mean_pixel", "mean pixel")],
+               ("nn_train", "NN distance to train (median)"), ("copies", "near copies (new draws: 0.05)"),
+               ("mean_pixel", "mean pixel")],
     "tabular": [("fd_train", "FD to train"), ("fd_test", "FD to test"), ("w1", "column W1 to test"),
                 ("corr", "correlation error to test"), ("c2st_auc", "C2ST AUC against test (0.5 ideal)"),
-                ("nn_train", "NN distance to train (median)")],
+                ("nn_train", "NN distance to train (median)"), ("copies", "near copies (new draws: 0.05)")],
     "mixture": [("eps2_a3", "eps^2, uniform in t (A3)"), ("eps2_log", "eps^2, uniform in log t"),
                 ("mmd", "exact MMD^2 of samples")],
 }
@@ -398,13 +409,13 @@ def reference(task: str, data: dict) -> list[str]:
     if task == "digits":
         m = digits_metrics(xte, data, 0)
         return [f"| real test split | | {frechet(xte, xtr):.4g} | 0 | | | {m['confidence']:.3g} | {m['nn_train']:.3g} | "
-                f"{float(xtr.mean()):.3g} (train) |",
-                f"| {n} fresh draws of the data law (FD floor, estimated) | | {floor_tr:.3g} | {floor_te:.3g} | | | | | |"]
+                f"{m['copies']:.2g} | {float(xtr.mean()):.3g} (train) |",
+                f"| {n} fresh draws of the data law (FD floor, estimated) | | {floor_tr:.3g} | {floor_te:.3g} | | | | | | |"]
     m, t = tabular_metrics(xte, data, 0), tabular_metrics(xtr, data, 0)
-    return [f"| real test split | | {m['fd_train']:.4g} | 0 | 0 | 0 | | {m['nn_train']:.3g} |",
+    return [f"| real test split | | {m['fd_train']:.4g} | 0 | 0 | 0 | | {m['nn_train']:.3g} | {m['copies']:.2g} |",
             f"| real training split ({xtr.shape[0]} rows: the data itself, scored against the test split) | | 0 | "
-            f"{t['fd_test']:.4g} | {t['w1']:.3g} | {t['corr']:.3g} | {t['c2st_auc']:.3g} | 0 |",
-            f"| {n} fresh draws of the data law (FD floor, estimated) | | {floor_tr:.3g} | {floor_te:.3g} | | | | |"]
+            f"{t['fd_test']:.4g} | {t['w1']:.3g} | {t['corr']:.3g} | {t['c2st_auc']:.3g} | 0 | 1 |",
+            f"| {n} fresh draws of the data law (FD floor, estimated) | | {floor_tr:.3g} | {floor_te:.3g} | | | | | |"]
 
 
 def main() -> None:
