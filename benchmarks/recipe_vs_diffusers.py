@@ -21,9 +21,9 @@ seconds (``--seconds`` for the digits, ``--vector-seconds`` for the others).
   used on vectors) with 500 warm-up steps and cosine decay,
   gradient clipping at 1, EMA with warm-up (power 3/4, max 0.9999), batch 128; sampled with
   DPM-Solver++ (``DPMSolverMultistepScheduler``) at 50 steps from the EMA weights. Digits: a
-  UNet2DModel of 164k parameters (blocks 16, 32) on images scaled to [-1, 1]; vectors: sgmlab's
-  MLP (the same network as sgmlab's recipe) conditioned on log(sigma_k) / 4 of timestep k, on the
-  same per-column standardization.
+  UNet2DModel of 164k parameters (blocks 16, 32; ``--diffusers-width`` widens them) on images
+  scaled to [-1, 1]; vectors: sgmlab's MLP (the same network as sgmlab's recipe) conditioned on
+  log(sigma_k) / 4 of timestep k, on the same per-column standardization.
 - The same two trained models sampled the other way round as to the box (sgmlab's sampler
   projects denoised estimates onto the training data's box at high noise, ``sg.learn.box_score``):
   "sgmlab without the box" and "diffusers with the box" (``sg.learn.box_score`` on the score
@@ -172,9 +172,10 @@ class _VectorEps(torch.nn.Module):
             return (-self.net(x.float(), c) / sigma).to(x.dtype)
 
 
-def train_diffusers(x: torch.Tensor, seconds: float, seed: int, lr: float, image: bool):
+def train_diffusers(x: torch.Tensor, seconds: float, seed: int, lr: float, image: bool, width: int = 16):
     """(epsilon model with the EMA weights taking (x of shape (n, d), timestep), steps): the diffusers
-    recipe on rows x (already in the recipe's units: [-1, 1] for images, standardized otherwise)."""
+    recipe on rows x (already in the recipe's units: [-1, 1] for images, standardized otherwise);
+    images: a UNet2DModel with blocks of ``width`` and twice ``width`` channels."""
     from diffusers import DDPMScheduler, UNet2DModel
     from diffusers.optimization import get_cosine_schedule_with_warmup
     from diffusers.training_utils import EMAModel
@@ -186,7 +187,7 @@ def train_diffusers(x: torch.Tensor, seconds: float, seed: int, lr: float, image
         torch.manual_seed(seed)
         if not image:
             return _VectorEps(d, sched.alphas_cumprod)
-        unet = UNet2DModel(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(16, 32),
+        unet = UNet2DModel(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(width, 2 * width),
                            layers_per_block=1, down_block_types=("DownBlock2D",) * 2,
                            up_block_types=("UpBlock2D",) * 2, norm_num_groups=8).float()
 
@@ -352,7 +353,8 @@ def run_recipe(task: str, name: str, data: dict, seconds: float, seed: int, args
         std = (sg.learn.Standardizer(torch.full((64,), 8.0, dtype=torch.float64), torch.full((64,), 8.0, dtype=torch.float64))
                if task == "digits" else sg.learn.Standardizer.fit(x, "feature"))  # digits: [-1, 1]
         lr = args.diffusers_lr if task == "digits" else args.vector_diffusers_lr
-        model, steps = train_diffusers(std.forward(x), seconds, seed, lr, image=task == "digits")
+        model, steps = train_diffusers(std.forward(x), seconds, seed, lr, image=task == "digits",
+                                       width=args.diffusers_width)
         box = sg.learn.data_box(std.forward(x), "global" if task == "digits" else "feature")
         for row, b in ((name, None), (BOX_ROWS[name], box)):
             s = std.inverse(sample_diffusers(model, n, x.shape[1], seed, b))
@@ -428,6 +430,8 @@ def main() -> None:
                     help="AdamW's learning rate on the digits (the example's 1e-4 is far from converged; of 1e-3, 2e-3 "
                          "and 4e-3, 4e-3 did best: recipe_ablation_digits.md)")
     ap.add_argument("--vector-diffusers-lr", type=float, default=2e-3, help="the same on tables and vectors")
+    ap.add_argument("--diffusers-width", type=int, default=16,
+                    help="the digits' UNet2DModel: channels of its first block (default 16: 164k parameters)")
     ap.add_argument("--only", choices=["sgmlab", "diffusers"], default=None, help="run one recipe")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="override sgmlab's TrainConfig fields (an ablation), e.g. batch_size=128 lr_schedule=cosine")
@@ -435,15 +439,7 @@ def main() -> None:
     ap.add_argument("--out", default=None, help="the markdown file (default benchmarks/recipe_vs_diffusers.md)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    overrides = {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        for kind in (int, float, str):
-            try:
-                overrides[key] = kind(value)
-                break
-            except ValueError:
-                continue
+    overrides = parse_set(args.set)
     sections: dict[str, list[str]] = {}
     for task in args.data:
         data = load(task)
@@ -475,12 +471,28 @@ def main() -> None:
     print(text)
 
 
+def parse_set(items: list[str]) -> dict:
+    """``--set KEY=VALUE ...`` as TrainConfig fields: each value an int, else a float, else a string."""
+    overrides = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        for kind in (int, float, str):
+            try:
+                overrides[key] = kind(value)
+                break
+            except ValueError:
+                continue
+    return overrides
+
+
 def command(args: argparse.Namespace, task: str) -> str:
     """The command line that regenerates ``task``'s section."""
     seconds = (["--seconds", f"{args.seconds:g}"] if task == "digits"
                else ["--vector-seconds", f"{args.vector_seconds:g}"])
     lr = (["--diffusers-lr", f"{args.diffusers_lr:g}"] if task == "digits"
           else ["--vector-diffusers-lr", f"{args.vector_diffusers_lr:g}"])
+    if task == "digits" and args.diffusers_width != 16:
+        lr += ["--diffusers-width", str(args.diffusers_width)]
     return " ".join(["--data", task, *seconds, "--seeds", *map(str, args.seeds), *lr]
                     + (["--only", args.only] if args.only else []) + (["--set", *args.set] if args.set else [])
                     + ["--threads", str(args.threads)])
