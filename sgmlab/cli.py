@@ -479,7 +479,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="network (default: unet for images, mlp otherwise; unet8: the 8x8 U-Net of models trained "
                         "before)")
     p.add_argument("--hidden", type=_positive_int, default=None,
-                   help="MLP width or U-Net channels (default 128 for mlp, 16 for unet, 32 for unet8)")
+                   help="MLP width or U-Net channels (default 128 for mlp, 32 for unet and unet8)")
     p.add_argument("--depth", type=_positive_int, default=None,
                    help="MLP residual blocks, or U-Net blocks per resolution (default 3 for mlp, 1 for unet)")
     p.add_argument("--parametrization", choices=["noise", "score", "data", "v"], default=None,
@@ -499,11 +499,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="largest training time, in the process's clock (default: 1 for vp-*, 5 for ou and cld)")
     p.add_argument("--delta", type=_positive_float, default=None, help="smallest training time (default 1e-3)")
     p.add_argument("--steps", type=_positive_int, default=None,
-                   help="optimizer steps (default: 12000 for images, about 6 minutes for the digits on 2 CPU cores; "
+                   help="optimizer steps (default: 8000 for images, about 7 minutes for the digits on 2 CPU cores; "
                         "20000 otherwise, under a minute for a table)")
     p.add_argument("--batch-size", type=_positive_int, default=None,
                    help="global batch size (default: 128 for images, 256 otherwise)")
-    p.add_argument("--lr", type=_positive_float, default=None, help="Adam learning rate (default 2e-3)")
+    p.add_argument("--lr", type=_positive_float, default=None,
+                   help="Adam learning rate (default: 4e-3 for images, 2e-3 otherwise)")
     p.add_argument("--lr-schedule", choices=["constant", "cosine"], default=None,
                    help="cosine: linear warm-up (--warmup), then cosine decay to 0 (default); constant")
     p.add_argument("--clip", type=_positive_float, default=None,
@@ -514,8 +515,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reference", type=_nonnegative_int, default=None,
                    help="the stable target field (Xu et al. 2023): the noise target is replaced by its posterior "
                         "average over this many reference rows (the batch, then draws from the data), which lowers "
-                        "its variance at high noise; 0: the plain noise target (default: 1024 for tables and "
-                        "vectors, 0 for images; benchmarks/recipe_ablation_time.md)")
+                        "its variance at high noise; 0: the plain noise target (default 1024; "
+                        "benchmarks/recipe_ablation_time.md, benchmarks/recipe_ablation_digits.md)")
     p.add_argument("--eval-every", type=_positive_int, default=None,
                    help="evaluate and checkpoint every so many steps (default 500)")
     p.add_argument("--seed", type=int, default=0, help="seed of initialisation, batches, times and noise (default 0)")

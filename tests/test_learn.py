@@ -402,11 +402,12 @@ def test_the_default_recipe_follows_the_data():
 
     img = recipe((8, 8))
     assert (img.net, img.hidden, img.depth, img.process, img.T, img.weighting, img.image_shape) == (
-        "unet", 16, 1, "vp-linear", 1.0, "eps", (8, 8))
+        "unet", 32, 1, "vp-linear", 1.0, "eps", (8, 8))
+    assert (img.lr, img.adam_beta1, img.batch_size, img.steps) == (4e-3, 0.95, 128, 8000)
     vec = recipe()
     assert (vec.net, vec.weighting, vec.process, vec.time_sampling, vec.batch_size, vec.lr_schedule, vec.clip) == (
         "mlp", "a3", "ou", "log-uniform", 256, "cosine", 1.0)
-    assert (vec.reference, vec.warmup, vec.adam_beta1, img.reference, img.warmup) == (1024, 500, 0.95, 0, None)
+    assert (vec.reference, vec.warmup, vec.adam_beta1, img.reference, img.warmup) == (1024, 500, 0.95, 1024, None)
     cld = recipe((8, 8), process="cld", net="mlp")
     assert (cld.weighting, cld.T, cld.hidden, cld.depth) == ("a3", 5.0, 128, 3)
     assert recipe(process="cld").reference == 0 and recipe(process="vp-linear").reference == 1024

@@ -116,25 +116,27 @@ class TrainConfig:
 # The default recipes of `sgmlab train` (TrainConfig's own defaults are the paper's objective: the a3
 # weighting of eps_score^2 under the OU process). benchmarks/recipe_vs_diffusers.md measures them
 # against the diffusers recipe, benchmarks/recipe_ablation.md each choice.
-IMAGE_RECIPE: dict[str, Any] = dict(net="unet", hidden=16, depth=1, process="vp-linear", T=1.0, delta=1e-3,
-                                    time_sampling="uniform", weighting="eps", batch_size=128, lr=2e-3,
-                                    lr_schedule="cosine", clip=1.0, standardize="global", steps=12_000)
+IMAGE_RECIPE: dict[str, Any] = dict(net="unet", hidden=32, depth=1, process="vp-linear", T=1.0, delta=1e-3,
+                                    time_sampling="uniform", weighting="eps", batch_size=128, lr=4e-3,
+                                    adam_beta1=0.95, reference=1024, lr_schedule="cosine", clip=1.0,
+                                    standardize="global", steps=8000)
 VECTOR_RECIPE: dict[str, Any] = dict(net="mlp", hidden=128, depth=3, standardize="feature", batch_size=256,
                                      adam_beta1=0.95, warmup=500, lr_schedule="cosine", clip=1.0, ema=0.9997,
                                      reference=1024, steps=20_000)
-NET_SIZES = {"mlp": (128, 3), "unet8": (32, 3), "unet": (16, 1)}  # (hidden, depth) of each network by default
+NET_SIZES = {"mlp": (128, 3), "unet8": (32, 3), "unet": (32, 1)}  # (hidden, depth) of each network by default
 _PROCESS_FIELDS = ("process", "T", "delta", "time_sampling", "weighting")
 
 
 def recipe(image_shape: tuple[int, int] | None = None, **choices: Any) -> TrainConfig:
     """``sgmlab train``'s recipe for a data set, as a TrainConfig.
 
-    Images of ``image_shape`` (H, W): the U-Net (diffusers' ``UNet2DModel`` layout) trained on the
-    noise MSE at uniform times of the linear VP schedule, batch 128, Adam 2e-3 with warm-up, cosine
-    decay and clipping at 1, 12000 steps. Tables and vectors (``image_shape`` None): the MLP on the
+    Images of ``image_shape`` (H, W): the U-Net (diffusers' ``UNet2DModel`` layout, 32 and 64
+    channels) trained on the noise MSE at uniform times of the linear VP schedule with the stable
+    target over 1024 reference images, batch 128, Adam 4e-3 (beta1 0.95) with warm-up, cosine
+    decay and clipping at 1, 8000 steps. Tables and vectors (``image_shape`` None): the MLP on the
     paper's objective (OU, the A3 weighting, log-uniform times) with the stable target over 1024
-    reference rows, batch 256, Adam's beta1 0.95, 500 warm-up steps (at most a tenth of the steps,
-    so that a short run still decays), the same decay and clipping, EMA 0.9997, 20000 steps.
+    reference rows, batch 256, Adam 2e-3 (beta1 0.95), 500 warm-up steps (at most a tenth of the
+    steps, so that a short run still decays), the same decay and clipping, EMA 0.9997, 20000 steps.
     Either model samples with the box of its data (``ScoreModel.box``).
     ``choices`` override any field; choosing another process drops the recipe's times and
     weighting for TrainConfig's defaults (T the end of a VP clock; CLD: no stable target), another
