@@ -137,9 +137,9 @@ def test_checkpoint_round_trip_is_bitwise(tmp_path, gen):
 
 @pytest.mark.parametrize("kind", ["mlp", "vector", "image"])
 def test_resume_equals_an_uninterrupted_run_and_a_crash_loses_nothing(kind, tmp_path, gen):
-    """The MLP, the vector recipe (stable target), and the image recipe (U-Net with attention, VP-linear, noise MSE, cosine schedule,
-    clipping): a run crashed after its checkpoint at step 20 and resumed equals the uninterrupted run
-    bitwise."""
+    """The MLP, the vector recipe (stable target), and the image recipe (U-Net with attention,
+    VP-linear, noise MSE, the stable target, cosine schedule, clipping): a run crashed after its
+    checkpoint at step 20 and resumed equals the uninterrupted run bitwise."""
     if kind == "mlp":
         data, config = sg.targets.mixture2d().sample(500, generator=gen), TrainConfig(steps=40, **SMALL)
     elif kind == "vector":  # the vector recipe: its stable target draws reference rows from the generator
