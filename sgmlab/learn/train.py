@@ -115,7 +115,8 @@ class TrainConfig:
 
 # The default recipes of `sgmlab train` (TrainConfig's own defaults are the paper's objective: the a3
 # weighting of eps_score^2 under the OU process). benchmarks/recipe_vs_diffusers.md measures them
-# against the diffusers recipe, benchmarks/recipe_ablation.md each choice.
+# against the diffusers recipe, benchmarks/recipe_ablation.md (vectors) and recipe_ablation_digits.md (images)
+# each choice.
 IMAGE_RECIPE: dict[str, Any] = dict(net="unet", hidden=32, depth=1, process="vp-linear", T=1.0, delta=1e-3,
                                     time_sampling="uniform", weighting="eps", batch_size=128, lr=4e-3,
                                     adam_beta1=0.95, reference=1024, lr_schedule="cosine", clip=1.0,
