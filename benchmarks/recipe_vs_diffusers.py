@@ -264,22 +264,27 @@ def sample_diffusers(model: torch.nn.Module, n: int, d: int, seed: int,
 # --- the three tasks ------------------------------------------------------------------------------
 
 
-def near_copies(s: torch.Tensor, xtr: torch.Tensor, xte: torch.Tensor) -> float:
-    """The share of samples nearer their nearest training row than 95% of the test rows are to
-    theirs: about 0.05 for new draws of the data law, more for samples that copy training rows."""
+def nearness(s: torch.Tensor, xtr: torch.Tensor, xte: torch.Tensor) -> dict:
+    """The median distance from a sample to its nearest training row, and near copies: the share of
+    samples nearer their nearest training row than 95% of the test rows are to theirs (about 0.05
+    for new draws of the data law, more for samples that copy training rows)."""
+    nn = torch.cdist(s, xtr).min(1).values
     q = torch.quantile(torch.cdist(xte, xtr).min(1).values, 0.05)
-    return float((torch.cdist(s, xtr).min(1).values < q).double().mean())
+    return {"nn_train": nn.median().item(), "copies": float((nn < q).double().mean())}
 
 
-def digits_metrics(s: torch.Tensor, data: dict, seed: int) -> dict:
+def digits_metrics(s: torch.Tensor, data: dict, seed: int, mmd: bool = True) -> dict:
+    """The digits' metrics of samples s (pixel units); ``mmd=False`` skips the MMD and its
+    permutation test, the slowest of them."""
     from sgmlab.learn.evaluate import evaluate_digits
 
     xtr, xte = data["train"], data["test"]
     ev = evaluate_digits(s, torch.cat([xtr, xte]), data["labels"], seed=seed)
-    mmd, p = mmd_perm(s, xte, seed=seed)
-    return {"fd_train": frechet(s, xtr), "fd_test": frechet(s, xte), "mmd": mmd, "p": p,
-            "confidence": ev["mean_confidence_generated"], "nn_train": torch.cdist(s, xtr).min(1).values.median().item(),
-            "copies": near_copies(s, xtr, xte), "mean_pixel": float(s.mean())}
+    out = {"fd_train": frechet(s, xtr), "fd_test": frechet(s, xte), "confidence": ev["mean_confidence_generated"],
+           **nearness(s, xtr, xte), "mean_pixel": float(s.mean())}
+    if mmd:
+        out["mmd"], out["p"] = mmd_perm(s, xte, seed=seed)
+    return out
 
 
 def tabular_metrics(s: torch.Tensor, data: dict, seed: int) -> dict:
@@ -306,7 +311,7 @@ def tabular_metrics(s: torch.Tensor, data: dict, seed: int) -> dict:
         aucs.append(cross_val_score(clf, X, y, cv=5, scoring="roc_auc").mean())
     return {"fd_train": frechet(s, xtr), "fd_test": frechet(s, xte), "w1": w1,
             "corr": float((corr(s) - corr(xte)).abs().mean()), "c2st_auc": float(np.mean(aucs)),
-            "nn_train": torch.cdist(s, xtr).min(1).values.median().item(), "copies": near_copies(s, xtr, xte)}
+            **nearness(s, xtr, xte)}
 
 
 def mixture_metrics(score, std, s: torch.Tensor, data: dict, seed: int) -> dict:
