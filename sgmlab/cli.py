@@ -275,9 +275,10 @@ def _bench_family(args: argparse.Namespace) -> None:
     bad = [p for p in args.peers or [] if p not in heldout.PEERS]
     if bad:
         raise ValueError(f"--suite compares with diffusers' deterministic schedulers {list(heldout.PEERS)}; got {bad}")
+    modes = args.suite.startswith("modes-")
     config = heldout.HeldoutConfig(family=args.suite, seed=args.seed,
-                                   gaussians=16 if args.gaussians is None else args.gaussians,
-                                   mixtures=4 if args.mixtures is None else args.mixtures,
+                                   gaussians=(0 if modes else 16) if args.gaussians is None else args.gaussians,
+                                   mixtures=(8 if modes else 4) if args.mixtures is None else args.mixtures,
                                    budgets=tuple(args.budgets), n=sizes[0] if sizes else 20_000,
                                    peers=tuple(args.peers) if args.peers else heldout.PEERS)
     out = _out(args, "bench", args.suite)
@@ -594,11 +595,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "against the target's characteristic function, compared between methods started "
                                    "from the same prior draws (verdict at p = 0.01 per peer); wall time and time in the score. diffusers' schedulers need "
                                    "`pip install sgmlab[bench]`.")
-    p.add_argument("--suite", choices=["targets", "heldout", "train"], default="targets",
+    p.add_argument("--suite", choices=["targets", "heldout", "train", "modes-heldout", "modes-train"], default="targets",
                    help="targets: the fixed targets below (default); heldout: a random family no default was "
                         "chosen on, drawn from --seed (Gaussians by exact KL, mixtures by the exact-law MMD), "
                         "with the fixed default, the tuned plan (sg.tune) and diffusers' deterministic "
-                        "schedulers; train: the same for the family the defaults were chosen on")
+                        "schedulers; train: the same for the family the defaults were chosen on; modes-heldout, "
+                        "modes-train: multimodal, anisotropic mixtures with small components (mixtures only)")
     p.add_argument("--targets", nargs="+", default=None,
                    help="benchmark targets (default all: gaussian10 gaussian100 mixture2d mixture16 digits)")
     p.add_argument("--gaussians", type=int, default=None, help="--suite: random Gaussians (default 16)")

@@ -241,7 +241,7 @@ def test_families_are_reproducible_and_held_out_differs_from_training():
                for (_, x), (_, y) in zip(a, b))
     train = family_targets("train", 0, 3, 0)
     assert not any(torch.equal(x.cov, y.cov) for (_, x) in train for (_, y) in a[:3] if x.dim == y.dim)
-    assert set(FAMILIES) == {"train", "heldout"}
+    assert set(FAMILIES) == {"train", "heldout", "modes-train", "modes-heldout"}
     with pytest.raises(ValueError, match="unknown family"):
         family_targets("test", 0, 1, 0)
 

@@ -63,6 +63,12 @@ class Target(ABC):
     def second_moment(self) -> float:
         """m_2^2 = E |X|^2 (Chen et al. 2023, assumption A2)."""
 
+    def smallest_scale(self) -> float | None:
+        """The smallest standard deviation of the law's Gaussian pieces (the square root of the
+        smallest covariance eigenvalue of any component), where the law has them; ``None`` otherwise.
+        Kernels that measure the law's shape reach down to it (:func:`sgmlab.metrics.scale_ladder`)."""
+        return None
+
     def to(self, device: torch.device | str) -> Target:
         """The same law with its tensors on ``device`` (this target itself when they are there), so
         that its exact scores evaluate there: ``sg.sample(sg.scores.exact(q.to("cuda")), ...,

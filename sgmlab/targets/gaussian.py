@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -119,3 +120,6 @@ class Gaussian(Target):
 
     def second_moment(self) -> float:
         return float(self.mean @ self.mean + self.cov.trace())
+
+    def smallest_scale(self) -> float:
+        return math.sqrt(max(float(torch.linalg.eigvalsh(self.cov)[0]), 0.0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -230,6 +231,9 @@ class GaussianMixture(Target):
         else:
             covs = self.covs
         return GaussianMixture(self.weights, self.means[:, dims], covs)
+
+    def smallest_scale(self) -> float:
+        return math.sqrt(max(float(torch.linalg.eigvalsh(self.cov_matrices()).min()), 0.0))
 
     def second_moment(self) -> float:
         tr = self.cov_matrices().diagonal(dim1=-2, dim2=-1).sum(-1)
