@@ -321,20 +321,27 @@ def cmd_tune(args: argparse.Namespace) -> None:
     from .experiments.plans import TuneConfig, run_tune
 
     config = TuneConfig(args.nfe, target=args.target, dim=args.dim,
-                        model=None if args.model is None else str(args.model), sampler=args.sampler,
+                        model=None if args.model is None else str(args.model),
+                        diffusers=None if args.diffusers is None else str(args.diffusers), sampler=args.sampler,
                         n_pilot=args.n_pilot, trials=args.trials, level=args.level, seed=args.seed)
     path = config.plan_path()
     if path is not None:  # a model's plan goes into its folder
+        if args.out is not None:
+            raise ValueError(f"--out is for --target and --diffusers; a model's plan goes into its folder ({path})")
         if path.exists() and not args.force:
             raise ValueError(f"{path} exists; pass --force to tune again and replace it")
         out = None
     else:
-        out = _out(args, "tune", args.target)
+        out = _out(args, "tune", args.target or "diffusers")
     res = run_tune(config, progress=_say(args))
     print(res.report())
     names = res.save(out if out is not None else path.parent)
     if path is not None:
         print(f"  wrote {names[0]}; `sgmlab sample --model {args.model} --steps {args.nfe}` uses it")
+    elif args.diffusers is not None:
+        print(wrote(out, names))
+        print(f"  in the pipeline: pipe.scheduler = PlanScheduler.from_pretrained('{out}', subfolder='scheduler'); "
+              f"pipe(num_inference_steps={args.nfe})  (PlanScheduler from sgmlab.interop.scheduler)")
     else:
         print(wrote(out, names))
 
@@ -622,18 +629,24 @@ def build_parser() -> argparse.ArgumentParser:
     _output_args(p)
     p.set_defaults(func=cmd_bench)
 
-    p = sub.add_parser("tune", help="fit a sampling plan to a score (exact or trained) and certify it in W2",
+    p = sub.add_parser("tune", help="fit a sampling plan to a score (exact, trained or a diffusers pipeline's) "
+                                    "and certify it",
                        description="Choose every time of a deterministic sampler's grid (start, delta, where the "
                                    "steps go, the final denoising step) for a budget of score evaluations, by the "
                                    "distance of its outputs to a many-step reference solution of the same ODE from "
-                                   "the same prior draws; print the plan, its W2 certificate (on fresh draws) and "
-                                   "the tuning cost. --target: a built-in target's exact score (the certificate "
-                                   "then bounds W2 to the target); writes plan.json and plan.png to --out. --model: "
-                                   "a trained model; the plan is saved in its folder, and `sgmlab sample --model` "
-                                   "uses it for that budget.")
+                                   "the same prior draws, over the draws that stay in their mode; print the plan, "
+                                   "its certificate on fresh draws (MMD^2 to the reference's law, mode switches, W2 "
+                                   "through the coupling) and the tuning cost. --target: a built-in target's exact "
+                                   "score (the certificate then bounds W2 to the target); writes plan.json and "
+                                   "plan.png to --out. --model: a trained model; the plan is saved in its folder, "
+                                   "and `sgmlab sample --model` uses it for that budget. --diffusers: a pipeline "
+                                   "saved with save_pretrained; writes plan.json, plan.png and scheduler/ to --out.")
     p.add_argument("--target", choices=sorted(BUILTIN), default=None, help="built-in target (exact score)")
     p.add_argument("--dim", type=_positive_int, default=None, help="dimension, for targets that take one")
     p.add_argument("--model", type=Path, default=None, help="folder of a model trained with `sgmlab train`")
+    p.add_argument("--diffusers", type=Path, default=None,
+                   help="folder of a diffusers pipeline saved with save_pretrained (a unet and its scheduler): "
+                        "writes plan.json and a scheduler/ folder that PlanScheduler.from_pretrained loads")
     p.add_argument("--nfe", type=_positive_int, required=True, help="budget of score evaluations per sample")
     p.add_argument("--sampler", choices=list(catalogue.TUNABLE), default="dpmpp_3m",
                    help="the deterministic sampler to fit the grid for (default dpmpp_3m)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -81,12 +82,14 @@ def run_plan(config: PlanConfig, progress: Callable[[str], None] | None = None) 
 
 @dataclass(frozen=True)
 class TuneConfig:
-    """``sgmlab tune``: a built-in target's exact score (``target``) or a trained model (``model``)."""
+    """``sgmlab tune``: a built-in target's exact score (``target``), a trained model (``model``) or a
+    diffusers pipeline saved with ``save_pretrained`` (``diffusers``)."""
 
     nfe: int
     target: str | None = None
     dim: int | None = None
     model: str | None = None
+    diffusers: str | None = None
     sampler: str = "dpmpp_3m"
     n_pilot: int = 512
     trials: int = 240
@@ -96,9 +99,10 @@ class TuneConfig:
     def __post_init__(self) -> None:
         from ..tuning import TUNABLE
 
-        if (self.model is None) == (self.target is None):
-            raise ValueError("give --target NAME (an exact score) or --model DIR (a trained model), one of them")
-        if self.model is not None and self.dim is not None:
+        if sum(v is not None for v in (self.target, self.model, self.diffusers)) != 1:
+            raise ValueError("give --target NAME (an exact score), --model DIR (a trained model) or --diffusers DIR "
+                             "(a saved diffusers pipeline), one of them")
+        if (self.model is not None or self.diffusers is not None) and self.dim is not None:
             raise ValueError("--dim is for --target; a model's dimension is its own")
         if self.target is not None and self.target not in BUILTIN:
             raise ValueError(f"unknown target {self.target!r}; expected one of {sorted(BUILTIN)}")
@@ -124,17 +128,20 @@ class TuneResult(Result):
     config: TuneConfig
     plan: Any  # sgmlab.TunedPlan
     dim: int | None = None  # the target's (a model's plan says where the model is)
+    scheduler: Any = None  # for a diffusers pipeline: the PlanScheduler that runs the plan in it
 
     def report(self) -> str:
         c = self.config
         what = (f"the model in {c.model}" if c.model is not None
+                else f"the pipeline in {c.diffusers} (d={self.dim})" if c.diffusers is not None
                 else f"{c.target} (d={self.dim}), exact score")
         return f"plan for {c.nfe} score evaluations of {what}\n{self.plan.describe()}"
 
     def _figure(self) -> Any:
         from ..plotting import plan_figure
 
-        return plan_figure(self.plan, f"{self.config.target or self.config.model}, {self.config.nfe} evaluations")
+        name = self.config.target or self.config.model or self.config.diffusers
+        return plan_figure(self.plan, f"{name}, {self.config.nfe} evaluations")
 
     def files(self) -> dict[str, Any]:
         return {"plan.json": self.plan.as_dict(), "plan.png": self._figure()}
@@ -151,7 +158,15 @@ class TuneResult(Result):
         fig = self._figure()  # before the first file is written
         self.plan.save(Path(folder) / "plan.json")
         write(Path(folder) / "plan.png", fig)
-        return ["plan.json", "plan.png"]
+        if self.scheduler is None:
+            return ["plan.json", "plan.png"]
+        self.scheduler.save_pretrained(str(Path(folder) / "scheduler"))
+        return ["plan.json", "plan.png", "scheduler/"]
+
+
+def _plan_scheduler(tp: Any, sched: Any) -> Any:
+    """The PlanScheduler that runs ``tp`` in the pipeline whose schedule ``sched`` holds."""
+    return type(sched).from_plan(tp, **sched.config)
 
 
 def run_tune(config: TuneConfig, progress: Callable[[str], None] | None = None) -> TuneResult:
@@ -159,6 +174,14 @@ def run_tune(config: TuneConfig, progress: Callable[[str], None] | None = None) 
     from ..tuning import TUNABLE, tune
 
     c = config
+    if c.diffusers is not None:
+        from ..interop.scheduler import load_pipeline
+
+        unet, sched, shape = load_pipeline(c.diffusers)
+        tp = tune(sched.score_of(unet, shape), math.prod(shape), c.nfe, sampler=TUNABLE[c.sampler],
+                  n_pilot=c.n_pilot, max_trials=c.trials, level=c.level, t_range=sched.ou_range,
+                  generator=torch.Generator().manual_seed(c.seed), progress=progress)
+        return TuneResult(config, tp, math.prod(shape), scheduler=_plan_scheduler(tp, sched))
     if c.model is not None:
         from .learned import tune_model
 

@@ -267,8 +267,9 @@ class _TrainingSchedule(SchedulerMixin, ConfigMixin):
             dtype = getattr(model, "dtype", x.dtype)
             xs = x.reshape(x.shape[0], *shape)
             t = torch.full((x.shape[0],), self.timestep_for(tau), dtype=torch.float64, device=x.device)
-            out = model(xs.to(dtype), t)
-            out = self._model_output(getattr(out, "sample", out), xs).to(x.dtype)
+            with torch.no_grad():  # inference: the samplers write in place, which autograd forbids
+                out = model(xs.to(dtype), t)
+            out = self._model_output(getattr(out, "sample", out).detach(), xs).to(x.dtype)
             return self.score(out, xs, tau, limit=False).reshape(x.shape)
 
         return s
@@ -432,8 +433,14 @@ class PlanScheduler(_TrainingSchedule):
             plan = TunedPlan.load(plan)
         if not all(hasattr(plan, a) for a in ("sampler", "grid", "evaluations")):
             raise TypeError(f"plan must be a SamplePlan, a TunedPlan or a plan file; got {type(plan).__name__}")
-        return cls(**config, plan_sampler=_plan_sampler_name(plan.sampler),
-                   plan_grid=[float(v) for v in torch.as_tensor(plan.grid).tolist()])
+        # a pipeline's whole scheduler config is welcome (``**pipe.scheduler.config``): keys of other
+        # schedulers' stepping are dropped as diffusers' from_config drops them, and the plan's own win
+        mine = ("plan_sampler", "plan_grid")
+        config = {k: v for k, v in config.items() if k not in mine}
+        if "_use_default_values" in config:  # diffusers would put the defaults back for keys listed there
+            config["_use_default_values"] = [k for k in config["_use_default_values"] if k not in mine]
+        return cls.from_config({**config, "plan_sampler": _plan_sampler_name(plan.sampler),
+                                "plan_grid": [float(v) for v in torch.as_tensor(plan.grid).tolist()]})
 
     def _check_grid(self, grid: Any) -> list[float]:
         g = np.asarray(grid, dtype=np.float64).reshape(-1)
@@ -557,3 +564,27 @@ class PlanScheduler(_TrainingSchedule):
         for c, (_, mj) in zip(step_weights(k, lams, alpha_n), reversed(self._hist)):
             out.add_(mj, alpha=c)
         return out
+
+
+def load_pipeline(folder: str | Path) -> tuple[Any, PlanScheduler, tuple[int, ...]]:
+    """The denoising network of a diffusers pipeline saved with ``save_pretrained`` in ``folder``
+    (its ``unet``), a :class:`PlanScheduler` on the pipeline's own training schedule (read from its
+    scheduler's config), and the shape of one sample, (channels, height, width)."""
+    folder = Path(folder)
+    if not (folder / "model_index.json").is_file():
+        raise ValueError(f"--diffusers {folder}: no model_index.json there; save the pipeline with "
+                         "pipe.save_pretrained(folder)")
+    from diffusers import DiffusionPipeline
+
+    try:
+        pipe = DiffusionPipeline.from_pretrained(str(folder))
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        raise ValueError(f"--diffusers {folder}: diffusers cannot load the pipeline ({type(e).__name__}: {e})") from None
+    unet = getattr(pipe, "unet", None)
+    if unet is None or getattr(pipe, "scheduler", None) is None:
+        raise ValueError(f"--diffusers {folder}: the pipeline has no unet and scheduler to tune a plan for "
+                         f"({type(pipe).__name__})")
+    size = unet.config.sample_size
+    hw = (size, size) if isinstance(size, int) else tuple(size)
+    sched = PlanScheduler.from_config(dict(pipe.scheduler.config))
+    return unet, sched, (int(unet.config.in_channels), *map(int, hw))
