@@ -67,11 +67,10 @@ def _pilots(pilots: int, n: int, budgets: tuple[int, ...], n_pilot: int) -> list
 
     torch.set_num_threads(1)
     import sgmlab as sg
-    from sgmlab.experiments.heldout import law_bandwidths
 
     q = problem_mixture()
     score = sg.scores.exact(q)
-    meter = sg.metrics.ExactMMD(q, bandwidths=law_bandwidths(q), features=2048)
+    meter = sg.metrics.ExactMMD(q, bandwidths=sg.metrics.law_bandwidths(q), features=2048)
     x0 = sg.processes.OU().prior_sample(n, q.dim, generator=torch.Generator().manual_seed(99))
     out = []
     for nfe in budgets:

@@ -338,10 +338,6 @@ def cmd_tune(args: argparse.Namespace) -> None:
     names = res.save(out if out is not None else path.parent)
     if path is not None:
         print(f"  wrote {names[0]}; `sgmlab sample --model {args.model} --steps {args.nfe}` uses it")
-    elif args.diffusers is not None:
-        print(wrote(out, names))
-        print(f"  in the pipeline: pipe.scheduler = PlanScheduler.from_pretrained('{out}', subfolder='scheduler'); "
-              f"pipe(num_inference_steps={args.nfe})  (PlanScheduler from sgmlab.interop.scheduler)")
     else:
         print(wrote(out, names))
 

@@ -223,7 +223,7 @@ class TunedPlan:
             f"evaluations: {shape}",
             (f"objective {CRITERIA[self.criterion]} {self.objective:.4g} on the pilot draws"
              + (f" (the fixed default: {self.default_objective:.4g})" if math.isfinite(self.default_objective)
-                else " (the fixed default does not fit this score's time range)")),
+                else " (the fixed default was not measured)")),
             self.certificate.describe(),
             f"reference: {self.reference.sampler}, {self.reference.steps} log-SNR steps from {self.reference.T:.3g} "
             f"to {self.reference.delta:.3g}; its own error (RMS to half the steps, estimated) "
@@ -451,12 +451,13 @@ def tune(score: ScoreFn, d: int, nfe: int, *, process: Process | None = None, sa
         return v if math.isfinite(v) else math.inf
 
     # the fixed default, on the same draws (kept unless the search beats it)
-    dplan = default_plan(nfe)
+    # (clamped into the score's time range, as `sgmlab sample --model` and PlanScheduler run it)
+    try:
+        dplan, default_ok = default_plan(nfe, t_range=(tau_lo, tau_hi)), True
+    except ValueError:  # the range leaves no room for the default's grid
+        dplan, default_ok = default_plan(nfe), False
     baseline_sampler = baseline_sampler or dplan.sampler
     dgrid = dplan.grid.clone()
-    dgrid[0] = min(float(dgrid[0]), tau_hi)
-    last = float(dgrid[-2] if dgrid[-1] == 0 else dgrid[-1])
-    default_ok = last >= tau_lo and bool((dgrid[:-1] > dgrid[1:]).all())
     default_obj = value(run(in_clock(dgrid, process), z_fit, baseline_sampler), ref_fit) if default_ok else math.inf
 
     # a small design of starts (as many as max_trials allows), then Nelder-Mead from the best one

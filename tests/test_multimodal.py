@@ -4,6 +4,7 @@ certificate on the law, and the multimodal families."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -13,7 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import sgmlab as sg
-from sgmlab.experiments.heldout import FAMILIES, family_targets, law_bandwidths, random_gaussian
+from sgmlab.experiments.heldout import FAMILIES, family_targets, random_gaussian
+from sgmlab.metrics import law_bandwidths
 from sgmlab.metrics.samples import ladder_frequencies
 from sgmlab.samplers import deterministic_output_law
 from sgmlab.tuning import _resolved_better
@@ -141,9 +143,8 @@ def test_the_tuner_records_the_law_certificate_and_writes_strict_json(tmp_path):
     def no_constants(name):
         raise ValueError(f"not strict JSON: {name}")
 
-    # a default that does not fit the score's range is non-finite: written as null, read back as inf
-    tp2 = sg.tune(sg.scores.exact(q), 2, 8, n_pilot=32, max_trials=12, reference_steps=64, t_range=(0.05, 2.0),
-                  generator=torch.Generator().manual_seed(0))
+    # a non-finite number (a default not measured) is written as null and read back as inf
+    tp2 = dataclasses.replace(tp, default_objective=math.inf)
     for i, plan in enumerate((tp, tp2)):
         path = plan.save(tmp_path / f"plan{i}.json")
         json.loads(path.read_text(), parse_constant=no_constants)
@@ -151,7 +152,11 @@ def test_the_tuner_records_the_law_certificate_and_writes_strict_json(tmp_path):
         assert back.criterion == plan.criterion and back.certificate.mmd2_upper == pytest.approx(
             plan.certificate.mmd2_upper)
         assert back.default_objective == plan.default_objective
-    assert not math.isfinite(tp2.default_objective) and "does not fit" in tp2.describe()
+    assert "the fixed default was not measured" in tp2.describe()
+    # the default is clamped into a score's time range (a trained model's), as sampling runs it
+    tp3 = sg.tune(sg.scores.exact(q), 2, 8, n_pilot=32, max_trials=12, reference_steps=64, t_range=(0.05, 2.0),
+                  generator=torch.Generator().manual_seed(0))
+    assert math.isfinite(tp3.default_objective)
 
 
 def test_an_old_plan_file_without_the_law_fields_still_loads(tmp_path):

@@ -198,7 +198,7 @@ def run_heldout(config: HeldoutConfig, progress: Callable[[str], None] | None = 
     for label, q in family_targets(config.family, config.seed, config.gaussians, config.mixtures):
         score = exact(q)
         is_gauss = isinstance(q, Gaussian)
-        meter = None if is_gauss else metrics.ExactMMD(q, bandwidths=law_bandwidths(q, config.seed))
+        meter = None if is_gauss else metrics.ExactMMD(q, bandwidths=metrics.law_bandwidths(q, config.seed))
         floor = 0.0 if is_gauss else metrics.samples.Z_99 * meter(
             q.sample(config.n, generator=torch.Generator().manual_seed(config.seed + 1))).se
         for nfe in config.budgets:
@@ -245,14 +245,6 @@ def run_heldout(config: HeldoutConfig, progress: Callable[[str], None] | None = 
                 f"best peer ({best.method.split(':')[1]}); tuning {tune_seconds:.1f} s")
             rows += block
     return rows
-
-
-def law_bandwidths(q: Target, seed: int = 0) -> tuple[float, ...]:
-    """The exact-law MMD's kernels for ``q``, as multiples of its median distance: from the whole law
-    down to its smallest component's scale (:func:`sgmlab.metrics.scale_ladder`), so that the
-    metric sees the shape of the smallest component as well as the weights of the modes."""
-    median = metrics.median_bandwidth(q.sample(2000, generator=torch.Generator().manual_seed(seed)), max_n=2000)
-    return metrics.scale_ladder(median, q.smallest_scale())
 
 
 def _coupled_z(peer: metrics.MMDEstimate, ours: metrics.MMDEstimate) -> float:

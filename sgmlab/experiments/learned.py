@@ -47,7 +47,7 @@ def plan_path(folder: str | Path, nfe: int) -> Path:
 
 
 def tune_model(folder: str | Path, nfe: int, *, sampler: str = "dpmpp_3m", n_pilot: int = 512, max_trials: int = 240,
-               level: float = 0.95, seed: int = 0, progress: Any = None):
+               level: float = 0.95, seed: int = 0, progress: Any = None, objective: str = "within"):
     """:func:`sgmlab.tune` for the model trained in ``folder`` (in its standardized coordinates,
     within its training range of times); returns the :class:`sgmlab.TunedPlan` (not yet saved)."""
     from ..tuning import TUNABLE, tune
@@ -62,7 +62,7 @@ def tune_model(folder: str | Path, nfe: int, *, sampler: str = "dpmpp_3m", n_pil
     dim = res.standardizer.mean.shape[0]
     return tune(res.model.score_fn(), dim, nfe, process=vp_family(res.config.process), sampler=TUNABLE[sampler],
                 n_pilot=n_pilot, max_trials=max_trials, level=level, t_range=(res.config.delta, res.config.T),
-                generator=torch.Generator().manual_seed(seed), progress=progress)
+                generator=torch.Generator().manual_seed(seed), progress=progress, objective=objective)
 
 
 def _data_spec(folder: str | Path, data: str | None) -> tuple[DataSpec | None, str | None]:
@@ -185,6 +185,8 @@ def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator",
         if target.dim <= 2:
             sm.append(metrics.tv_histogram(x, ref, generator=g))
         sm += [metrics.sliced_w2(x, ref, generator=g), metrics.mmd(x, ref, max_n=2000, generator=g)]
+        if ref.smallest_scale() is not None:
+            sm.append(metrics.mmd_small_scales(x, ref, generator=g))
         out["samples"] = {m.name: m.as_dict() for m in sm}
         profile = score_error(score, standardized_target(target, res.standardizer), g_times[g_times > 0],
                               process=process, generator=g)

@@ -135,7 +135,12 @@ class TuneResult(Result):
         what = (f"the model in {c.model}" if c.model is not None
                 else f"the pipeline in {c.diffusers} (d={self.dim})" if c.diffusers is not None
                 else f"{c.target} (d={self.dim}), exact score")
-        return f"plan for {c.nfe} score evaluations of {what}\n{self.plan.describe()}"
+        text = f"plan for {c.nfe} score evaluations of {what}\n{self.plan.describe()}"
+        if self.scheduler is not None:
+            text += ("\nin the pipeline (saved as scheduler/ with the results): pipe.scheduler = "
+                     "sgmlab.interop.scheduler.PlanScheduler.from_pretrained(FOLDER, subfolder='scheduler'); "
+                     f"pipe(num_inference_steps={c.nfe})")
+        return text
 
     def _figure(self) -> Any:
         from ..plotting import plan_figure

@@ -230,5 +230,7 @@ def run_sampling(config: SampleConfig, *, callback: Callback | None = None,
     sample_metrics += [metrics.sliced_w2(x, reference, generator=g),
                        metrics.mmd(x, reference, max_n=metrics_n, generator=g),
                        metrics.w2(x, reference, max_n=metrics_n, generator=g)]
+    if reference.smallest_scale() is not None:
+        sample_metrics.append(metrics.mmd_small_scales(x, reference, generator=g))
     out["samples"] = {m.name: m.as_dict() for m in sample_metrics}
     return SampleResult(config, x, reference, out)

@@ -452,6 +452,22 @@ def scale_ladder(median: float, smallest: float | None, *, floor: float = 1 / 64
     return tuple(2.0 ** -j for j in range(steps)) + (low,)
 
 
+def law_bandwidths(target: Target, seed: int = 0) -> tuple[float, ...]:
+    """Kernels for the law of ``target``, as multiples of its median distance (2000 exact samples):
+    from the whole law down to its smallest component's scale (:func:`scale_ladder`), so that an
+    MMD sees the shape of the smallest component as well as the weights of the modes."""
+    median = median_bandwidth(target.sample(2000, generator=torch.Generator().manual_seed(seed)), max_n=2000)
+    return scale_ladder(median, target.smallest_scale())
+
+
+def mmd_small_scales(x: torch.Tensor, target: Target, *, generator: torch.Generator | None = None) -> SampleMetric:
+    """:func:`mmd_exact` with the kernels of :func:`law_bandwidths`, named ``mmd2_small_scales``:
+    the metric that sees a sampler's artefacts inside the modes (streaks, blurred small components)
+    that kernels at the scale of the whole law average away."""
+    m = mmd_exact(x, target, bandwidths=law_bandwidths(target), generator=generator)
+    return SampleMetric("mmd2_small_scales", m.value, m.noise_floor, m.n, m.details)
+
+
 def ladder_frequencies(median: float, bandwidths: tuple[float, ...], d: int, *, features: int = 1024,
                        seed: int = 0) -> torch.Tensor:
     """Random frequencies z_j / l_j, z_j ~ N(0, I_d), shape (features, d), the bandwidths l_j cycling
