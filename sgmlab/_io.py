@@ -4,6 +4,7 @@ result never overwritten unless asked."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -69,11 +70,24 @@ def _atomic(path: Path, write: Callable[[str], None]) -> Path:
 
 
 def write_json(path: Path, obj: Any) -> Path:
-    def w(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=2, default=_json_default)
-            f.write("\n")
-    return _atomic(path, w)
+    """``obj`` as strict JSON (RFC 8259), written atomically: a non-finite number (NaN, an infinite
+    bound) is written as null, which every parser reads; the text beside it says what it stands for."""
+    text = json.dumps(strict_json(obj), indent=2, allow_nan=False) + "\n"  # before the file is touched
+    return _atomic(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def strict_json(o: Any) -> Any:
+    """``o`` with tensors and arrays as lists, objects with ``as_dict`` as dicts, and every
+    non-finite float as None: what strict JSON can hold."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: strict_json(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [strict_json(v) for v in o]
+    if o is None or isinstance(o, (str, bool, int)):
+        return o
+    return strict_json(_json_default(o))
 
 
 def write_text(path: Path, text: str) -> Path:
@@ -109,6 +123,8 @@ def write_figure(path: Path, fig: Any) -> Path:
 
 
 def _json_default(o: Any) -> Any:
+    if hasattr(o, "item") and getattr(o, "ndim", None) == 0:  # numpy and torch scalars
+        return o.item()
     if hasattr(o, "tolist"):
         return o.tolist()
     if hasattr(o, "as_dict"):

@@ -41,6 +41,7 @@ import torch
 
 from . import _checks, catalogue, grids
 from .defaults import GridSpec, SamplePlan, default_plan, in_clock
+from ._io import strict_json
 from .metrics import CoupledMMD
 from .processes import OU, Process
 from .samplers import dpm_solver_pp_3m
@@ -233,7 +234,7 @@ class TunedPlan:
     def as_dict(self) -> dict[str, Any]:
         """The plan as strict JSON values: a non-finite number (a default that does not fit the score's
         time range, say) is written as null."""
-        return _finite({"sampler": _sampler_name(self.sampler), "grid": self.grid.tolist(),
+        return strict_json({"sampler": _sampler_name(self.sampler), "grid": self.grid.tolist(),
                         "evaluations": self.evaluations,
                         "certificate": {**asdict(self.certificate), "terms": [list(t) for t in self.certificate.terms],
                                         "bandwidths": list(self.certificate.bandwidths)},
@@ -290,17 +291,6 @@ class TunedPlan:
 
 
 CRITERIA = {"law": "MMD^2(plan, reference)", "coupled": "E|plan - ref|^2", "within": "E[|plan - ref|^2 | same mode]"}
-
-
-def _finite(v: Any) -> Any:
-    """``v`` with every non-finite float replaced by None, through dicts and lists (strict JSON)."""
-    if isinstance(v, float):
-        return v if math.isfinite(v) else None
-    if isinstance(v, dict):
-        return {k: _finite(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_finite(x) for x in v]
-    return v
 
 
 def _number(v: Any, missing: float = math.nan) -> float:

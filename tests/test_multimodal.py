@@ -75,6 +75,13 @@ def test_coupled_mmd_refuses_bad_input():
                          (torch.randn(3, 2, dtype=torch.float64), y[:3], "at least 4")]:
         with pytest.raises(ValueError, match=match):
             meter(x, yy)
+    for bad, err, match in [([[1.0, 2.0]] * 10, TypeError, "shape \\(n, d\\)"), (torch.randn(10), TypeError, "got \\(10,\\)"),
+                            (torch.randn(10, 2).to(torch.complex64), TypeError, "real numbers"),
+                            (torch.randn(0, 2, dtype=torch.float64), ValueError, "empty")]:
+        with pytest.raises(err, match=match):
+            sg.metrics.CoupledMMD(bad)
+    ints = torch.randint(0, 5, (100, 2))  # integers are numbers: read as float64
+    assert math.isfinite(sg.metrics.CoupledMMD(ints)(ints + 1, ints).value)
     with pytest.raises(ValueError, match="coincide"):
         sg.metrics.CoupledMMD(torch.zeros(10, 2, dtype=torch.float64))
     with pytest.raises(ValueError, match="NaN"):

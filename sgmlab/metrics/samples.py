@@ -505,11 +505,13 @@ class CoupledMMD:
 
     def __init__(self, y: torch.Tensor, *, smallest: float | None = None, features: int = 1024, seed: int = 0,
                  groups: int = 64):
-        y = _checks.points("y", y, y.shape[-1] if isinstance(y, torch.Tensor) and y.ndim == 2 else 0)
+        if not isinstance(y, torch.Tensor) or y.ndim != 2:
+            got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+            raise TypeError(f"y must be a torch.Tensor of shape (n, d), the reference outputs; got {got}")
+        y = _checks.points("y", y, y.shape[1])
+        y = y if y.is_floating_point() else y.to(torch.float64)
         if y.shape[0] < 4:
             raise ValueError(f"y needs at least 4 rows; got {y.shape[0]}")
-        if not bool(torch.isfinite(y).all()):
-            raise ValueError("y contains NaN or infinite values")
         features = _checks.positive_int("features", features)
         self.groups = _checks.positive_int("groups", groups, minimum=2)
         self.median = median_bandwidth(y, max_n=1000)
@@ -522,12 +524,11 @@ class CoupledMMD:
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> MMDEstimate:
         x = _checks.points("x", x, self.w.shape[1])
         y = _checks.points("y", y, self.w.shape[1])
+        x = x if x.is_floating_point() else x.to(torch.float64)
         if x.shape != y.shape:
             raise ValueError(f"x and y must be paired rows of one shape; got {tuple(x.shape)} and {tuple(y.shape)}")
         if x.shape[0] < 4:
             raise ValueError(f"x needs at least 4 rows: at least 2 in each of 2 jackknife groups; got {x.shape[0]}")
-        if not bool(torch.isfinite(x).all()):
-            raise ValueError("x contains NaN or infinite values")
         sizes = mmd_group_sizes(x.shape[0], self.groups)
         group = torch.repeat_interleave(torch.arange(len(sizes), device=x.device),
                                         torch.tensor(sizes, device=x.device))
