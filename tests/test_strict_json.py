@@ -45,3 +45,41 @@ def test_every_json_file_the_commands_write_is_strict(tmp_path, capsys):
     assert len(written) >= len(runs)
     for path in written:
         _strict(path)
+
+
+def test_a_model_run_records_what_ran_and_its_score_error_does_not_depend_on_steps(tmp_path, capsys):
+    """metrics.json's ``ran``: the sampler, every grid time, the plan's source and the checkpoint; the
+    eps_score profile is on a grid of its own, so --steps does not change the model's number."""
+    import sgmlab as sg
+
+    model = tmp_path / "model"
+    assert main(["train", "--data", "mixture2d", "--n", "500", "--steps", "10", "--hidden", "8",
+                 "--eval-every", "10", "--out", str(model), "--no-progress"]) == 0
+    got = {}
+    for steps in (6, 12):
+        out = tmp_path / f"s{steps}"
+        assert main(["sample", "--model", str(model), "--steps", str(steps), "--n", "200", "--out", str(out),
+                     "--no-progress"]) == 0
+        m = _strict(out / "metrics.json")
+        ran = m["ran"]
+        want = sg.catalogue.name_of(sg.default_plan(steps).sampler)
+        assert ran["sampler"] == want and len(ran["grid"]) == steps + 1 and ran["grid"][-1] == 0
+        assert "default table" in ran["plan"]["kind"] and ran["checkpoint"]["step"] == 10
+        assert len(ran["checkpoint"]["sha256"]) == 64
+        got[steps] = m["score_error"]["time_average_eps2"]
+        assert "its own" in m["score_error"]["grid"]
+    assert got[6] == got[12]
+    capsys.readouterr()
+
+
+def test_a_default_target_run_records_the_grid_it_ran(tmp_path, capsys):
+    import sgmlab as sg
+
+    out = tmp_path / "s"
+    assert main(["sample", "--sampler", "default", "--steps", "10", "--n", "300", "--out", str(out),
+                 "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    m, c = _strict(out / "metrics.json"), _strict(out / "config.json")
+    plan = sg.default_plan(10)
+    assert m["ran"]["grid"] == plan.grid.tolist() and m["ran"]["sampler"] == sg.catalogue.name_of(plan.sampler)
+    assert c["T"] is None and c["delta"] is None and "uniform" not in text.splitlines()[0]

@@ -13,12 +13,13 @@ from ..learn import evaluate, load_data, load_model, score_error, standardized_t
 from .. import samplers as S
 from ..processes import CLD, OU
 from ..targets import GaussianMixture
-from .. import catalogue, distributed
+from .. import catalogue, distributed, grids
 from ..defaults import run_in_chunks_
 from .results import Result
 from .sampling import DTYPES, GRIDS, metric_lines, metrics_generator
 
 # samplers for models trained with process "cld" (hybrid score matching), by their short names too
+PROFILE_STEPS = 64  # times of the eps_score(t)^2 profile a model's sampling run reports
 CLD_SAMPLERS = {n[len("cld_"):]: e.sampler for n, e in catalogue.SAMPLERS.items() if e.family == "cld"}
 
 
@@ -164,6 +165,7 @@ def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator",
                            "box": getattr(res.model, "box", None) is not None}
     if plan is not None:
         out.update(sampler=plan.as_dict()["sampler"], grid="tuned plan", plan=plan.as_dict())
+    out["ran"] = _ran(folder, run, g_times, res, plan, default, steps)
     lo, hi = res.config.delta, res.config.T
     if T > hi * 1.0001 or 0 < delta < lo * 0.9999:
         out["warnings"] = [f"sampling from T={T:.4g} to delta={delta:.4g}, outside the range the model was trained "
@@ -188,9 +190,14 @@ def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator",
         if ref.smallest_scale() is not None:
             sm.append(metrics.mmd_small_scales(x, ref, generator=g))
         out["samples"] = {m.name: m.as_dict() for m in sm}
-        profile = score_error(score, standardized_target(target, res.standardizer), g_times[g_times > 0],
-                              process=process, generator=g)
-        out["score_error"] = {"times": profile.times.tolist(), "eps2": profile.eps2.tolist(),
+        # on a grid of its own across the trained range, so that the number is the model's, not --steps'
+        profile = score_error(score, standardized_target(target, res.standardizer),
+                              grids.exponential(res.config.T, res.config.delta, PROFILE_STEPS), process=process,
+                              n=2048, generator=torch.Generator().manual_seed(seed))
+        out["score_error"] = {"grid": f"{PROFILE_STEPS} log-spaced times over the trained range [{res.config.delta:.4g}, "
+                                      f"{res.config.T:.4g}] (its own, not the sampler's); the average weights each "
+                                      "time by its step (a left Riemann sum of the time integral)",
+                              "times": profile.times.tolist(), "eps2": profile.eps2.tolist(),
                               "stderr": profile.stderr.tolist(), "time_average_eps2": profile.time_average,
                               "time_average_stderr": profile.time_average_stderr,
                               "coordinates": "standardized data (the model's own)",
@@ -202,6 +209,35 @@ def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator",
             x, data.x[torch.randint(data.x.shape[0], (min(n, data.x.shape[0]),), generator=g)], generator=g)}
     return x, out, (data, profile, ref)
 
+
+
+def _ran(folder: str | Path, sampler: Any, grid: torch.Tensor, res: Any, plan: Any, default: bool,
+         steps: int) -> dict[str, Any]:
+    """What a model's sampling run did: the sampler, every time of its grid (in the model's clock),
+    the process, where the plan came from (the tuned plan file with its SHA-256, the default table's
+    row clamped into the trained range, or the named grid), and the checkpoint's step and SHA-256."""
+    import hashlib
+    import json
+
+    from ..learn.train import read_metadata
+    from .sampling import grid_text
+
+    meta = read_metadata(folder)
+    name = catalogue.name_of(sampler)
+    if plan is not None:
+        path = plan_path(folder, steps)
+        source = {"kind": "tuned plan", "file": str(path),
+                  "sha256": hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None}
+    elif default:
+        source = {"kind": f"the default table's row for {steps} evaluations, clamped into the trained range "
+                          f"[{res.config.delta:.4g}, {res.config.T:.4g}]"}
+    else:
+        source = {"kind": "named sampler and grid"}
+    return {"sampler": name, "grid": [float(v) for v in grid], "process": res.config.process,
+            "clock": "OU time" if res.config.process == "ou" else f"the {res.config.process} process's own time",
+            "plan": source, "summary": f"{name}, {grid_text(grid)}",
+            "checkpoint": {"step": int(meta.get("step", -1)), "sha256": meta.get("sha256"),
+                           "trained_steps": json.loads(meta["config"]).get("steps") if "config" in meta else None}}
 
 
 def check_model_dir(model: str | Path) -> None:
@@ -269,14 +305,15 @@ class ModelSampleResult(Result):
             lines.append(f"using the tuned plan {plan_path(c.model, c.steps)} (`sgmlab tune --model`; pass --sampler or "
                          f"--grid to sample without it): W2(plan, reference) <= {self.plan.certificate.w2_upper:.3g} "
                          f"at confidence {self.plan.certificate.level}")
-        lines.append(f"{m['sampler']} from the model in {c.model}, {m['grid']} grid, {m['steps']} steps, "
-                     f"T={m['T']:.4g}, delta={m['delta']:.4g}, n={c.n}")
+        lines.append(f"{m['sampler']} from the model in {c.model} (checkpoint step {m['ran']['checkpoint']['step']}): "
+                     f"{m['ran']['summary']}, n={c.n}")
         if "data" in m:
             lines.append(f"  training data {m['data']}")
         lines += [f"  warning: {w}" for w in m.get("warnings", [])]
         if self.profile is not None:
             lines.append(f"  score error: time average of eps_score(t)^2 = {self.profile.time_average:.4g} "
-                         f"+- {self.profile.time_average_stderr:.2g} (standardized coordinates)")
+                         f"+- {self.profile.time_average_stderr:.2g} (standardized coordinates; over the trained "
+                         f"range on {PROFILE_STEPS} log-spaced times of its own)")
         if m.get("samples"):
             lines += metric_lines(m["samples"])
         lines += [f"  {k:48s} {[round(u, 3) for u in v] if isinstance(v, list) else round(v, 4)}"

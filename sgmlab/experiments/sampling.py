@@ -79,7 +79,12 @@ class SampleConfig:
         return target, process, grid
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The config as saved: with the default sampler, the grid, T and delta are the default
+        table's (metrics.json's ``ran`` holds its times), not the fields' unused values."""
+        d = asdict(self)
+        if self.sampler == catalogue.DEFAULT:
+            d.update(grid="the default table's row for the budget (metrics.json: ran)", T=None, delta=None)
+        return d
 
 
 def _fmt(v: Any) -> str:
@@ -114,8 +119,8 @@ class SampleResult(Result):
 
     def report(self) -> str:
         m, c = self.metrics, self.config
-        lines = [f"{c.sampler} on {c.target} (d={self.samples.shape[1]}), {c.grid} grid, {c.steps} steps, "
-                 f"T={c.T}, delta={c.delta}, process {c.process}, n={c.n}, seed={c.seed}",
+        lines = [f"{c.sampler} on {c.target} (d={self.samples.shape[1]}): {m['ran']['summary']}, "
+                 f"process {c.process}, n={c.n}, seed={c.seed}", f"  plan: {m['ran']['plan']}",
                  f"  {m['score_evaluations']} score evaluations, {m['wall_seconds']:.2f} s "
                  f"({m['score_seconds']:.2f} s in the score)", f"  reference: {m['reference']}"]
         if "exact" in m:
@@ -128,8 +133,8 @@ class SampleResult(Result):
 
         c = self.config
         fig = samples_over_density(self.samples, self.reference,
-                                   f"{c.sampler}, {c.steps} steps, {c.grid} grid, T={c.T}, delta={c.delta}: "
-                                   f"samples over the exact density of {self.metrics['reference'].split(':')[0]}"
+                                   f"{self.metrics['ran']['summary']}: samples over the exact density of "
+                                   f"{self.metrics['reference'].split(':')[0]}"
                                    + (" (first two coordinates)" if self.samples.shape[1] > 2 else ""))
         return {"config.json": c.as_dict(), "metrics.json": self.metrics, "samples.npy": self.samples,
                 "samples.png": fig}
@@ -161,6 +166,25 @@ class TimedScore:
         self.seconds += time.perf_counter() - t0
         self.calls += 1
         return out
+
+
+def grid_text(grid: torch.Tensor) -> str:
+    """A grid in a few words: its steps, first and last times, and the denoising step."""
+    g = [float(v) for v in grid]
+    last = g[-2] if g[-1] == 0 else g[-1]
+    return (f"{len(g) - 1} steps from {g[0]:.4g} to {last:.3g}" + (", then the denoising step to 0" if g[-1] == 0
+                                                                   else ""))
+
+
+def ran(sampler: Any, grid: torch.Tensor, config: SampleConfig) -> dict[str, Any]:
+    """What a run did, as it did it: the sampler, every time of its grid (in the process's clock),
+    the process, and where the plan came from (the default table's row, or the named grid)."""
+    default = config.sampler == catalogue.DEFAULT
+    return {"sampler": catalogue.name_of(sampler), "grid": [float(v) for v in grid], "process": config.process,
+            "clock": "OU time" if config.process == "ou" else f"the {config.process} process's own time",
+            "plan": (f"the default table's row for {config.steps} evaluations (sgmlab.default_plan)" if default
+                     else f"the {config.grid} grid from T={config.T} to delta={config.delta}"),
+            "summary": f"{catalogue.name_of(sampler)}, {grid_text(grid)}"}
 
 
 def run_sampling(config: SampleConfig, *, callback: Callback | None = None,
@@ -202,6 +226,7 @@ def run_sampling(config: SampleConfig, *, callback: Callback | None = None,
     end = float(grid[-1])
     reference = target if end == 0 else process.marginal(target, end)
     out: dict[str, Any] = {
+        "ran": ran(sampler, grid, config),
         "reference": ("q: the target itself (the grid ends with the denoising step)" if end == 0 else
                       f"q_delta: the target noised to forward time delta={end:g}"),
         "score_evaluations": score.calls, "wall_seconds": wall, "score_seconds": score.seconds,
