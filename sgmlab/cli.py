@@ -101,7 +101,7 @@ def cmd_sample(args: argparse.Namespace) -> None:
                           steps=args.steps, T=5.0 if args.T is None else args.T,
                           delta=1e-3 if args.delta is None else args.delta, n=args.n, seed=args.seed,
                           process=args.process or "ou", batch_size=args.batch_size, dtype=args.dtype or "float64",
-                          device=args.device)
+                          device=args.device, metrics=args.metrics)
     _sample(config, args, "sample")
 
 
@@ -117,7 +117,8 @@ def _sample_model(args: argparse.Namespace) -> None:
     rank, _ = distributed.init()  # under torchrun: each rank samples its shard, rank 0 measures and writes
     config = ModelSampleConfig(str(args.model), sampler=args.sampler, grid=args.grid, steps=args.steps, T=args.T,
                                delta=args.delta, n=args.n, seed=args.seed, data=args.data, batch_size=args.batch_size,
-                               dtype=args.dtype or "float32", device=args.device, box=not args.no_box)
+                               dtype=args.dtype or "float32", device=args.device, box=not args.no_box,
+                               metrics=args.metrics)
     out = distributed.on_rank_zero(lambda: _out(args, "sample", Path(args.model).name))
     _run_with_bar(run_model_sampling, config, out, args.steps, args.sampler or "sampling", args, rank)
 
@@ -440,6 +441,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="early-stopping time delta > 0 (default 1e-3, or the model's)")
     p.add_argument("--model", type=Path, default=None,
                    help="sample from the trained model in this folder (`sgmlab train`) instead of a target's exact score")
+    p.add_argument("--metrics", choices=["none", "fast", "all"], default="fast",
+                   help="sample metrics: none; fast (default: exact W2 on 500 points, with its noise floor); all "
+                        "(exact W2 on 2000 points, the costly one)")
     p.add_argument("--no-box", action="store_true",
                    help="with --model: do not project the model's denoised estimates onto the box of its training "
                         "data at high noise (signal-to-noise ratio <= 4), which stops a network extrapolating outside "

@@ -157,7 +157,7 @@ def test_train_then_sample_from_the_model(tmp_path, capsys):
                                "--out", str(out / sampler), "--no-progress"], capsys)
         assert code == 0 and "score error" in stdout and "mode weights measured" in stdout
         m = json.loads((out / sampler / "metrics.json").read_text())
-        assert len(m["score_error"]["eps2"]) == 20
+        assert len(m["score_error"]["eps2"]) == 64  # its own grid (PROFILE_STEPS), whatever --steps
         assert {"samples.png", "score_error.png", "samples.npy"} <= {p.name for p in (out / sampler).iterdir()}
 
 

@@ -16,7 +16,7 @@ from ..targets import GaussianMixture
 from .. import catalogue, distributed, grids
 from ..defaults import run_in_chunks_
 from .results import Result
-from .sampling import DTYPES, GRIDS, metric_lines, metrics_generator
+from .sampling import DTYPES, GRIDS, METRICS, metric_lines, metrics_generator
 
 # samplers for models trained with process "cld" (hybrid score matching), by their short names too
 PROFILE_STEPS = 64  # times of the eps_score(t)^2 profile a model's sampling run reports
@@ -100,7 +100,7 @@ def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator",
                  steps: int = 200, T: float | None = None, delta: float | None = None, n: int = 10_000,
                  seed: int = 0, callback: Any = None, plan: Any = None, data: str | None = None,
                  batch_size: int | None = None, dtype: torch.dtype = torch.float32, device: Any = "cpu",
-                 box: bool = True) -> tuple[torch.Tensor, dict[str, Any], Any]:
+                 box: bool = True, measure: bool = True) -> tuple[torch.Tensor, dict[str, Any], Any]:
     """Samples (in data units) from a trained model and what can be measured about them.
 
     With ``plan`` (a :class:`sgmlab.TunedPlan`, as ``sgmlab tune --model`` saves) its sampler and
@@ -174,6 +174,8 @@ def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator",
     if why_not is not None:
         out["data"] = why_not
     profile, ref = None, None
+    if not measure:  # --metrics none
+        return x, out, (data, None, None)
     if data is not None and data.target is not None:
         target = data.target
         # the law the sampler targets: the data noised to delta (CLD: the x-marginal of its law at delta)
@@ -276,10 +278,13 @@ class ModelSampleConfig:
     dtype: str = "float32"  # of the sampler's state (the network is float32)
     device: str = "cpu"  # of the network and the state; "cuda": the process's own GPU
     box: bool = True  # project the denoised estimates onto the training data's box at high noise
+    metrics: str = "fast"  # none: no metrics nor score-error profile; fast and all: every metric (none costly)
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype must be one of {list(DTYPES)}; got {self.dtype!r}")
+        if self.metrics not in METRICS:
+            raise ValueError(f"metrics must be one of {list(METRICS)}; got {self.metrics!r}")
         distributed.device(self.device)
         catalogue.check_default_alone(self.sampler, self.grid, self.T, self.delta)
         check_model_dir(self.model)
@@ -361,7 +366,7 @@ def run_model_sampling(config: ModelSampleConfig, *, callback: Any = None) -> Mo
     x, m, (data, profile, ref) = sample_model(c.model, sampler=sampler, grid=c.grid or "uniform", steps=c.steps,
                                               T=c.T, delta=c.delta, n=c.n, seed=c.seed, callback=callback, plan=plan,
                                               data=c.data, batch_size=c.batch_size, dtype=DTYPES[c.dtype],
-                                              device=c.device, box=c.box)
+                                              device=c.device, box=c.box, measure=c.metrics != "none")
     if x is None:  # not rank 0 under torchrun
         return None
     if sampler == catalogue.DEFAULT and plan is None:

@@ -1,5 +1,6 @@
-"""Every JSON file the commands write is strict JSON (RFC 8259): no NaN or Infinity, which strict
-parsers (JavaScript's JSON.parse, jq, most non-Python readers) reject; non-finite values are null."""
+"""What the user paths write says what they did: every JSON file is strict JSON (RFC 8259: no NaN
+or Infinity, which JavaScript's JSON.parse, jq and most non-Python readers reject; non-finite
+values are null), each run records the sampler and grid it ran, and metrics cost what is chosen."""
 
 from __future__ import annotations
 
@@ -83,3 +84,21 @@ def test_a_default_target_run_records_the_grid_it_ran(tmp_path, capsys):
     plan = sg.default_plan(10)
     assert m["ran"]["grid"] == plan.grid.tolist() and m["ran"]["sampler"] == sg.catalogue.name_of(plan.sampler)
     assert c["T"] is None and c["delta"] is None and "uniform" not in text.splitlines()[0]
+
+
+def test_metrics_cost_what_the_user_chooses(tmp_path, capsys):
+    got = {}
+    for level in ("none", "fast", "all"):
+        out = tmp_path / level
+        assert main(["sample", "--target", "mixture2d", "--steps", "6", "--n", "800", "--metrics", level,
+                     "--out", str(out), "--no-progress"]) == 0
+        got[level] = _strict(out / "metrics.json")["samples"]
+    assert got["none"] == {}
+    assert got["fast"]["w2"]["n"] == 500 and got["all"]["w2"]["n"] == 800  # all: up to 2000 points
+    assert set(got["fast"]) == set(got["all"]) and "mmd2_small_scales" in got["fast"]
+    capsys.readouterr()
+    try:
+        code = main(["sample", "--metrics", "some", "--no-progress"])
+    except SystemExit as e:
+        code = e.code
+    assert code != 0 and "invalid choice" in capsys.readouterr().err
