@@ -102,3 +102,45 @@ def test_metrics_cost_what_the_user_chooses(tmp_path, capsys):
     except SystemExit as e:
         code = e.code
     assert code != 0 and "invalid choice" in capsys.readouterr().err
+
+
+def _inside(fig, artist) -> bool:
+    fig.canvas.draw()
+    box, frame = artist.get_window_extent(), fig.bbox
+    return box.x0 >= frame.x0 - 1 and box.y0 >= frame.y0 - 1 and box.x1 <= frame.x1 + 1 and box.y1 <= frame.y1 + 1
+
+
+def test_the_bench_figure_draws_every_value_where_it_is_and_marks_the_rest():
+    from sgmlab.experiments.bench import bench_figures
+
+    rows = [{"target": "t", "method": m, "nfe": n, "metric": "mmd2_exact", "value": v, "noise_floor": f}
+            for m, n, v, f in [("sgmlab", 10, 2.6e-5, 1e-4), ("sgmlab", 20, 1.9e-7, 1e-4), ("sgmlab", 40, -3e-6, 1e-4),
+                               ("diffusers:ddim", 10, 5e-3, 1e-4), ("diffusers:ddim", 20, 1e-3, 1e-4),
+                               ("diffusers:ddim", 40, 4e-4, 1e-4)]]
+    fig = bench_figures(rows)["bench_t.png"]
+    ax = fig.axes[0]
+    ys = [y for line in ax.get_lines() for y in line.get_ydata()]
+    assert 2.6e-5 in ys and 1.9e-7 in ys  # at their true positions, not clipped to one value
+    open_markers = [line for line in ax.get_lines() if line.get_marker() in ("o", "v") and
+                    line.get_markerfacecolor() == "none"]
+    assert len(open_markers) == 3  # two under the floor, one <= 0
+    assert ax.get_xlabel() and ax.get_ylabel() and _inside(fig, ax.get_legend())
+
+
+def test_the_bound_figure_draws_a_tv_with_the_bounds_and_another_metric_apart():
+    from types import SimpleNamespace
+
+    from sgmlab.experiments.bounds import bounds_figure
+
+    def row(h, measured, name):
+        return SimpleNamespace(max_step=h, theorem=SimpleNamespace(total=2.0 * h), measured=measured,
+                               certified=SimpleNamespace(tv_bound=0.5 * h, kind="rigorous"), measured_error=0.01,
+                               measured_name=name)
+
+    config = SimpleNamespace(C=1.0, target="mixture2d", grid="uniform", T=5.0, delta=1e-3, eps_score=0.0)
+    fig = bounds_figure(config, [row(0.1, 0.02, "tv_histogram (noise floor as error)"),
+                                 row(0.2, 0.04, "tv_histogram (noise floor as error)")])
+    assert len(fig.axes) == 1  # a TV: on the bounds' own axis, so "below the bound" reads as below
+    fig = bounds_figure(config, [row(0.1, 0.3, "sliced_w2"), row(0.2, 0.5, "sliced_w2")])
+    assert len(fig.axes) == 2 and fig.axes[1].get_ylabel() == "sliced_w2"  # its own panel, not a twin axis
+    assert all(a.get_xlabel() and a.get_ylabel() for a in fig.axes) and _inside(fig, fig.axes[0].get_legend())

@@ -382,22 +382,37 @@ def bench_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
     plt = _plt()
     figs = {}
     for tname in dict.fromkeys(r["target"] for r in rows):
-        fig, ax = plt.subplots(figsize=(6.5, 4.5))
+        fig, ax = plt.subplots(figsize=(9.5, 4.5))
         sel = [r for r in rows if r["target"] == tname]
         floor = max(r["noise_floor"] for r in sel)
-        low = 0.1 * floor if floor > 0 else 1e-12  # unbiased estimates can be negative: drawn at the bottom
-        for mname in dict.fromkeys(r["method"] for r in rows):
-            pts = [(r["nfe"], max(r["value"], low)) for r in sel if r["method"] == mname]
+        positive = [r["value"] for r in sel if r["value"] > 0]
+        bottom = min(positive + [floor] if floor > 0 else positive or [1e-12]) / 3  # where values <= 0 are drawn
+        marked = False
+        for i, mname in enumerate(dict.fromkeys(r["method"] for r in rows)):
+            pts = sorted((r["nfe"], r["value"], r["noise_floor"]) for r in sel if r["method"] == mname)
             if not pts:
                 continue
-            style = "o-" if mname in ("sgmlab", "paper") else "x--"
-            ax.loglog(*zip(*pts), style, label=mname, lw=2 if mname == "sgmlab" else 1)
+            color, main = f"C{i % 10}", mname in ("sgmlab", "paper")
+            # every value at its true position; under its own noise floor an open marker (not resolved
+            # from 0; exact values have none); an unbiased estimate <= 0 has no place on a log axis: an
+            # open triangle at the bottom
+            ax.loglog([n for n, v, _ in pts], [v if v > 0 else bottom for n, v, _ in pts], "-" if main else "--",
+                      color=color, lw=2 if mname == "sgmlab" else 1, label=mname)
+            for n, v, own in pts:
+                below = v <= own
+                ax.plot([n], [v if v > 0 else bottom], "v" if v <= 0 else ("o" if main else "x"), color=color,
+                        markerfacecolor="none" if below else color, ms=6)
+                marked |= v <= 0
         if floor > 0:
-            ax.axhline(floor, color="grey", ls=":", label="noise floor")
+            ax.axhline(floor, color="grey", ls=":", label="noise floor of sampled estimates (open markers: under "
+                       "their own)")
+        if marked:
+            ax.axhline(bottom, color="grey", lw=0.5, label="values <= 0 (open triangles)")
         ax.set_xlabel("score evaluations")
         ax.set_ylabel(sel[0]["metric"])
         ax.set_title(tname, fontsize=9)
-        ax.legend(fontsize=6, ncol=2)
+        ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes, inside the figure
+        fig.tight_layout()
         figs[f"bench_{tname}.png"] = fig
     return figs
 

@@ -144,27 +144,33 @@ def bounds_figure(config: BoundConfig, rows: list[BoundRow]) -> Any:
     from ..plotting import _plt
 
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    same = "tv" in rows[0].measured_name.lower()  # a TV is drawn with the bounds; another metric on its own panel
+    fig, axes = plt.subplots(1, 1 if same else 2, figsize=(6.5 if same else 11, 4.5), squeeze=False)
+    ax = axes[0, 0]
     h = [r.max_step for r in rows]
     ax.loglog(h, [r.theorem.total for r in rows], "o-", label=f"Theorem 2 (C={config.C}, order of magnitude)")
     ax.loglog(h, [r.certified.tv_bound for r in rows], "s-",
               label=f"certified bound ({rows[0].certified.kind.split(' (')[0].split(':')[0]}; vacuous at 1)")
     measured = dict(x=h, y=[max(r.measured, 1e-12) for r in rows], yerr=[r.measured_error for r in rows], fmt="^-",
                     label=f"measured: {rows[0].measured_name}")
-    if "TV" in rows[0].measured_name:
+    if same:
         ax.errorbar(**measured)
-    else:  # another metric: its own axis, named for it
-        other = ax.twinx()
+    else:  # another quantity: its own panel and axis, named for it (one axis per compared quantity)
+        other = axes[0, 1]
+        other.set_xscale("log")
         other.set_yscale("log")
         other.errorbar(**measured, color="C2")
-        other.set_ylabel(rows[0].measured_name.split(" (")[0], color="C2")
-        other.legend(fontsize=8, loc="lower right")
+        other.set_xlabel("step size h (largest step of the grid)")
+        other.set_ylabel(rows[0].measured_name.split(" (")[0])
+        other.set_title("measured (not a TV: not comparable with the bounds)", fontsize=9)
+        other.legend(fontsize=8)
     ax.axhline(1.0, color="grey", lw=0.8, ls="--")
     ax.set_xlabel("step size h (largest step of the grid)")
     ax.set_ylabel("TV to q_delta")
     ax.set_title(f"{config.target}, {config.grid} grid, T={config.T}, delta={config.delta}, "
                  f"eps_score={config.eps_score}", fontsize=9)
     ax.legend(fontsize=8)
+    fig.tight_layout()
     return fig
 
 
