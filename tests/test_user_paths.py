@@ -144,3 +144,12 @@ def test_the_bound_figure_draws_a_tv_with_the_bounds_and_another_metric_apart():
     fig = bounds_figure(config, [row(0.1, 0.3, "sliced_w2"), row(0.2, 0.5, "sliced_w2")])
     assert len(fig.axes) == 2 and fig.axes[1].get_ylabel() == "sliced_w2"  # its own panel, not a twin axis
     assert all(a.get_xlabel() and a.get_ylabel() for a in fig.axes) and _inside(fig, fig.axes[0].get_legend())
+
+
+def test_the_heldout_figure_has_no_empty_panel():
+    from sgmlab.experiments.heldout import heldout_figures
+
+    rows = [{"metric": "mmd2_exact", "method": m, "nfe": n, "ratio": r} for m, n, r in
+            [("sgmlab", 10, 0.5), ("tuned", 10, 0.2), ("sgmlab", 20, 1.0), ("tuned", 20, 0.9)]]
+    fig = heldout_figures(rows)["heldout.png"]
+    assert len(fig.axes) == 1 and fig.axes[0].get_xlabel() and fig.axes[0].get_ylabel()

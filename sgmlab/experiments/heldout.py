@@ -279,10 +279,12 @@ def heldout_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
     from ..plotting import _plt
 
     plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    kinds = [(k, m) for k, m in (("Gaussians: exact KL", "kl_exact"), ("mixtures: exact-law MMD^2", "mmd2_exact"))
+             if any(r["metric"] == m for r in rows)]  # a panel per kind the run has: none left empty
+    fig, axes = plt.subplots(1, len(kinds), figsize=(5.5 * len(kinds), 4.2), sharey=True, squeeze=False)
+    axes = axes[0]
     budgets = sorted({r["nfe"] for r in rows})
-    for ax, (kind, metric) in zip(axes, (("Gaussians: exact KL", "kl_exact"), ("mixtures: exact-law MMD^2",
-                                                                                 "mmd2_exact"))):
+    for ax, (kind, metric) in zip(axes, kinds):
         for off, method, color in ((-0.12, "sgmlab", "C0"), (0.12, "tuned", "C3")):
             pts = [(budgets.index(r["nfe"]) + off, r["ratio"]) for r in rows if r["metric"] == metric
                    and r["method"] == method]
