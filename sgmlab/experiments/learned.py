@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -307,9 +308,12 @@ class ModelSampleResult(Result):
         m, c = self.metrics, self.config
         lines = []
         if self.plan is not None:
+            cert = self.plan.certificate
+            law = (f"MMD^2(plan, reference) <= {cert.mmd2_upper:.3g} ({cert.disagreements} of {cert.n} draws switch "
+                   "modes), " if math.isfinite(cert.mmd2_upper) else "")  # a plan tuned before the law has none
             lines.append(f"using the tuned plan {plan_path(c.model, c.steps)} (`sgmlab tune --model`; pass --sampler or "
-                         f"--grid to sample without it): W2(plan, reference) <= {self.plan.certificate.w2_upper:.3g} "
-                         f"at confidence {self.plan.certificate.level}")
+                         f"--grid to sample without it): {law}W2(plan, reference) <= {cert.w2_upper:.3g} "
+                         f"at confidence {cert.level}")
         lines.append(f"{m['sampler']} from the model in {c.model} (checkpoint step {m['ran']['checkpoint']['step']}): "
                      f"{m['ran']['summary']}, n={c.n}")
         if "data" in m:
