@@ -153,3 +153,20 @@ def test_the_heldout_figure_has_no_empty_panel():
             [("sgmlab", 10, 0.5), ("tuned", 10, 0.2), ("sgmlab", 20, 1.0), ("tuned", 20, 0.9)]]
     fig = heldout_figures(rows)["heldout.png"]
     assert len(fig.axes) == 1 and fig.axes[0].get_xlabel() and fig.axes[0].get_ylabel()
+
+
+def test_every_compare_cld_figure_labels_its_axes():
+    from types import SimpleNamespace
+
+    from sgmlab.experiments.compare_cld import compare_figures
+
+    rows = [{"target": "gaussian", "metric": m, "method": meth, "d": d, "nfe": n, "value": 0.1 * d / n,
+             "noise_floor": 0.0} for m in ("kl_to_q", "path_kl") for meth in ("ddpm", "cld", "cld_sscs")
+            for d in (2, 4) for n in (5, 10)]
+    rows += [{"target": "mixture2d", "metric": "tv_histogram", "method": meth, "d": 2, "nfe": n, "value": 0.3 / n,
+              "noise_floor": 0.01} for meth in ("ddpm", "cld", "cld_sscs") for n in (5, 10)]
+    figs = compare_figures(rows, SimpleNamespace(nfes=(5, 10), dims=(2, 4), T=5.0, delta=1e-3))
+    for name, fig in figs.items():
+        for ax in fig.axes:
+            assert ax.get_xlabel() and ax.get_ylabel(), name
+            assert _inside(fig, ax.get_legend()), name

@@ -81,6 +81,9 @@ def compare_cld(config: CompareCLDConfig, progress: Any = None) -> list[dict[str
     return rows
 
 
+YLABELS = {"kl_to_q": "KL(output || q), exact", "path_kl": "path KL (the analysis' quantity)"}
+
+
 def compare_figures(rows: list[dict[str, Any]], config: CompareCLDConfig) -> dict[str, Any]:
     from ..plotting import _plt
 
@@ -95,9 +98,11 @@ def compare_figures(rows: list[dict[str, Any]], config: CompareCLDConfig) -> dic
             if pts:
                 ax.loglog(*zip(*pts), "o-", label=method)
         ax.set_xlabel("dimension d")
+        ax.set_ylabel(YLABELS[metric])
         ax.set_title(f"{'KL(output || q), exact' if metric == 'kl_to_q' else 'path KL (what the analysis controls)'}"
                      f", {nfe} score evaluations", fontsize=9)
         ax.legend(fontsize=8)
+    fig.tight_layout()
     figs["kl_vs_d.png"] = fig
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     d = max(config.dims)
@@ -108,8 +113,10 @@ def compare_figures(rows: list[dict[str, Any]], config: CompareCLDConfig) -> dic
             if pts:
                 ax.loglog(*zip(*pts), "o-", label=method)
         ax.set_xlabel("step size h")
+        ax.set_ylabel(YLABELS[metric])
         ax.set_title(f"{metric}, d={d}", fontsize=9)
         ax.legend(fontsize=8)
+    fig.tight_layout()
     figs["kl_vs_h.png"] = fig
     fig, ax = plt.subplots(figsize=(6, 4))
     for method in ("ddpm", "cld", "cld_sscs"):
