@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -55,22 +56,47 @@ def samples_over_density(x: torch.Tensor, law: Target, title: str, max_points: i
     return fig
 
 
-def samples_vs_data(x: torch.Tensor, data: torch.Tensor | None, title: str, max_points: int = 5000) -> Any:
-    """Samples beside the data (when there is data): histograms in 1-D, a scatter of the first two
-    coordinates otherwise."""
+def samples_vs_data(x: torch.Tensor, data: torch.Tensor | None, title: str, max_points: int = 5000,
+                    columns: Sequence[str] | None = None, max_columns: int = 11) -> Any:
+    """Samples beside the data (when there is data), every axis named by its column (``columns``, or
+    x_1, x_2, ...): a histogram in 1-D; otherwise a scatter of the first two columns and the
+    marginal histogram of each column (the first ``max_columns`` of them, the title says so)."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(5, 5) if x.shape[1] > 1 else (6, 4))
-    sets = [("samples", x)] + ([("data", data)] if data is not None else [])
-    for label, v in sets:
-        v = v[:max_points].detach().cpu().double()
-        if v.shape[1] == 1:
+    d = x.shape[1]
+    names = list(columns) if columns is not None and len(columns) == d else [f"x_{i + 1}" for i in range(d)]
+    sets = [("samples", x[:max_points].detach().cpu().double())]
+    if data is not None:
+        sets.append(("data", data[:max_points].detach().cpu().double()))
+    if d == 1:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for label, v in sets:
             ax.hist(v[:, 0].numpy(), bins=60, density=True, histtype="step", label=label)
-        else:
-            ax.scatter(v[:, 0].numpy(), v[:, 1].numpy(), s=2, alpha=0.4, label=label)
-    ax.set_xlabel("x_1")
-    ax.set_ylabel("density" if x.shape[1] == 1 else "x_2")
-    ax.set_title(title, fontsize=9)
-    ax.legend()
+        ax.set_xlabel(names[0])
+        ax.set_ylabel("density")
+        ax.set_title(title, fontsize=9)
+        ax.legend()
+        return fig
+    shown = min(d, max_columns)
+    cols = min(4, shown + 1)
+    rows = -(-(shown + 1) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), squeeze=False)
+    ax = axes[0, 0]
+    for label, v in sets:
+        ax.scatter(v[:, 0].numpy(), v[:, 1].numpy(), s=2, alpha=0.4, label=label)
+    ax.set_xlabel(names[0])
+    ax.set_ylabel(names[1])
+    ax.legend(fontsize=7, markerscale=4)
+    for j, ax in enumerate(axes.flat[1:]):
+        if j >= shown:
+            ax.axis("off")
+            continue
+        for label, v in sets:
+            ax.hist(v[:, j].numpy(), bins=40, density=True, histtype="step", label=label)
+        ax.set_xlabel(names[j])
+        ax.set_ylabel("density")
+    more = f" (the first {shown} of {d} columns)" if shown < d else ""
+    fig.suptitle(title + more, fontsize=9)
+    fig.tight_layout()
     return fig
 
 

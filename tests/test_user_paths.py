@@ -170,3 +170,23 @@ def test_every_compare_cld_figure_labels_its_axes():
         for ax in fig.axes:
             assert ax.get_xlabel() and ax.get_ylabel(), name
             assert _inside(fig, ax.get_legend()), name
+
+
+def test_a_table_figure_names_its_columns_and_shows_each_of_them(tmp_path):
+    from sgmlab.learn.data import load_data
+    from sgmlab.plotting import samples_vs_data
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "t.csv").write_text("alpha,beta,gamma\n" + "\n".join(
+        ",".join(f"{v:.4f}" for v in row) for row in rng.normal(size=(50, 3))) + "\n")
+    data = load_data(str(tmp_path / "t.csv"))
+    assert data.columns == ("alpha", "beta", "gamma")
+    assert load_data(str(tmp_path / "t.csv"), columns=["gamma", "alpha"]).columns == ("gamma", "alpha")
+    assert load_data("wine").columns[0] == "alcohol"
+    fig = samples_vs_data(data.x + 0.1, data.x, "t", columns=data.columns)
+    labels = {ax.get_xlabel() for ax in fig.axes if ax.axison}
+    assert labels == {"alpha", "beta", "gamma"} and fig.axes[0].get_ylabel() == "beta"
+    assert all(ax.get_ylabel() for ax in fig.axes if ax.axison)
+    wide = torch.randn(40, 15, dtype=torch.float64)
+    fig = samples_vs_data(wide, wide, "wide")
+    assert "the first 11 of 15 columns" in fig._suptitle.get_text()

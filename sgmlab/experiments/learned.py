@@ -339,7 +339,8 @@ class ModelSampleResult(Result):
             fig = samples_over_density(x, self.reference, f"{name}, {steps} steps, learned score: samples over "
                                                           "the exact density of the law it targets")
         else:
-            fig = samples_vs_data(x, None if self.data is None else self.data.x, f"{name}, {steps} steps, learned score")
+            fig = samples_vs_data(x, None if self.data is None else self.data.x, f"{name}, {steps} steps, learned score",
+                                  columns=None if self.data is None else self.data.columns)
         out = {"config.json": {k: self.metrics[k] for k in ("model", "sampler", "grid", "steps", "T", "delta", "n", "dtype",
                                                             "seed", "box")},
                "metrics.json": self.metrics, "samples.npy": x, "samples.png": fig}

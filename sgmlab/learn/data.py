@@ -25,6 +25,7 @@ class Data:
     image_shape: tuple[int, int] | None = None
     labels: torch.Tensor | None = None
     standardize: str = "feature"
+    columns: tuple[str, ...] | None = None  # the columns' names, where the data has them (a CSV header, wine)
 
 
 def _check(x: np.ndarray, source: str) -> torch.Tensor:
@@ -59,11 +60,12 @@ def _sniff(lines: list[str]) -> str:
     return best
 
 
-def read_csv(path: Path, columns: list[str] | None, delimiter: str | None = None) -> torch.Tensor:
+def read_csv(path: Path, columns: list[str] | None, delimiter: str | None = None, *,
+             with_names: bool = False) -> torch.Tensor | tuple[torch.Tensor, list[str]]:
     """A numeric table from a CSV file: the delimiter (',', ';' or tab) detected unless given, a
     header row recognised, decimal commas read as decimal points when the delimiter is not a comma,
     and a text or missing value refused naming its row and column (rows counted from 1, the header
-    included)."""
+    included). ``with_names``: also the kept columns' names (c0, c1, ... without a header)."""
     with open(path, newline="") as f:
         text = f.read()
     lines = text.splitlines()
@@ -104,7 +106,8 @@ def read_csv(path: Path, columns: list[str] | None, delimiter: str | None = None
             except ValueError:
                 raise ValueError(f"{path}: {v!r} at row {i + first}, column {header[c]!r} is not a number "
                                  f"(delimiter {delimiter!r}{', decimal comma' if decimal_comma else ''})") from None
-    return _check(out, str(path))
+    x = _check(out, str(path))
+    return (x, [header[c].strip() for c in keep]) if with_names else x
 
 
 def load_data(spec: str, *, n: int = 20_000, columns: list[str] | None = None, seed: int = 0,
@@ -131,7 +134,8 @@ def load_data(spec: str, *, n: int = 20_000, columns: list[str] | None = None, s
     if spec == "wine":
         from sklearn.datasets import load_wine
 
-        return Data(_check(load_wine().data, "wine"), spec)
+        ds = load_wine()
+        return Data(_check(ds.data, "wine"), spec, columns=tuple(ds.feature_names))
     path = Path(spec)
     if not path.exists():
         raise ValueError(f"unknown data {spec!r}: not a built-in target ({sorted(BUILTIN)}), "
@@ -153,7 +157,8 @@ def load_data(spec: str, *, n: int = 20_000, columns: list[str] | None = None, s
             arr = arr.reshape(arr.shape[0], -1)
         return _as_images(Data(_check(arr, str(path)), path.name), image_shape)
     if path.suffix == ".csv":
-        return _as_images(Data(read_csv(path, columns, delimiter), path.name), image_shape)
+        x, names = read_csv(path, columns, delimiter, with_names=True)
+        return _as_images(Data(x, path.name, columns=tuple(names)), image_shape)
     raise ValueError(f"{path}: expected a .npy or .csv file")
 
 
