@@ -448,7 +448,10 @@ def tune(score: ScoreFn, d: int, nfe: int, *, process: Process | None = None, sa
         dplan, default_ok = default_plan(nfe), False
     baseline_sampler = baseline_sampler or dplan.sampler
     dgrid = dplan.grid.clone()
-    default_obj = value(run(in_clock(dgrid, process), z_fit, baseline_sampler), ref_fit) if default_ok else math.inf
+    if default_ok:
+        out_fit = run(in_clock(dgrid, process), z_fit, baseline_sampler)
+        default_ok = bool(torch.isfinite(out_fit).all())  # a score that fails the default's grid
+    default_obj = value(out_fit, ref_fit) if default_ok else math.inf
 
     # a small design of starts (as many as max_trials allows), then Nelder-Mead from the best one
     # of each ending with the trials left
@@ -492,6 +495,8 @@ def tune(score: ScoreFn, d: int, nfe: int, *, process: Process | None = None, sa
     spec = spec_from_params(p_best, dn_best, lam_range) if p_best is not None else None
     out_tuned = run(in_clock(spec.grid(nfe), process), z_cert) if spec is not None else None
     out_default = run(in_clock(dgrid, process), z_cert, baseline_sampler) if default_ok else None
+    if out_default is not None and not bool(torch.isfinite(out_default).all()):
+        out_default = None
     if out_tuned is None or not bool(torch.isfinite(out_tuned).all()):
         use_tuned, why = False, "the search found no finite grid"
     elif out_default is None:
@@ -502,6 +507,9 @@ def tune(score: ScoreFn, d: int, nfe: int, *, process: Process | None = None, sa
         use_tuned, why = True, ""
     else:
         use_tuned, why = _resolved_better(out_tuned, out_default, ref_cert, meter, objective, z_level)
+    if not use_tuned and out_default is None:
+        raise FloatingPointError("neither the tuned plan nor the fixed default gives finite outputs on fresh draws; "
+                                 "check the score")
     if use_tuned:
         grid, objective_value, source, out = spec.grid(nfe), v_best, "tuned", out_tuned
     else:

@@ -222,3 +222,19 @@ def test_the_multimodal_families_have_the_stated_ranges_and_differ():
     ladder = law_bandwidths(q)
     median = sg.metrics.median_bandwidth(q.sample(2000, generator=torch.Generator().manual_seed(0)), max_n=2000)
     assert ladder[-1] * median == pytest.approx(max(q.smallest_scale(), median / 256), rel=1e-9)
+
+
+def test_a_score_that_fails_the_defaults_grid_is_tuned_around_or_refused():
+    q = sg.targets.mixture2d()
+    exact = sg.scores.exact(q)
+
+    def fails_small_t(x, t):  # non-finite below t = 0.05: the default's grid ends far below
+        out = exact(x, t)
+        return out * float("inf") if t < 0.05 else out
+
+    with pytest.raises(FloatingPointError, match="NaN or infinite"):
+        sg.tune(fails_small_t, 2, 6, n_pilot=16, max_trials=8, reference_steps=16)
+    # within a range that avoids it, the default is clamped there and both candidates are finite
+    tp = sg.tune(fails_small_t, 2, 6, n_pilot=16, max_trials=8, reference_steps=16, t_range=(0.05, 5.0),
+                 generator=torch.Generator().manual_seed(0))
+    assert math.isfinite(tp.default_objective) and float(tp.grid[tp.grid > 0][-1]) >= 0.05 - 1e-12
