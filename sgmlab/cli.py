@@ -507,8 +507,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="largest training time, in the process's clock (default: 1 for vp-*, 5 for ou and cld)")
     p.add_argument("--delta", type=_positive_float, default=None, help="smallest training time (default 1e-3)")
     p.add_argument("--steps", type=_positive_int, default=None,
-                   help="optimizer steps (default: 8000 for images, about 7 minutes for the digits on 2 CPU cores; "
-                        "20000 otherwise, under a minute for a table)")
+                   help="optimizer steps (default: 8000 for images, 20000 otherwise; the README gives measured "
+                        "times)")
     p.add_argument("--batch-size", type=_positive_int, default=None,
                    help="global batch size (default: 128 for images, 256 otherwise)")
     p.add_argument("--lr", type=_positive_float, default=None,
