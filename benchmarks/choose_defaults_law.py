@@ -1,5 +1,7 @@
 """Choose ``sg.sample``'s per-budget table by the output law, with multimodal small-scale mixtures
-in the training family, and cover every budget: write benchmarks/defaults_law.md.
+in the training family, and cover every budget: write benchmarks/defaults_law.md. Not adopted: its
+grids from 13 to 70 evaluations (DPM-Solver++ 2M) lost up to 5x on held-out Gaussians where the
+table in force lost up to 4.75x (32 Gaussians, budgets 4 to 60); the choice needs another objective.
 
     .venv/bin/python benchmarks/choose_defaults_law.py [--gaussians 48 --mixtures 8 --n 2000 --trials 120]
     .venv/bin/python benchmarks/choose_defaults_law.py --smoke      # seconds
@@ -100,9 +102,9 @@ class Family:
 
 def robust(log_ratios: np.ndarray) -> float:
     """The soft maximum of the log ratios, leaving out the exact zeros: mixtures where both the grid
-    and the best scheduler are under the noise floor (a tie that says nothing). Kept in, a few dozen
-    such zeros flatten the soft maximum, and the search stops improving the Gaussians (a first run
-    chose grids that lost up to 5x on held-out Gaussians that way)."""
+    and the best scheduler are under the noise floor (a tie that says nothing), so that the value
+    reads as the informative cells' worst case. (Nelder-Mead only ranks values: where the set of ties
+    does not change, the choice is the same with them in; a run with them in chose the same grids.)"""
     if not np.all(np.isfinite(log_ratios)):
         return math.inf
     informative = log_ratios[log_ratios != 0.0]
