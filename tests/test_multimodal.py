@@ -238,3 +238,14 @@ def test_a_score_that_fails_the_defaults_grid_is_tuned_around_or_refused():
     tp = sg.tune(fails_small_t, 2, 6, n_pilot=16, max_trials=8, reference_steps=16, t_range=(0.05, 5.0),
                  generator=torch.Generator().manual_seed(0))
     assert math.isfinite(tp.default_objective) and float(tp.grid[tp.grid > 0][-1]) >= 0.05 - 1e-12
+
+
+def test_the_modes_suite_runs_from_the_command_line(tmp_path, capsys):
+    from sgmlab.cli import main
+
+    code = main(["bench", "--suite", "modes-heldout", "--mixtures", "1", "--budgets", "6", "--n", "400",
+                 "--peers", "dpmpp_2m", "unipc", "--out", str(tmp_path / "m"), "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0 and "mixture" in out and "gaussian" not in out.split("ratio = ")[1]
+    rows = (tmp_path / "m" / "results.csv").read_text().splitlines()
+    assert len(rows) == 1 + 5 and "vs_default_z" in rows[0]  # default, paper, 2 peers, tuned
