@@ -21,8 +21,8 @@ then data points, not points carrying the noise of delta).
 What was measured where nothing was chosen: ``benchmarks/budgets.md`` measures the held-out
 family's Gaussians (which chose nothing) at every budget from 1 to 100; ``benchmarks/multimodal.md``
 measures multimodal, anisotropic mixtures with small components (the ``modes-heldout`` family) at
-13 budgets from 4 to 100 by the exact-law MMD with kernels down to the smallest component, where
-this table loses one cell (1.9x at 15). The table was chosen on mixtures scored by a coupled
+13 budgets from 4 to 100 by the exact-law MMD with kernels down to the smallest component. The
+table was chosen on mixtures scored by a coupled
 distance, which mode switches dominate; ``benchmarks/choose_defaults_law.py`` chooses by the law
 instead and is not yet adopted. The ratios to diffusers' schedulers, wins and losses included, are
 in those files and in ``benchmarks/defaults.md``, not here.

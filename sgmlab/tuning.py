@@ -497,6 +497,7 @@ def tune(score: ScoreFn, d: int, nfe: int, *, process: Process | None = None, sa
     out_default = run(in_clock(dgrid, process), z_cert, baseline_sampler) if default_ok else None
     if out_default is not None and not bool(torch.isfinite(out_default).all()):
         out_default = None
+    laws: dict[str, Any] = {}  # the fresh draws' law estimates, where the choice made them
     if out_tuned is None or not bool(torch.isfinite(out_tuned).all()):
         use_tuned, why = False, "the search found no finite grid"
     elif out_default is None:
@@ -506,7 +507,9 @@ def tune(score: ScoreFn, d: int, nfe: int, *, process: Process | None = None, sa
     elif objective == "coupled":
         use_tuned, why = True, ""
     else:
-        use_tuned, why = _resolved_better(out_tuned, out_default, ref_cert, meter, objective, z_level)
+        laws = {"tuned": meter(out_tuned, ref_cert), "default": meter(out_default, ref_cert)}
+        use_tuned, why = _resolved_better(out_tuned, out_default, ref_cert, meter, objective, z_level,
+                                          laws=(laws["tuned"], laws["default"]))
     if not use_tuned and out_default is None:
         raise FloatingPointError("neither the tuned plan nor the fixed default gives finite outputs on fresh draws; "
                                  "check the score")
@@ -517,8 +520,9 @@ def tune(score: ScoreFn, d: int, nfe: int, *, process: Process | None = None, sa
         sampler, spec = baseline_sampler, None
     grid = in_clock(grid, process)
 
-    # the certificate, on the fresh draws
-    law = meter(out, ref_cert)
+    # the certificate, on the fresh draws (the law's estimate made once: the choice's, where it made one)
+    law = laws.get("tuned" if use_tuned else "default")
+    law = meter(out, ref_cert) if law is None else law
     sq = ((out - ref_cert) ** 2).sum(1)
     rms = float(sq.mean().sqrt())
     w2_upper = math.sqrt(max(_upper_mean(sq, level_used), 0.0))
@@ -549,11 +553,12 @@ def tune(score: ScoreFn, d: int, nfe: int, *, process: Process | None = None, sa
 
 
 def _resolved_better(tuned: torch.Tensor, default: torch.Tensor, ref: torch.Tensor, meter: CoupledMMD,
-                     objective: str, z: float) -> tuple[bool, str]:
+                     objective: str, z: float, laws: tuple[Any, Any] | None = None) -> tuple[bool, str]:
     """Whether fresh draws resolve the tuned plan as better than the default (one-sided z): on the
     law for ``"law"``; for ``"within"``, on the squared distance to the reference over the draws
     where neither plan switches modes, and never resolved worse on the law."""
-    law_gain, law_se = meter.difference(meter(default, ref), meter(tuned, ref))
+    law_t, law_d = laws if laws is not None else (meter(tuned, ref), meter(default, ref))
+    law_gain, law_se = meter.difference(law_d, law_t)
     if law_gain < -z * law_se:
         return False, "fresh draws resolve the search's plan as worse on the law"
     if objective == "law":

@@ -223,10 +223,9 @@ def _ran(folder: str | Path, sampler: Any, grid: torch.Tensor, res: Any, plan: A
     import json
 
     from ..learn.train import read_metadata
-    from .sampling import grid_text
+    from .sampling import run_record
 
     meta = read_metadata(folder)
-    name = catalogue.name_of(sampler)
     if plan is not None:
         path = plan_path(folder, steps)
         source = {"kind": "tuned plan", "file": str(path),
@@ -236,9 +235,7 @@ def _ran(folder: str | Path, sampler: Any, grid: torch.Tensor, res: Any, plan: A
                           f"[{res.config.delta:.4g}, {res.config.T:.4g}]"}
     else:
         source = {"kind": "named sampler and grid"}
-    return {"sampler": name, "grid": [float(v) for v in grid], "process": res.config.process,
-            "clock": "OU time" if res.config.process == "ou" else f"the {res.config.process} process's own time",
-            "plan": source, "summary": f"{name}, {grid_text(grid)}",
+    return {**run_record(sampler, grid, res.config.process, source),
             "checkpoint": {"step": int(meta.get("step", -1)), "sha256": meta.get("sha256"),
                            "trained_steps": json.loads(meta["config"]).get("steps") if "config" in meta else None}}
 

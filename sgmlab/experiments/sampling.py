@@ -181,15 +181,21 @@ def grid_text(grid: torch.Tensor) -> str:
                                                                    else ""))
 
 
-def ran(sampler: Any, grid: torch.Tensor, config: SampleConfig) -> dict[str, Any]:
+def run_record(sampler: Any, grid: torch.Tensor, process: str, plan: Any) -> dict[str, Any]:
     """What a run did, as it did it: the sampler, every time of its grid (in the process's clock),
-    the process, and where the plan came from (the default table's row, or the named grid)."""
+    the process, and where the plan came from (``plan``)."""
+    name = catalogue.name_of(sampler)
+    return {"sampler": name, "grid": [float(v) for v in grid], "process": process,
+            "clock": "OU time" if process == "ou" else f"the {process} process's own time", "plan": plan,
+            "summary": f"{name}, {grid_text(grid)}"}
+
+
+def ran(sampler: Any, grid: torch.Tensor, config: SampleConfig) -> dict[str, Any]:
+    """:func:`run_record` of a target's run: the default table's row, or the named grid."""
     default = config.sampler == catalogue.DEFAULT
-    return {"sampler": catalogue.name_of(sampler), "grid": [float(v) for v in grid], "process": config.process,
-            "clock": "OU time" if config.process == "ou" else f"the {config.process} process's own time",
-            "plan": (f"the default table's row for {config.steps} evaluations (sgmlab.default_plan)" if default
-                     else f"the {config.grid} grid from T={config.T} to delta={config.delta}"),
-            "summary": f"{catalogue.name_of(sampler)}, {grid_text(grid)}"}
+    return run_record(sampler, grid, config.process,
+                      f"the default table's row for {config.steps} evaluations (sgmlab.default_plan)" if default
+                      else f"the {config.grid} grid from T={config.T} to delta={config.delta}")
 
 
 def run_sampling(config: SampleConfig, *, callback: Callback | None = None,
