@@ -70,6 +70,50 @@ def test_certified_bound_is_above_the_true_tv_on_random_gaussians(seed):
         assert sg.metrics.gaussian_tv_bounds(law, OU.marginal(q, delta)).lower <= b.tv_bound
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_kl_bound_is_above_the_exact_kl_on_random_gaussians(seed):
+    """KL(q_delta || p) of the exponential integrator's output law, exact on a Gaussian, is under
+    kl_bound; the TV bound is the smallest of its three routes, and on a wrong law (the prior
+    itself, not the sampler's output) the check fails."""
+    g = torch.Generator().manual_seed(100 + seed)
+    q = random_gaussian([1, 3, 6, 2][seed], g)
+    delta = [1e-3, 1e-2, 0.1, 1e-4][seed]
+    for N in (5, 50, 500):
+        grid = sg.grids.uniform([4.0, 6.0, 3.0, 8.0][seed], delta, N)
+        b = sg.theory.certified_bound(q, sg.scores.exact(q), grid)
+        law = sg.samplers.exact_output_law(sg.samplers.exponential_integrator, q, grid)
+        true_kl = sg.metrics.gaussian_kl(OU.marginal(q, delta), law)
+        assert true_kl <= b.kl_bound
+        assert b.kl_bound == pytest.approx(b.init_kl + b.path_kl + b.quadrature_error, rel=1e-12)
+        K = b.kl_bound
+        routes = (b.init_tv + math.sqrt((b.path_kl + b.quadrature_error) / 2), math.sqrt(K / 2),
+                  math.sqrt(-math.expm1(-K)), 1.0)
+        assert b.tv_bound == pytest.approx(min(routes), rel=1e-12)
+        assert sg.metrics.gaussian_tv_bounds(law, OU.marginal(q, delta)).lower <= b.tv_bound
+    prior = sg.targets.Gaussian(torch.zeros(q.dim), torch.eye(q.dim))
+    assert sg.metrics.gaussian_kl(OU.marginal(q, delta), prior) > b.kl_bound
+
+
+def test_init_kl_bound_is_exact_on_gaussians_and_keeps_tiny_values(gen):
+    """Without cancellation: at T = 15 the KL is about e^{-4T}, far under the rounding of the
+    trace-minus-log-determinant form; the 30-digit value of a diagonal case is matched."""
+    from mpmath import mp, mpf, exp, log
+
+    mp.dps = 30
+    lam, m = [0.25, 3.0, 1e-4], [0.5, -1.0, 2.0]
+    q = sg.targets.Gaussian(torch.tensor(m, dtype=torch.float64), torch.diag(torch.tensor(lam, dtype=torch.float64)))
+    for T in (0.3, 3.0, 15.0):
+        a2 = exp(-2 * mpf(T))
+        ref = sum((a2 * (mpf(v) - 1) - log(1 + a2 * (mpf(v) - 1))) for v in lam) + a2 * sum(mpf(v) ** 2 for v in m)
+        ref = float(ref / 2)
+        got = sg.theory.init_kl_bound(q, T)
+        assert ref <= got <= ref * (1 + 1e-10) + 1e-300, (T, got, ref)
+    mix = random_mixture(2, 3, gen)
+    conv = sum(float(w) * sg.theory.init_kl_bound(sg.targets.Gaussian(mix.means[k], mix.cov_matrices()[k]), 1.0)
+               for k, w in enumerate(mix.weights))
+    assert sg.theory.init_kl_bound(mix, 1.0) == pytest.approx(conv, rel=1e-12)
+
+
 def test_certified_bound_is_above_the_measured_error_on_mixtures(gen):
     q = sg.targets.mixture2d()
     for N in (10, 40):

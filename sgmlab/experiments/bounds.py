@@ -78,7 +78,8 @@ class BoundRow:
                             "C": self.theorem.C},
                 "certified": {"init_tv": c.init_tv, "path_kl": c.path_kl, "path_kl_stderr": c.path_kl_stderr,
                               "quadrature_error": c.quadrature_error, "tv_bound": c.tv_bound,
-                              "tv_bound_stderr": c.tv_bound_stderr, "method": c.method, "kind": c.kind},
+                              "tv_bound_stderr": c.tv_bound_stderr, "init_kl": c.init_kl, "kl_bound": c.kl_bound,
+                              "method": c.method, "kind": c.kind},
                 "measured": {"name": self.measured_name, "value": self.measured, "error": self.measured_error,
                              "tv_lower_bound": self.tv_lower}}
 
@@ -187,15 +188,17 @@ class BoundsResult(Result):
                  f"  constants of q_delta: m2={consts.m2:.4g}, KL={consts.kl:.4g}, L={consts.L:.4g} "
                  f"[{consts.L_method.split(':')[0]}]",
                  f"  {'steps':>6s} {'max h':>9s} | {'theorem (C=' + str(config.C) + ')':>15s} {'init':>8s} "
-                 f"{'disc':>8s} {'score':>8s} | {'certified':>9s} {'init':>8s} {'path KL':>9s} | {'measured':>9s} "
-                 f"{'+-':>8s}"]
+                 f"{'disc':>8s} {'score':>8s} | {'TV bound':>9s} {'+-':>8s} {'init':>8s} {'path KL':>9s} "
+                 f"{'KL bound':>9s} | {'measured':>9s} {'+-':>8s}"]
         for r in rows:
             t, c = r.theorem, r.certified
             lines.append(f"  {r.steps:6d} {r.max_step:9.3g} | {t.total:15.4g} {t.init:8.3g} {t.discretisation:8.3g} "
-                         f"{t.score:8.3g} | {c.tv_bound:9.4g} {c.init_tv:8.2g} {c.path_kl:9.4g} | {r.measured:9.4g} "
-                         f"{r.measured_error:8.2g}")
-        lines.append(f"  measured: {rows[0].measured_name}; certified: {rows[0].certified.method} "
-                     f"[{rows[0].certified.kind}]")
+                         f"{t.score:8.3g} | {c.tv_bound:9.4g} {c.tv_bound_stderr:8.2g} {c.init_tv:8.2g} {c.path_kl:9.4g} "
+                         f"{c.kl_bound:9.4g} | {r.measured:9.4g} {r.measured_error:8.2g}")
+        lines.append(f"  theorem: {rows[0].theorem.kind}; TV and KL bounds: {rows[0].certified.kind} "
+                     f"({rows[0].certified.method}; +- its standard error, 0 where exact); TV bound: the least of "
+                     "init + sqrt(path KL / 2), sqrt(KL bound / 2) and sqrt(1 - exp(-KL bound)); "
+                     f"measured: {rows[0].measured_name} (+- its standard error or noise floor)")
         return "\n".join(lines)
 
     def files(self) -> dict[str, Any]:

@@ -133,13 +133,11 @@ def cld_certified_bound(target: Target, score: ScoreFn, grid: Any, process: CLD 
     Pinsker, Girsanov with :func:`cld_path_kl`); the x-marginal is no further than the full state.
     Its ``kind``: QUADRATURE for Gaussian targets (exact integrand, the time integral's error
     estimated and added, not proven), ESTIMATE for Monte Carlo."""
-    from .certified import CertifiedBound, init_tv_bound
+    from .certified import _assemble, _init_kl_or_nan, init_tv_bound
 
     process = CLD() if process is None else process
     kl = cld_path_kl(target, score, grid, process, generator, n_paths=n_paths, nodes=nodes)
-    init = init_tv_bound(target, float(grids.from_times(grid)[0]), process)
-    upper = max(kl.value + kl.quadrature_error, 0.0)
-    tv = min(1.0, init + math.sqrt(upper / 2))
-    se = kl.stderr / (2 * math.sqrt(2 * upper)) if upper > 0 else 0.0
+    T = float(grids.from_times(grid)[0])
     kind = ESTIMATE if kl.method.startswith("Monte Carlo") else QUADRATURE
-    return CertifiedBound(init, kl.value, kl.stderr, kl.quadrature_error, tv, se, kl.method, kl.per_step, kind)
+    return _assemble(init_tv_bound(target, T, process), _init_kl_or_nan(target, T, process), kl.value, kl.stderr,
+                     kl.quadrature_error, kl.method, kl.per_step, kind)
