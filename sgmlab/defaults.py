@@ -80,47 +80,35 @@ class GridSpec(NamedTuple):
         return grids.denoised(g) if self.denoise else g
 
 
-# (smallest budget, sampler, grid): the grids of benchmarks/defaults.md (choose_defaults.py), given to
-# budgets by benchmarks/budgets.md (cover_budgets.py).
-_CHOSEN = {
-    4: GridSpec(2.448, 6.75e-05, (1, 0.685, 0.221, 0.749), True),
-    6: GridSpec(3.176, 0.00016, (0.791, 0.626, 1, 0.106), True),
-    8: GridSpec(4.68, 0.000143, (0.748, 0.706, 1, 0.555), True),
-    10: GridSpec(4.839, 0.00016, (0.663, 1, 0.993, 0.75), True),
-    13: GridSpec(4.7, 0.000265, (0.782, 1, 0.94, 0.655), True),
-    14: GridSpec(4.705, 0.000181, (0.715, 0.958, 1, 0.641), True),
-    16: GridSpec(5.246, 7.78e-05, (0.48, 1, 0.722, 0.448), True),
-    19: GridSpec(5.211, 4.7e-05, (0.53, 0.946, 1, 0.439), True),
-    20: GridSpec(5.364, 4.5e-05, (0.465, 0.946, 1, 0.46), True),
-    25: GridSpec(5.594, 8.35e-06, (0.519, 1, 0.962, 0.628), True),
-    30: GridSpec(6.019, 3.36e-05, (0.535, 0.867, 1, 0.478), True),
-    50: GridSpec(6.947, 9.9e-06, (0.413, 0.825, 1, 0.342), True),
-    75: GridSpec(7.855, 2.11e-06, (0.258, 0.827, 1, 0.282), True),
-    100: GridSpec(8.617, 5.33e-07, (0.0763, 0.898, 1, 0.261), True),
-}
-DEFAULT_TABLE: tuple[tuple[int, Any, GridSpec], ...] = (
-    (1, dpm_solver_pp_3m, _CHOSEN[4]),
-    (3, dpm_solver_pp_3m, _CHOSEN[16]),
-    (4, dpm_solver_pp_3m, _CHOSEN[4]),
-    (5, dpm_solver_pp_2m, _CHOSEN[6]),
-    (8, dpm_solver_pp_3m, _CHOSEN[8]),
-    (9, dpm_solver_pp_3m, _CHOSEN[14]),
-    (10, dpm_solver_pp_3m, _CHOSEN[10]),
-    (13, dpm_solver_pp_3m, _CHOSEN[13]),
-    (14, dpm_solver_pp_3m, _CHOSEN[14]),
-    (15, dpm_solver_pp_3m, _CHOSEN[13]),
-    (16, dpm_solver_pp_3m, _CHOSEN[16]),
-    (19, dpm_solver_pp_3m, _CHOSEN[19]),
-    (20, dpm_solver_pp_3m, _CHOSEN[20]),
-    (25, dpm_solver_pp_3m, _CHOSEN[25]),
-    (30, dpm_solver_pp_3m, _CHOSEN[30]),
-    (42, dpm_solver_pp_3m, _CHOSEN[25]),
-    (43, dpm_solver_pp_3m, _CHOSEN[30]),
-    (44, dpm_solver_pp_3m, _CHOSEN[25]),
-    (49, dpm_solver_pp_3m, _CHOSEN[50]),
-    (70, dpm_solver_pp_3m, _CHOSEN[75]),
-    (87, dpm_solver_pp_3m, _CHOSEN[100]),
+# (smallest budget, sampler, start T, delta, log-SNR step density), every grid ending with the denoising step.
+_ROWS: tuple[tuple[int, str, float, float, tuple[float, ...]], ...] = (
+    # BEGIN rows written by benchmarks/choose_defaults.py
+    (1, "3M", 2.448, 6.75e-05, (1, 0.685, 0.221, 0.749)),
+    (3, "3M", 5.246, 7.78e-05, (0.48, 1, 0.722, 0.448)),
+    (4, "3M", 2.448, 6.75e-05, (1, 0.685, 0.221, 0.749)),
+    (5, "2M", 3.176, 0.00016, (0.791, 0.626, 1, 0.106)),
+    (8, "3M", 4.68, 0.000143, (0.748, 0.706, 1, 0.555)),
+    (9, "3M", 4.705, 0.000181, (0.715, 0.958, 1, 0.641)),
+    (10, "3M", 4.839, 0.00016, (0.663, 1, 0.993, 0.75)),
+    (13, "3M", 4.7, 0.000265, (0.782, 1, 0.94, 0.655)),
+    (14, "3M", 4.705, 0.000181, (0.715, 0.958, 1, 0.641)),
+    (15, "3M", 4.7, 0.000265, (0.782, 1, 0.94, 0.655)),
+    (16, "3M", 5.246, 7.78e-05, (0.48, 1, 0.722, 0.448)),
+    (19, "3M", 5.211, 4.7e-05, (0.53, 0.946, 1, 0.439)),
+    (20, "3M", 5.364, 4.5e-05, (0.465, 0.946, 1, 0.46)),
+    (25, "3M", 5.594, 8.35e-06, (0.519, 1, 0.962, 0.628)),
+    (30, "3M", 6.019, 3.36e-05, (0.535, 0.867, 1, 0.478)),
+    (42, "3M", 5.594, 8.35e-06, (0.519, 1, 0.962, 0.628)),
+    (43, "3M", 6.019, 3.36e-05, (0.535, 0.867, 1, 0.478)),
+    (44, "3M", 5.594, 8.35e-06, (0.519, 1, 0.962, 0.628)),
+    (49, "3M", 6.947, 9.9e-06, (0.413, 0.825, 1, 0.342)),
+    (70, "3M", 7.855, 2.11e-06, (0.258, 0.827, 1, 0.282)),
+    (87, "3M", 8.617, 5.33e-07, (0.0763, 0.898, 1, 0.261)),
+    # END rows
 )
+_SAMPLERS = {"3M": dpm_solver_pp_3m, "2M": dpm_solver_pp_2m}
+DEFAULT_TABLE: tuple[tuple[int, Any, GridSpec], ...] = tuple(
+    (nfe, _SAMPLERS[s], GridSpec(T, delta, density, True)) for nfe, s, T, delta, density in _ROWS)
 
 
 def evaluations_per_step(sampler: Any) -> int:

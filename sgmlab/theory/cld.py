@@ -9,7 +9,6 @@ exact score it equals :math:`4dT(1 - e^{-h})` on a uniform grid [derived, tested
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
