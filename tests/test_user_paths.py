@@ -69,7 +69,12 @@ def test_a_model_run_records_what_ran_and_its_score_error_does_not_depend_on_ste
         assert len(ran["checkpoint"]["sha256"]) == 64
         got[steps] = m["score_error"]["time_average_eps2"]
         assert "its own" in m["score_error"]["grid"]
+        assert m["reference"].startswith("q: ")  # the default ends with the denoising step: measured against q
     assert got[6] == got[12]
+    out = tmp_path / "uniform"  # the paper's sampler ends at delta: measured against q_delta
+    assert main(["sample", "--model", str(model), "--steps", "6", "--grid", "uniform", "--n", "200", "--out", str(out),
+                 "--no-progress"]) == 0
+    assert _strict(out / "metrics.json")["reference"].startswith("q_delta")
     capsys.readouterr()
 
 

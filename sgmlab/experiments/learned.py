@@ -179,11 +179,13 @@ def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator",
         return x, out, (data, None, None)
     if data is not None and data.target is not None:
         target = data.target
-        # the law the sampler targets: the data noised to delta (CLD: the x-marginal of its law at delta)
-        # (a plan ending with the denoising step targets the data law itself)
-        denoised = plan is not None and float(g_times[-1]) == 0.0
+        # the law the sampler targets: the data noised to delta (CLD: the x-marginal of its law at delta);
+        # a grid ending with the denoising step (the default's, a tuned plan's) targets the data law itself
+        denoised = not is_cld and float(g_times[-1]) == 0.0
         ref = (CLD().marginal(target, delta).project(range(target.dim)) if is_cld
                else target if denoised else OU().marginal(target, float(process.ou_time(delta))))
+        out["reference"] = ("q: the data law itself (the grid ends with the denoising step)" if denoised else
+                            f"q_delta: the data law noised to delta={delta:g}")
         sm = []
         if isinstance(target, GaussianMixture):
             sm.append(metrics.mode_tv(x, target, generator=g))
