@@ -127,6 +127,12 @@ class DiscreteBetas:
         self._B = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(-torch.log1p(-self.betas), 0)])
         self._rate = -torch.log1p(-self.betas) * K  # beta(s) on each interval
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DiscreteBetas) and torch.equal(self.betas, other.betas)
+
+    def __hash__(self) -> int:
+        return hash(("DiscreteBetas", self.betas.shape[0], float(self.betas.sum())))
+
     @classmethod
     def linear(cls, num_timesteps: int = 1000, beta_start: float = 1e-4, beta_end: float = 0.02) -> DiscreteBetas:
         """Ho et al.'s linear schedule (diffusers' ``beta_schedule="linear"`` defaults)."""
@@ -309,6 +315,12 @@ class VP(Process):
 
     def __repr__(self) -> str:
         return f"VP({self.schedule!r})"
+
+    def __eq__(self, other: object) -> bool:  # the same process: the same schedule, not only the same class
+        return isinstance(other, VP) and self.schedule == other.schedule
+
+    def __hash__(self) -> int:
+        return hash(("VP", self.schedule))
 
     def beta(self, t: Time) -> torch.Tensor:
         return self.schedule.beta(_t64(t))

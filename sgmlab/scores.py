@@ -6,6 +6,7 @@ of the process it belongs to; the result has the shape of x.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
@@ -127,10 +128,9 @@ def _projected_1d(law: Target, v: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
 def _halfspace_threshold(law: Target, v: torch.Tensor, mass: float) -> float:
     """c with q(v.X > c) = mass, by bisection on the exact 1-D mixture survival function."""
     w, m, s = _projected_1d(law, v)
-    normal = torch.distributions.Normal(torch.zeros((), dtype=v.dtype), torch.ones((), dtype=v.dtype))
 
-    def tail(c: float) -> float:
-        return float((w * (1 - normal.cdf((c - m) / s))).sum())
+    def tail(c: float) -> float:  # erfc(z / sqrt 2) / 2: no cancellation (1 - cdf(z) and torch's ndtr(-z) have it)
+        return float((w * torch.special.erfc((c - m) / (s * math.sqrt(2))) / 2).sum())
 
     lo, hi = float((m - 40 * s).min()), float((m + 40 * s).max())
     for _ in range(200):

@@ -227,6 +227,43 @@ def test_perturbed_scores_achieve_the_requested_l2_size(shape, gen):
     assert abs(frac - 1e-2) < z_threshold(1e-3, 1) * math.sqrt(1e-2 / 2e5)
 
 
+@pytest.mark.parametrize("mass", [1e-3, 1e-9, 1e-12, 1e-15])
+def test_a_localized_set_has_its_mass_to_rounding_down_to_1e_15(mass):
+    """The half-space threshold puts exactly ``mass`` on the set: the 30-digit survival function of
+    the projected mixture at the threshold agrees to 1e-9 relative (1 - cdf cancelled to a
+    1% error at 1e-12)."""
+    from mpmath import erfc, mp, mpf, sqrt
+
+    mp.dps = 30
+    q = sg.targets.mixture2d()
+    s = sg.scores.perturbed(sg.scores.exact(q), q, 0.1, shape="localized", mass=mass)
+    for t in (0.01, 1.0):
+        c = s.threshold(t)
+        law = OU.marginal(q, t)
+        v = s.direction
+        covs = law.cov_matrices()
+        tail = sum(mpf(float(w)) * erfc((mpf(c) - mpf(float(law.means[k] @ v))) / sqrt(2 * mpf(float(v @ covs[k] @ v))))
+                   / 2 for k, w in enumerate(law.weights))
+        assert float(abs(tail / mass - 1)) < 1e-9, (t, mass, float(tail))
+
+
+def test_the_l2_split_needs_the_same_process_not_only_the_same_kind():
+    """An error sized under one VP schedule has another L2 size under another: certified under the
+    other, the bound is not the RIGOROUS split."""
+    from sgmlab.processes import VP, CosineBeta, LinearBeta
+
+    q = sg.targets.Gaussian(torch.zeros(2), torch.diag(torch.tensor([0.5, 2.0])))
+    lin, cos = VP(LinearBeta()), VP(CosineBeta())
+    assert lin == VP(LinearBeta()) and lin != cos and lin != VP(LinearBeta(beta_max=10.0))
+    bad = sg.scores.perturbed(sg.scores.exact(q, lin), q, 0.2, shape="localized", mass=1e-3, process=lin)
+    grid = lin.time_from_ou(sg.grids.uniform(2.0, 1e-2, 10))
+    same = sg.theory.certified_bound(q, bad, grid, process=lin)
+    assert same.kind == sg.theory.RIGOROUS and same.method.startswith("split")
+    other = sg.theory.certified_bound(q, bad, cos.time_from_ou(sg.grids.uniform(2.0, 1e-2, 10)), process=cos,
+                                      generator=torch.Generator().manual_seed(0), n_paths=50)
+    assert other.kind == sg.theory.ESTIMATE and not other.method.startswith("split")
+
+
 # -- problem constants --------------------------------------------------------------------------
 
 def test_hessian_matches_autograd(gen):

@@ -282,10 +282,11 @@ def _monte_carlo(target: Target, score: ScoreFn, grid: torch.Tensor, tau: torch.
 
 
 def _exact_plus_error(score: Any, target: Target, process: Process) -> bool:
-    """Whether ``score`` is the exact score of ``target`` plus an error of known L2 size."""
+    """Whether ``score`` is the exact score of ``target`` plus an error of known L2 size, both under
+    ``process`` itself (an error sized under one VP schedule has another L2 size under another)."""
     return (isinstance(score, PerturbedScore) and isinstance(score.score, ExactScore)
             and score.score.target is target and score.target is target
-            and type(score.process) is type(process) and type(score.score.process) is type(process))
+            and score.process == process and score.score.process == process)
 
 
 def certified_bound(target: Target, score: ScoreFn, grid: Any, process: Process | None = None,
