@@ -94,6 +94,21 @@ def test_kl_bound_is_above_the_exact_kl_on_random_gaussians(seed):
     assert sg.metrics.gaussian_kl(OU.marginal(q, delta), prior) > b.kl_bound
 
 
+@pytest.mark.parametrize("T", [2.0, 8.0, 15.0, 18.0])
+def test_init_tv_bound_is_above_the_30_digit_tv_where_rounding_used_to_give_0(T):
+    """q = N(0, 3) in 1-d: q_T = N(0, 1 + x) with x = 2 e^{-2T}; the exact TV to N(0, 1) from the
+    two crossing points, at 30 digits, is under the bound (which was 0 from T = 8 on)."""
+    from mpmath import erf, log, mp, mpf, sqrt
+
+    mp.dps = 40
+    q = sg.targets.Gaussian(torch.zeros(1), torch.tensor([[3.0]], dtype=torch.float64))
+    x = 2 * mp.e ** (-2 * mpf(T))
+    c = sqrt((1 + x) * log(1 + x) / x)  # densities cross at +-c
+    tv = erf(c / sqrt(2)) - erf(c / sqrt(2 * (1 + x)))  # P_std(|X| < c) - P_qT(|X| < c)
+    bound = sg.theory.init_tv_bound(q, T)
+    assert float(tv) <= bound <= 3 * float(tv) + 1e-15, (T, bound, float(tv))  # tight up to rounding
+
+
 def test_init_kl_bound_is_exact_on_gaussians_and_keeps_tiny_values(gen):
     """Without cancellation: at T = 15 the KL is about e^{-4T}, far under the rounding of the
     trace-minus-log-determinant form; the 30-digit value of a diagonal case is matched."""

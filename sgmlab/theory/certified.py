@@ -97,17 +97,41 @@ def stationary_law(process: Any, d: int) -> Gaussian:
 
 
 def init_tv_bound(target: Target, T: float, process: Any = None) -> float:
-    r"""Upper bound on TV(stationary law, law at T) for OU (T in OU time) or CLD. Gaussian: the
-    closed-form bounds of :func:`sgmlab.metrics.gaussian_tv_bounds`. Mixture (and point sets,
-    whose law at T > 0 is a mixture): joint convexity,
-    :math:`\min\bigl(\sum_k w_k\, \overline{TV}(\gamma, N_k), \sqrt{\sum_k w_k KL(N_k\|\gamma)/2}\bigr)`."""
+    r"""Upper bound on TV(stationary law, law at T) for OU (T in OU time) or CLD. Mixture (and
+    point sets, whose law at T > 0 is a mixture): joint convexity,
+    :math:`\min\bigl(\sum_k w_k\, \overline{TV}(\gamma, N_k), \sqrt{\sum_k w_k KL(N_k\|\gamma)/2}\bigr)`.
+    Each :math:`\overline{TV}` is the smaller of Le Cam's :math:`H\sqrt{2 - H^2}` and Pinsker's.
+    For OU both are evaluated with allowances, so that rounding cannot take them below the truth
+    where the law at T is within rounding of the stationary one: the KL of :func:`_component_kl`,
+    and :math:`H^2` from its log-affinity less an allowance for the log-determinants' rounding.
+    CLD: :func:`sgmlab.metrics.gaussian_tv_bounds` as it is."""
     process = OU() if process is None else process
     law = process.marginal(target, T)
     std = stationary_law(process, target.dim)
     comps = _components(law)
-    tv = sum(w * gaussian_tv_bounds(std, g).upper for w, g in comps)
-    kl = sum(w * gaussian_kl(g, std) for w, g in comps)
+    if hasattr(process, "stationary_cov"):
+        tv = sum(w * gaussian_tv_bounds(std, g).upper for w, g in comps)
+        kl = sum(w * gaussian_kl(g, std) for w, g in comps)
+        return min(1.0, tv, math.sqrt(kl / 2))
+    tv, kl = 0.0, 0.0
+    for w, g in comps:
+        k = _component_kl(g)
+        tv += w * min(1.0, _le_cam_upper(g), math.sqrt(k / 2))
+        kl += w * k
     return min(1.0, tv, math.sqrt(kl / 2))
+
+
+def _le_cam_upper(g: Gaussian) -> float:
+    """Le Cam's bound H sqrt(2 - H^2) on TV(N(0, I), g), with H^2 = 1 - affinity taken from the
+    log-affinity less 64 eps (d + sum of the |log-determinants|): an upper bound despite rounding."""
+    std = Gaussian(torch.zeros(g.dim, dtype=torch.float64), torch.eye(g.dim, dtype=torch.float64))
+    avg = Gaussian(g.mean, 0.5 * (g.cov + std.cov))
+    z = torch.linalg.solve_triangular(avg.cholesky, g.mean.unsqueeze(1), upper=False)
+    ld_g, ld_avg = (2 * float(x.cholesky.diagonal().log().sum()) for x in (g, avg))
+    log_bc = 0.25 * ld_g - 0.5 * ld_avg - 0.125 * float((z * z).sum())
+    allowance = 64 * torch.finfo(torch.float64).eps * (g.dim + abs(ld_g) + abs(ld_avg) + float((z * z).sum()))
+    h2 = min(1.0, -math.expm1(log_bc - allowance))
+    return math.sqrt(h2) * math.sqrt(2 - h2)
 
 
 def _x_minus_log1p(x: torch.Tensor) -> torch.Tensor:
@@ -133,16 +157,19 @@ def init_kl_bound(target: Target, T: float, process: Any = None) -> float:
     if hasattr(process, "stationary_cov"):
         std = stationary_law(process, target.dim)
         return float(sum(w * gaussian_kl(g, std) for w, g in comps))
+    return float(sum(w * _component_kl(g) for w, g in comps))
+
+
+def _component_kl(g: Gaussian) -> float:
+    """KL(g || N(0, I)) as 1/2 [sum_i (x_i - log(1 + x_i)) + |mu|^2], x_i the eigenvalues of
+    Sigma - I, plus the allowance of :func:`init_kl_bound` for their rounding."""
     eps = torch.finfo(torch.float64).eps
-    total = 0.0
-    for w, g in comps:
-        ev = torch.linalg.eigvalsh(g.cov)
-        x = ev - 1.0
-        rounding = 8 * g.dim * eps * float(ev.abs().max())
-        slope = float((x.abs() / (1 + x).clamp_min(torch.finfo(torch.float64).tiny)).sum())
-        value = 0.5 * (float(_x_minus_log1p(x).sum()) + float(g.mean @ g.mean) * (1 + 4 * eps))
-        total += w * (value + 0.5 * slope * rounding)
-    return total
+    ev = torch.linalg.eigvalsh(g.cov)
+    x = ev - 1.0
+    rounding = 8 * g.dim * eps * float(ev.abs().max())
+    slope = float((x.abs() / (1 + x).clamp_min(torch.finfo(torch.float64).tiny)).sum())
+    value = 0.5 * (float(_x_minus_log1p(x).sum()) + float(g.mean @ g.mean) * (1 + 4 * eps))
+    return value + 0.5 * slope * rounding
 
 
 def _assemble(init: float, init_kl: float, kl: float, kl_se: float, quad: float, method: str,
