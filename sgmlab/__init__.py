@@ -7,7 +7,12 @@ from . import grids, metrics, processes, samplers, scores, targets, theory
 from .defaults import default_plan, sample
 from .tuning import TunedPlan, tune
 
-__version__ = "0.1.0"
+try:  # the version is pyproject.toml's, read from the installed metadata
+    from importlib.metadata import PackageNotFoundError, version as _version
+
+    __version__ = _version("sgmlab")
+except PackageNotFoundError:  # a source tree on sys.path that was never installed
+    __version__ = "0+unknown"
 
 
 def __getattr__(name: str):
