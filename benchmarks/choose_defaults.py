@@ -7,7 +7,7 @@ benchmarks/defaults.md.
     .venv/bin/python benchmarks/choose_defaults.py --measure    # the table in force only, no choice
 
 The training family (seed 0 of the ``train`` and ``modes-train`` families; the held-out ones are
-never read here): ``--gaussians`` random Gaussians, scored by the exact KL of the output law (in
+only measured, after the choice): ``--gaussians`` random Gaussians, scored by the exact KL of the output law (in
 each target's eigenbasis a deterministic sampler is an affine map per coordinate, read off from
 two prior points), and ``--mixtures`` mixtures of each of ``train`` and ``modes-train``
 (multimodal, anisotropic, components down to variance 1e-3) with the built-in ``mixture2d``, scored
@@ -19,12 +19,16 @@ the best scheduler are both under it is a tie and left out).
 At each budget, for DPM-Solver++ 3M and 2M, the grid (start, delta, 4-piece log-SNR density,
 ending with the denoising step) minimises the soft maximum (log-sum-exp, temperature 4) of
 log(error / best diffusers deterministic scheduler's error) over the Gaussians, by Nelder-Mead from
-a small design and the grids chosen at the budgets before (the Gaussians are exact and cheap, so
-many of them: a table chosen on 48 lost up to 13x on held-out Gaussians). The two grids are then
-scored on the Gaussians and the mixtures together; where the better one's worst mixture ratio is
-above ``MIXTURE_REFINE``, Nelder-Mead goes on from it on both together for ``--mixture-trials``.
-The lowest soft maximum over both together is the row. Choosing at every budget, not at a few and
-covering the rest, is what keeps a grid from serving budgets it was not chosen for.
+the best of a small design, the grids chosen at the budgets before and the rows in force at the
+budget and its two neighbours (the Gaussians are exact and cheap, so
+many of them: a table chosen on 48 lost up to 13x on held-out Gaussians). Left out of the search:
+Gaussians where one scheduler beats all the others by more than ``COINCIDENCE``, and those the
+first search's grid still loses by more than ``LOTTERY`` (:func:`lottery` says why; the search then
+runs again without them). The two grids and the row in force are then scored on the Gaussians and
+the mixtures together; where the best one's worst mixture ratio is above ``MIXTURE_REFINE``,
+Nelder-Mead goes on from it on both together for ``--mixture-trials``. The lowest soft maximum over
+both together is the row. Choosing at every budget, not at a few and covering the rest, keeps a
+grid from serving budgets it was not chosen for (docs/defaults.md).
 
 Measured where nothing was chosen: the held-out family's Gaussians (``heldout``, seeds 0 and 1) at
 every budget, for the new table and the one in force when this ran. The held-out mixtures are
@@ -46,7 +50,8 @@ import numpy as np
 
 TEMPERATURE = 4.0
 Z_99 = 2.3263478740408408
-TRIM = 2  # the Gaussians' worst cells left out of the choice (of 256: under 1%)
+LOTTERY, LOTTERY_MAX = 4.0, 5  # Gaussians lost by more than 4x after a first search (at most 5) are left out
+COINCIDENCE = 300.0  # and those where one scheduler beats all the others by more than this
 MIXTURE_REFINE = 1.25  # refine on the mixtures too where the Gaussians' grid loses more than this to a scheduler
 PEERS = ("ddim", "dpmpp_2m", "dpmpp_3m", "deis", "unipc")
 TABLE = Path(__file__).resolve().parents[1] / "sgmlab" / "defaults.py"
@@ -93,10 +98,13 @@ class Gaussians:
         per = 0.5 * (r + (b - self.mean) ** 2 / self.lam - 1 - self.torch.log(r))
         return self.torch.zeros(self.count, dtype=self.torch.float64).index_add_(0, self.seg, per).numpy()
 
-    def peers(self, nfe: int) -> np.ndarray:
+    def peers(self, nfe: int, coincidences: bool = False):
+        """The best scheduler's KL per target; with ``coincidences``, also where it beats every other
+        scheduler by more than ``COINCIDENCE`` times (:func:`lottery` says why those are left out)."""
         from sgmlab.interop.peers import DiffusersPeer
 
-        return np.min([self.kl(DiffusersPeer(p, nfe), None) for p in PEERS], axis=0)
+        errs = np.sort([self.kl(DiffusersPeer(p, nfe), None) for p in PEERS], axis=0)
+        return (errs[0], errs[0] * COINCIDENCE < errs[1]) if coincidences else errs[0]
 
 
 class Mixtures:
@@ -153,12 +161,17 @@ def _samplers() -> dict:
     return {"3M": sg.samplers.dpm_solver_pp_3m, "2M": sg.samplers.dpm_solver_pp_2m}
 
 
-def trimmed(log_ratios: np.ndarray) -> np.ndarray:
-    """The Gaussians' log ratios less the ``TRIM`` largest: a scheduler's fixed end point can land on
+def lottery(log_ratios: np.ndarray) -> np.ndarray:
+    """The Gaussians a first search's grid still loses by more than ``LOTTERY`` times (at most
+    ``LOTTERY_MAX``, the worst), left out of the second, as are those where one scheduler beats
+    all the others by more than ``COINCIDENCE`` times: a scheduler's fixed end point can land on
     a target by coincidence (diffusers' DEIS stops at sigma ~ 0.01 without denoising, so its output
-    has variance ~1e-4 whatever the target, exact for a 1-d target of that variance), and no grid
-    can be chosen to match that; chased, such a cell drags every other target's grid with it."""
-    return np.sort(log_ratios)[:max(log_ratios.shape[0] - TRIM, 1)]
+    has variance ~1e-4 whatever the target, exact for a 1-d target of that variance), no grid can
+    be chosen to match that, and chased, such a cell drags every other target's grid with it."""
+    worst = np.argsort(log_ratios)[::-1][:LOTTERY_MAX]
+    out = np.zeros(log_ratios.shape[0], dtype=bool)
+    out[worst[log_ratios[worst] > math.log(LOTTERY)]] = True
+    return out
 
 
 def _rounded(spec):
@@ -192,8 +205,8 @@ def _choose(budgets: list[int], args: dict) -> list[tuple]:
     lam_range = (_lam(12.0), _lam(1e-8))
     names = {id(v): k for k, v in _samplers().items()}
 
-    def joint(lg: np.ndarray, lm: np.ndarray) -> float:
-        return robust(np.concatenate([trimmed(lg), lm]))
+    def joint(lg: np.ndarray, lm: np.ndarray, out: np.ndarray) -> float:
+        return robust(np.concatenate([lg[~out], lm]))
 
     def to_params(spec) -> np.ndarray:  # a GridSpec in the search's parameters, density included
         p = params_for(spec.T, spec.delta, lam_range)
@@ -203,48 +216,61 @@ def _choose(budgets: list[int], args: dict) -> list[tuple]:
 
     design = [params_for(T, dl, lam_range) for T in (3.0, 5.0, 9.0) for dl in (1e-2, 1e-3, 1e-4)]
     warm: list[np.ndarray] = []
-    out = []
+    rows = []
     for nfe in sorted(budgets):
         t0 = time.time()
-        g_best, m_best = gauss.peers(nfe), mixes.peers(nfe)
+        (g_best, coincident), m_best = gauss.peers(nfe, coincidences=True), mixes.peers(nfe)
 
         def both(sampler, spec) -> tuple[np.ndarray, np.ndarray]:
             g = spec.grid(nfe)
             return np.log(gauss.kl(sampler, g) / g_best), np.log(mixes.errors(sampler, g) / m_best)
 
-        def objective(sampler, with_mixtures: bool):
+        def objective(sampler, with_mixtures: bool, out: np.ndarray):
             def obj(p: np.ndarray) -> float:
                 try:
                     spec = spec_from_params(p, True, lam_range)
                     if not with_mixtures:
-                        return robust(trimmed(np.log(gauss.kl(sampler, spec.grid(nfe)) / g_best)))
-                    return joint(*both(sampler, spec))
+                        return robust(np.log(gauss.kl(sampler, spec.grid(nfe)) / g_best)[~out])
+                    return joint(*both(sampler, spec), out)
                 except ValueError:
                     return math.inf
             return obj
 
-        found = []
-        for sname, sampler in _samplers().items():
-            obj = objective(sampler, False)
-            p = min(design + warm[-2:], key=obj)
-            _, p = _nelder_mead(obj, p, args["trials"], 3)
-            found.append((joint(*both(sampler, spec_from_params(p, True, lam_range))), sname, p))
+        def search(out: np.ndarray, starts: list[np.ndarray]) -> list[tuple]:
+            found = []
+            for sname, sampler in _samplers().items():
+                obj = objective(sampler, False, out)
+                p = min(starts, key=obj)
+                _, p = _nelder_mead(obj, p, args["trials"], 3)
+                found.append((obj(p), sname, p))
+            return found
+
+        # the rows in force at this budget and its neighbours start searches too: Nelder-Mead is local
+        near = [to_params(spec) for b in (nfe - 1, nfe, nfe + 1) if b >= 1
+                for _, _, spec in [[row for row in DEFAULT_TABLE if row[0] <= b][-1]]]
+        first = search(coincident, design + warm[-2:] + near)
+        _, sname, p = min(first, key=lambda f: f[0])
+        lost = np.log(gauss.kl(_samplers()[sname], spec_from_params(p, True, lam_range).grid(nfe)) / g_best)
+        out = coincident | lottery(np.where(coincident, -np.inf, lost))
+        found = first if (out == coincident).all() else search(out, design + warm[-2:] + near + [f[2] for f in first])
+        found = [(joint(*both(_samplers()[s], spec_from_params(q, True, lam_range)), out), s, q) for _, s, q in found]
         _, now_sampler, now = [row for row in DEFAULT_TABLE if row[0] <= nfe][-1]  # the row in force, a candidate
-        found.append((joint(*both(now_sampler, now)), names[id(now_sampler)], to_params(now)))
+        found.append((joint(*both(now_sampler, now), out), names[id(now_sampler)], to_params(now)))
         value, sname, p = min(found, key=lambda f: f[0])
         refined = False
         if np.exp(both(_samplers()[sname], spec_from_params(p, True, lam_range))[1].max()) > MIXTURE_REFINE:
-            v2, p2 = _nelder_mead(objective(_samplers()[sname], True), p, args["mixture_trials"], 1)
+            v2, p2 = _nelder_mead(objective(_samplers()[sname], True, out), p, args["mixture_trials"], 1)
             if v2 < value:
                 value, p, refined = v2, p2, True
         spec = _rounded(spec_from_params(p, True, lam_range))
         lg, lm = both(_samplers()[sname], spec)
         warm.append(p)
-        print(f"{nfe}: {sname} {tuple(spec)} Gaussians worst {np.exp(lg.max()):.3g} (less {TRIM}: {np.exp(trimmed(lg).max()):.3g}), mixtures worst "
+        print(f"{nfe}: {sname} {tuple(spec)} Gaussians worst {np.exp(lg.max()):.3g} ({int(out.sum())} left out; of the rest "
+              f"{np.exp(lg[~out].max()):.3g}), mixtures worst "
               f"{np.exp(lm.max()):.3g}{' (refined on mixtures)' if refined else ''} ({time.time() - t0:.0f} s)",
               flush=True)
-        out.append((nfe, sname, tuple(spec), np.exp(lg).tolist(), np.exp(lm).tolist(), refined))
-    return out
+        rows.append((nfe, sname, tuple(spec), np.exp(lg).tolist(), np.exp(lm).tolist(), refined, int(out.sum())))
+    return rows
 
 
 def _measure(budgets: list[int], rows: dict, args: dict) -> list[tuple]:
@@ -311,7 +337,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--features", type=int, default=512)
     ap.add_argument("--trials", type=int, default=150, help="Nelder-Mead evaluations per round on the Gaussians")
-    ap.add_argument("--mixture-trials", type=int, default=80)
+    ap.add_argument("--mixture-trials", type=int, default=300)
     ap.add_argument("--max-budget", type=int, default=100)
     ap.add_argument("--budgets", type=int, nargs="+", help="choose at these budgets only (default: 1 to --max-budget); "
                     "the others keep the rows in force")
@@ -374,10 +400,11 @@ def main() -> None:
     lines += ["", "Held-out Gaussians, budgets 4 to 60, worst ratio: " +
               ", ".join(f"{worst[lab]:.3g} ({lab})" for lab in labels) + "."]
     if chosen:
-        lines += ["", "Rows chosen (refined on the mixtures where marked):", "", "```"]
+        lines += ["", "Rows chosen, with the training Gaussians left out of the second search (lost by more than "
+                  f"{LOTTERY:g}x after the first) and * where the search went on with the mixtures:", "", "```"]
         lines += [f"{nfe}: {sname}, T {spec[0]:.4g}, delta {spec[1]:.3g}, density "
-                  f"({', '.join(f'{v:.3g}' for v in spec[2])}){' *' if refined else ''}"
-                  for nfe, sname, spec, _, _, refined in chosen]
+                  f"({', '.join(f'{v:.3g}' for v in spec[2])}); {left} left out{' *' if refined else ''}"
+                  for nfe, sname, spec, _, _, refined, left in chosen]
         lines += ["```"]
     a.out.write_text("\n".join(lines) + "\n")
     print(f"wrote {a.out} ({seconds:.0f} s)", file=sys.stderr)

@@ -2,30 +2,23 @@ r"""``sg.sample``: n samples within a budget of score evaluations, with a fixed 
 chosen on a training family of random targets and measured on a held-out one (below);
 :func:`sgmlab.tune` fits a plan to your score.
 
-Every default is DPM-Solver++ (data prediction, multistep) on a :class:`GridSpec` grid: steps
-uniform in a piecewise-constant density in the log-SNR :math:`\lambda = \log(\alpha_t/\sigma_t)`
-(4 equal pieces from the start T towards delta; :func:`sgmlab.grids.log_snr_density`), with or
-without a final denoising step to t = 0. ``benchmarks/choose_defaults.py`` chose a grid at each of
-the budgets 4, 6, 8, 10, 14, 20, 30, 50, 75, 100 on a training family of random targets (Gaussians
-with random rotations, spectra from 1e-4 to 10 and means, d from 1 to 100, by the exact KL of the
-output law; random Gaussian mixtures and the digits, by the distance to a reference ODE solution
-from the same prior draws) to minimise the worst ratio of its error to the best of diffusers'
-deterministic schedulers (DDIM, DPM-Solver++ 2M/3M, DEIS, UniPC), not the median (and at 13, 16,
-19 and 25 after the coverage check below found those ranges weak). A grid is not
-good at every budget near the one it was chosen at (with a fixed delta its error levels off while
-the schedulers' keeps falling), so ``benchmarks/cover_budgets.py`` then gave every budget from 1
-to 100 the chosen grid that scores best there on the same family (``DEFAULT_TABLE`` below; the
-grids themselves in ``_CHOSEN``). Every row ends with the denoising step (a data set's outputs are
-then data points, not points carrying the noise of delta).
+Every default is DPM-Solver++ (data prediction, multistep, 3M or 2M) on a :class:`GridSpec` grid:
+steps uniform in a piecewise-constant density in the log-SNR :math:`\lambda = \log(\alpha_t/\sigma_t)`
+(4 equal pieces from the start T towards delta; :func:`sgmlab.grids.log_snr_density`), ending with
+a denoising step to t = 0 (a data set's outputs are then data points, not points carrying the
+noise of delta). ``benchmarks/choose_defaults.py`` chose the grid at every budget from 1 to 100
+(``_ROWS`` below, one row per budget where the grid changes) on a training family: random
+Gaussians with random rotations, spectra from 1e-4 to 10 and means, d from 1 to 100, by the exact
+KL of the output law; random Gaussian mixtures, multimodal and anisotropic ones with components
+down to variance 1e-3 among them, by the squared MMD to the exact law with kernels down to the
+smallest component's scale. The grid minimises the worst ratio of its error to the best of
+diffusers' deterministic schedulers (DDIM, DPM-Solver++ 2M/3M, DEIS, UniPC), not the median.
+Budgets above 100 use the row of 100.
 
-What was measured where nothing was chosen: ``benchmarks/budgets.md`` measures the held-out
-family's Gaussians (which chose nothing) at every budget from 1 to 100; ``benchmarks/multimodal.md``
-measures multimodal, anisotropic mixtures with small components (the ``modes-heldout`` family) at
-13 budgets from 4 to 100 by the exact-law MMD with kernels down to the smallest component. The
-table was chosen on mixtures scored by a coupled
-distance, which mode switches dominate; ``benchmarks/choose_defaults_law.py`` chooses by the law
-instead and is not yet adopted. The ratios to diffusers' schedulers, wins and losses included, are
-in those files and in ``benchmarks/defaults.md``, not here.
+What was measured where nothing was chosen: ``benchmarks/defaults.md`` has the held-out family's
+Gaussians at every budget from 1 to 100; ``benchmarks/multimodal.md`` the held-out multimodal
+mixtures (the ``modes-heldout`` family) at 13 budgets from 4 to 100. The numbers are there, not
+here.
 
 Why not one delta for all: a direction whose variance is small against the noise at delta
 (2 delta in OU time) is shrunk by the final denoising step or blurred without it, so targets with
@@ -83,27 +76,106 @@ class GridSpec(NamedTuple):
 # (smallest budget, sampler, start T, delta, log-SNR step density), every grid ending with the denoising step.
 _ROWS: tuple[tuple[int, str, float, float, tuple[float, ...]], ...] = (
     # BEGIN rows written by benchmarks/choose_defaults.py
-    (1, "3M", 2.448, 6.75e-05, (1, 0.685, 0.221, 0.749)),
-    (3, "3M", 5.246, 7.78e-05, (0.48, 1, 0.722, 0.448)),
-    (4, "3M", 2.448, 6.75e-05, (1, 0.685, 0.221, 0.749)),
-    (5, "2M", 3.176, 0.00016, (0.791, 0.626, 1, 0.106)),
-    (8, "3M", 4.68, 0.000143, (0.748, 0.706, 1, 0.555)),
-    (9, "3M", 4.705, 0.000181, (0.715, 0.958, 1, 0.641)),
-    (10, "3M", 4.839, 0.00016, (0.663, 1, 0.993, 0.75)),
-    (13, "3M", 4.7, 0.000265, (0.782, 1, 0.94, 0.655)),
-    (14, "3M", 4.705, 0.000181, (0.715, 0.958, 1, 0.641)),
-    (15, "3M", 4.7, 0.000265, (0.782, 1, 0.94, 0.655)),
-    (16, "3M", 5.246, 7.78e-05, (0.48, 1, 0.722, 0.448)),
-    (19, "3M", 5.211, 4.7e-05, (0.53, 0.946, 1, 0.439)),
-    (20, "3M", 5.364, 4.5e-05, (0.465, 0.946, 1, 0.46)),
-    (25, "3M", 5.594, 8.35e-06, (0.519, 1, 0.962, 0.628)),
-    (30, "3M", 6.019, 3.36e-05, (0.535, 0.867, 1, 0.478)),
-    (42, "3M", 5.594, 8.35e-06, (0.519, 1, 0.962, 0.628)),
-    (43, "3M", 6.019, 3.36e-05, (0.535, 0.867, 1, 0.478)),
-    (44, "3M", 5.594, 8.35e-06, (0.519, 1, 0.962, 0.628)),
-    (49, "3M", 6.947, 9.9e-06, (0.413, 0.825, 1, 0.342)),
-    (70, "3M", 7.855, 2.11e-06, (0.258, 0.827, 1, 0.282)),
-    (87, "3M", 8.617, 5.33e-07, (0.0763, 0.898, 1, 0.261)),
+    (1, "3M", 0.04086, 9.77e-07, (0.195, 1.0, 0.169, 0.0491)),
+    (2, "3M", 1.162, 0.000125, (0.134, 0.4, 0.0224, 1.0)),
+    (3, "3M", 1.198, 6.92e-05, (0.00152, 1.0, 0.616, 0.000125)),
+    (4, "3M", 2.054, 4.51e-05, (1.0, 0.757, 0.677, 0.64)),
+    (5, "2M", 3.388, 4.11e-05, (0.77, 0.876, 0.72, 1.0)),
+    (6, "2M", 5.252, 4.33e-05, (0.878, 0.996, 1.0, 0.96)),
+    (7, "3M", 5.0, 6.02e-06, (0.635, 0.821, 1.0, 0.491)),
+    (8, "3M", 5.016, 1.86e-06, (0.715, 0.787, 1.0, 0.491)),
+    (9, "3M", 4.959, 1.38e-06, (0.665, 0.918, 1.0, 0.638)),
+    (10, "3M", 5.055, 2.39e-05, (0.751, 1.0, 0.996, 0.696)),
+    (11, "3M", 5.417, 2.49e-05, (0.518, 1.0, 0.951, 0.702)),
+    (12, "3M", 5.108, 1.95e-06, (0.609, 1.0, 0.877, 0.601)),
+    (13, "3M", 5.95, 2.45e-05, (0.405, 1.0, 0.798, 0.585)),
+    (14, "2M", 5.252, 1.48e-05, (0.628, 0.749, 1.0, 0.902)),
+    (15, "3M", 5.282, 8.01e-06, (0.621, 1.0, 0.789, 0.524)),
+    (16, "3M", 5.259, 7.43e-06, (0.693, 1.0, 0.771, 0.5)),
+    (17, "2M", 5.666, 3.2e-06, (0.346, 0.744, 1.0, 0.68)),
+    (18, "3M", 5.416, 1.01e-08, (0.566, 1.0, 0.781, 0.535)),
+    (19, "2M", 6.043, 2.43e-06, (0.234, 0.604, 0.795, 1.0)),
+    (20, "3M", 5.754, 1.23e-08, (0.522, 1.0, 0.768, 0.476)),
+    (21, "2M", 5.886, 2.15e-06, (0.21, 0.563, 0.741, 1.0)),
+    (22, "3M", 6.222, 1.54e-08, (0.407, 1.0, 0.776, 0.412)),
+    (23, "2M", 6.151, 1.26e-06, (0.156, 0.512, 0.682, 1.0)),
+    (24, "3M", 6.74, 1.12e-08, (0.328, 1.0, 0.757, 0.353)),
+    (25, "2M", 6.207, 1.45e-06, (0.136, 0.503, 0.679, 1.0)),
+    (26, "2M", 6.13, 1.64e-06, (0.178, 0.733, 1.0, 0.976)),
+    (27, "2M", 6.182, 1.74e-06, (0.156, 0.6, 0.821, 1.0)),
+    (28, "2M", 6.253, 1.65e-06, (0.167, 0.727, 1.0, 0.959)),
+    (29, "2M", 6.266, 1.24e-06, (0.159, 0.716, 0.994, 1.0)),
+    (30, "2M", 6.325, 1.17e-06, (0.149, 0.712, 1.0, 0.752)),
+    (31, "2M", 6.305, 1.08e-06, (0.154, 0.704, 1.0, 0.586)),
+    (32, "2M", 6.387, 8.76e-07, (0.137, 0.701, 1.0, 0.599)),
+    (33, "2M", 6.387, 9.31e-07, (0.145, 0.695, 1.0, 0.485)),
+    (34, "2M", 6.514, 7.98e-07, (0.125, 0.699, 1.0, 0.531)),
+    (35, "2M", 6.285, 1.24e-06, (0.148, 0.705, 1.0, 0.618)),
+    (36, "2M", 6.562, 7.77e-07, (0.124, 0.7, 1.0, 0.472)),
+    (37, "2M", 6.391, 1.16e-06, (0.145, 0.707, 1.0, 0.764)),
+    (38, "2M", 6.63, 7.34e-07, (0.121, 0.696, 1.0, 0.469)),
+    (39, "2M", 6.416, 1.24e-06, (0.139, 0.709, 1.0, 0.743)),
+    (40, "2M", 6.652, 8.13e-07, (0.121, 0.7, 1.0, 0.522)),
+    (41, "2M", 6.493, 1.19e-06, (0.134, 0.707, 1.0, 0.814)),
+    (42, "2M", 6.682, 8.94e-07, (0.119, 0.709, 1.0, 0.645)),
+    (43, "2M", 6.555, 1.13e-06, (0.131, 0.711, 1.0, 0.926)),
+    (44, "2M", 6.688, 1.02e-06, (0.12, 0.715, 1.0, 0.768)),
+    (45, "2M", 6.528, 1.22e-06, (0.124, 0.666, 0.935, 1.0)),
+    (46, "2M", 6.591, 1.42e-06, (0.118, 0.715, 1.0, 0.694)),
+    (47, "2M", 6.475, 1.39e-06, (0.113, 0.598, 0.84, 1.0)),
+    (48, "2M", 6.55, 1.7e-06, (0.12, 0.718, 1.0, 0.816)),
+    (49, "2M", 6.438, 1.5e-06, (0.104, 0.55, 0.771, 1.0)),
+    (50, "2M", 6.525, 1.72e-06, (0.118, 0.711, 1.0, 0.744)),
+    (51, "2M", 6.505, 2.14e-06, (0.127, 0.717, 1.0, 0.661)),
+    (52, "2M", 6.672, 1.14e-06, (0.106, 0.704, 1.0, 0.644)),
+    (53, "2M", 6.595, 1.63e-06, (0.123, 0.711, 1.0, 0.617)),
+    (54, "2M", 6.71, 9.37e-07, (0.101, 0.694, 1.0, 0.57)),
+    (55, "2M", 6.687, 1.24e-06, (0.122, 0.707, 1.0, 0.558)),
+    (56, "2M", 6.73, 1.34e-06, (0.102, 0.713, 1.0, 0.579)),
+    (57, "2M", 6.809, 1.25e-06, (0.12, 0.713, 1.0, 0.478)),
+    (58, "2M", 6.796, 9.49e-07, (0.0976, 0.702, 1.0, 0.513)),
+    (59, "2M", 6.849, 1.07e-06, (0.12, 0.713, 1.0, 0.49)),
+    (60, "2M", 6.837, 1.32e-06, (0.0989, 0.718, 1.0, 0.526)),
+    (61, "2M", 6.593, 1.1e-06, (0.122, 0.69, 1.0, 0.47)),
+    (62, "2M", 6.834, 1.21e-06, (0.0992, 0.717, 1.0, 0.581)),
+    (63, "2M", 6.734, 1.5e-06, (0.121, 0.715, 1.0, 0.579)),
+    (64, "2M", 6.962, 1.13e-06, (0.0974, 0.721, 1.0, 0.495)),
+    (65, "3M", 7.686, 1.67e-06, (0.0593, 0.613, 1.0, 0.305)),
+    (66, "2M", 6.798, 1.26e-06, (0.098, 0.722, 1.0, 0.734)),
+    (67, "2M", 6.821, 1.3e-06, (0.118, 0.723, 1.0, 0.818)),
+    (68, "2M", 6.992, 9.95e-07, (0.0946, 0.719, 1.0, 0.591)),
+    (69, "2M", 6.598, 1.88e-06, (0.121, 0.714, 1.0, 0.637)),
+    (70, "3M", 7.881, 1.5e-06, (0.0556, 0.62, 1.0, 0.315)),
+    (71, "2M", 6.557, 1.56e-06, (0.122, 0.703, 1.0, 0.696)),
+    (72, "2M", 7.101, 6.35e-07, (0.0947, 0.717, 1.0, 0.541)),
+    (73, "2M", 6.668, 1.65e-06, (0.117, 0.712, 1.0, 0.666)),
+    (74, "2M", 7.188, 5.55e-07, (0.0909, 0.708, 1.0, 0.559)),
+    (75, "3M", 8.083, 1.08e-06, (0.0505, 0.61, 1.0, 0.28)),
+    (76, "3M", 7.134, 2.36e-06, (0.0696, 0.585, 1.0, 0.264)),
+    (77, "3M", 8.115, 1.02e-06, (0.0492, 0.615, 1.0, 0.287)),
+    (78, "2M", 7.37, 2.66e-07, (0.0846, 0.693, 1.0, 0.411)),
+    (79, "2M", 7.634, 1.63e-07, (0.0564, 0.693, 1.0, 0.358)),
+    (80, "3M", 8.121, 1.28e-06, (0.0505, 0.624, 1.0, 0.283)),
+    (81, "3M", 8.212, 8.11e-07, (0.0452, 0.617, 1.0, 0.28)),
+    (82, "2M", 7.278, 5.63e-07, (0.0812, 0.72, 1.0, 0.624)),
+    (83, "2M", 7.396, 1.18e-07, (0.0568, 0.65, 1.0, 0.307)),
+    (84, "2M", 7.418, 1.33e-07, (0.0597, 0.66, 1.0, 0.306)),
+    (85, "2M", 7.544, 1.55e-07, (0.0547, 0.677, 1.0, 0.354)),
+    (86, "2M", 7.569, 1.76e-07, (0.0753, 0.685, 1.0, 0.389)),
+    (87, "2M", 7.467, 1.81e-07, (0.0558, 0.692, 1.0, 0.351)),
+    (88, "2M", 7.184, 2.06e-07, (0.077, 0.663, 1.0, 0.316)),
+    (89, "2M", 7.468, 1.06e-07, (0.0552, 0.655, 1.0, 0.331)),
+    (90, "2M", 7.58, 2.31e-07, (0.0713, 0.703, 1.0, 0.469)),
+    (91, "2M", 7.529, 7.92e-08, (0.0515, 0.628, 1.0, 0.299)),
+    (92, "2M", 7.197, 2.17e-07, (0.0771, 0.65, 1.0, 0.355)),
+    (93, "2M", 7.679, 9.8e-08, (0.0491, 0.661, 1.0, 0.305)),
+    (94, "2M", 7.248, 2.79e-07, (0.0777, 0.667, 1.0, 0.378)),
+    (95, "2M", 7.726, 1.22e-07, (0.0494, 0.676, 1.0, 0.371)),
+    (96, "2M", 7.228, 2.56e-07, (0.0775, 0.677, 1.0, 0.394)),
+    (97, "2M", 7.652, 8.71e-08, (0.0495, 0.658, 1.0, 0.307)),
+    (98, "2M", 7.294, 1.66e-07, (0.073, 0.65, 1.0, 0.326)),
+    (99, "2M", 7.728, 1.59e-07, (0.0497, 0.694, 1.0, 0.413)),
+    (100, "2M", 7.512, 2.68e-07, (0.0707, 0.694, 1.0, 0.437)),
     # END rows
 )
 _SAMPLERS = {"3M": dpm_solver_pp_3m, "2M": dpm_solver_pp_2m}
