@@ -64,9 +64,10 @@ def test_the_chain_to_the_target_adds_labelled_terms():
 
 
 def test_the_tuned_plan_is_never_worse_than_the_default_on_its_own_objective():
-    # recomputed here from the same draws: the first n_pilot prior draws of the generator
+    # recomputed here from the same draws: the first n_pilot prior draws of the generator; the plain
+    # coupled objective (the within-mode one leaves out the draws that switch modes on the mixture)
     for q in (sg.targets.Gaussian([0.0, 1.0], [[1.0, 0.0], [0.0, 0.01]]), sg.targets.mixture2d()):
-        tp = _tune(q, 8)
+        tp = _tune(q, 8, objective="coupled")
         z = sg.processes.OU().prior_sample(128, q.dim, generator=torch.Generator().manual_seed(0))[:64]
         score = sg.scores.exact(q)
         ref = sg.samplers.dpm_solver_pp_3m(score, z, sg.grids.log_snr(12.0, 1e-8, 256))

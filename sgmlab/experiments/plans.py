@@ -49,10 +49,10 @@ class PlanResult(Result):
                  f"clean h=eps^2/(L^2 d T)={t.h_clean:.3g} N={t.N_clean:,}  |  eps_score <= {t.eps_score:.3g}",
                  "  (b) certified bound (data processing + Pinsker + Girsanov, evaluated; rigorous unless marked):"]
         for name, cp in p.certified.items():
-            more = "" if cp.reached else f"  NOT reached by N_max: bound {cp.bound.tv_bound:.3g} > eps/2"
+            more = "" if cp.reached else f"  NOT reached by N_max: bound {cp.bound.chain_tv:.3g} > eps/2"
             need = f"{cp.eps_score:.3g}" if cp.reached else "n/a"
             lines.append(f"      {name:10s} T={cp.T:.3g}  N={cp.N:,}  max h={cp.max_step:.3g}  eps_score <= {need}  "
-                         f"(bound {cp.bound.tv_bound:.3g}: init {cp.bound.init_tv:.2g} + sqrt(KL/2) "
+                         f"(bound {cp.bound.chain_tv:.3g}: init {cp.bound.init_tv:.2g} + sqrt(KL/2) "
                          f"{cp.bound.girsanov_tv:.3g})"
                          + ("" if cp.bound.kind == theory.RIGOROUS else f" [{cp.bound.kind.split(':')[0]}]") + more)
         lines += ["  (c) later rates (orders of magnitude; logs and constants dropped in all four):",
@@ -69,7 +69,7 @@ class PlanResult(Result):
             "constants": vars(p.constants),
             "theorem": {k: v for k, v in vars(p.theorem).items() if not k.startswith("bound")},
             "certified": {k: {"T": v.T, "N": v.N, "max_step": v.max_step, "eps_score": v.eps_score,
-                              "tv_bound": v.bound.tv_bound, "reached": v.reached} for k, v in p.certified.items()},
+                              "tv_bound": v.bound.tv_bound, "chain_tv": v.bound.chain_tv, "reached": v.reached} for k, v in p.certified.items()},
             "later": vars(p.later)}}
 
 

@@ -74,6 +74,12 @@ class CertifiedBound:
     kl_bound: float = math.nan
 
     @property
+    def chain_tv(self) -> float:
+        """min(1, init_tv + sqrt((path_kl + quadrature_error) / 2)): the proof's own route, whose two
+        parts the planner budgets separately (:func:`sgmlab.theory.plan_certified`)."""
+        return min(1.0, self.init_tv + math.sqrt(max(self.path_kl + self.quadrature_error, 0.0) / 2))
+
+    @property
     def girsanov_tv(self) -> float:
         """sqrt(path_kl / 2): the Pinsker bound on TV(P, Q)."""
         return math.sqrt(self.path_kl / 2)

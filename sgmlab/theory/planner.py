@@ -77,20 +77,20 @@ def plan_certified(target: Target, eps: float, *, delta: float = 1e-3, grid: Gri
         b = certified_bound(target, score, grid(T, delta, N), generator=torch.Generator().manual_seed(seed),
                             n_paths=n_paths, nodes=nodes)
         if progress is not None:
-            progress(f"{name}: N={N}: certified TV bound {b.tv_bound:.4g}")
+            progress(f"{name}: N={N}: certified TV bound {b.chain_tv:.4g}")
         return b
 
     lo, hi = 0, 4
     b_hi = bound(hi)
-    while b_hi.tv_bound > eps / 2 and hi < N_max:
+    while b_hi.chain_tv > eps / 2 and hi < N_max:  # the route whose init term T was chosen for
         lo, hi = hi, min(2 * hi, N_max)
         b_hi = bound(hi)
-    reached = b_hi.tv_bound <= eps / 2
+    reached = b_hi.chain_tv <= eps / 2
     if reached:
         while hi - lo > max(1, hi // 64):
             mid = (lo + hi) // 2
             b = bound(mid)
-            if b.tv_bound <= eps / 2:
+            if b.chain_tv <= eps / 2:
                 hi, b_hi = mid, b
             else:
                 lo = mid
