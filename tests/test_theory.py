@@ -401,3 +401,53 @@ def test_a_localized_error_is_bounded_by_the_split(gen):
     mc = sg.theory.certified_bound(q, lambda x, t: bad(x, t), grid, generator=gen, n_paths=500)
     assert mc.kind == sg.theory.ESTIMATE
     assert split.path_kl >= mc.path_kl - z_threshold(1e-3, 1) * mc.path_kl_stderr
+
+
+def _biased(q, b):
+    exact = sg.scores.exact(q)
+    return lambda x, t: exact(x, t) + b
+
+
+def test_the_learned_bound_is_the_exact_scores_for_the_exact_score():
+    q = sg.targets.Gaussian([0.5, -0.2], [[1.0, 0.3], [0.3, 0.5]])
+    g = sg.grids.exponential(5.0, 1e-3, 60)
+    lb = sg.theory.learned_bound(q, sg.scores.exact(q), g, n=256, generator=torch.Generator().manual_seed(0))
+    assert lb.score_error == 0.0 and lb.score_error_upper == 0.0 and lb.kind == sg.theory.ESTIMATE
+    assert lb.path_kl_upper == pytest.approx(lb.exact.path_kl + lb.exact.quadrature_error, rel=1e-12)
+    assert lb.tv_bound == pytest.approx(lb.exact.tv_bound, rel=1e-12)
+
+
+@pytest.mark.parametrize("bias", [0.05, 1.0])
+def test_the_learned_bound_holds_the_exact_kl_of_a_biased_score_and_fails_without_its_error(bias):
+    """KL(q_delta || p) of the exponential integrator with the exact score plus a constant bias is a
+    closed form (its output law is Gaussian): the learned bound, with the measured eps, is above
+    it; the same bound with the score error left out (the exact score's alone) is below it at the
+    larger bias, so the check can fail."""
+    from sgmlab.metrics.gaussian import gaussian_kl
+    from sgmlab.samplers.exact_law import exact_output_law
+
+    q = sg.targets.Gaussian([0.5, -0.2], [[1.0, 0.3], [0.3, 0.5]])
+    g = sg.grids.exponential(5.0, 1e-2, 200)
+    b = torch.tensor([bias, 0.0], dtype=torch.float64)
+    p = exact_output_law(sg.samplers.exponential_integrator, q, g, bias=lambda t: b)
+    true_kl = gaussian_kl(sg.processes.OU().marginal(q, 1e-2), p)
+    lb = sg.theory.learned_bound(q, _biased(q, b), g, n=256, generator=torch.Generator().manual_seed(1))
+    assert lb.score_error == pytest.approx(bias ** 2 * (5.0 - 1e-2), rel=1e-9)  # eps^2 = |b|^2 at every time
+    assert lb.kl_bound >= true_kl and lb.tv_bound <= 1.0
+    if bias == 1.0:
+        assert lb.exact.kl_bound < true_kl
+
+
+def test_the_learned_bound_refuses_bad_input():
+    q = sg.targets.Gaussian([0.0], [[1.0]])
+    g = sg.grids.exponential(5.0, 1e-3, 10)
+    with pytest.raises(TypeError, match="target"):
+        sg.theory.learned_bound("q", sg.scores.exact(q), g)
+    with pytest.raises(ValueError, match="positive time delta"):
+        sg.theory.learned_bound(q, sg.scores.exact(q), torch.tensor([5.0, 1.0, 0.0], dtype=torch.float64))
+    with pytest.raises(ValueError, match="level"):
+        sg.theory.learned_bound(q, sg.scores.exact(q), g, level=0.5)
+    with pytest.raises(ValueError, match="n"):
+        sg.theory.learned_bound(q, sg.scores.exact(q), g, n=1)
+    with pytest.raises(TypeError, match="process"):
+        sg.theory.learned_bound(q, sg.scores.exact(q), g, process=sg.processes.CLD())
