@@ -120,6 +120,14 @@ def _sample_model(args: argparse.Namespace) -> None:
                                dtype=args.dtype or "float32", device=args.device, box=not args.no_box,
                                metrics=args.metrics)
     out = distributed.on_rank_zero(lambda: _out(args, "sample", Path(args.model).name))
+    if not args.no_progress and rank == 0:
+        from .experiments.learned import sampling_seconds
+        from .experiments.sampling import DTYPES
+
+        secs, chunks, rows = sampling_seconds(args.model, args.steps, args.n, batch_size=args.batch_size,
+                                              dtype=DTYPES[config.dtype], device=args.device)
+        print(f"  ... sampling should take about {secs:.{1 if secs < 10 else 0}f} s ({args.steps} network evaluations "
+              f"on {chunks} chunk(s) of {rows} rows, timed on one), the metrics after it", file=sys.stderr)
     _run_with_bar(run_model_sampling, config, out, args.steps, args.sampler or "sampling", args, rank)
 
 
@@ -135,12 +143,31 @@ def cmd_plan(args: argparse.Namespace) -> None:
 def cmd_bound(args: argparse.Namespace) -> None:
     from .experiments import bounds
 
-    config = bounds.BoundConfig(target=args.target, dim=args.dim, grid=args.grid, steps=tuple(args.steps), T=args.T,
-                                delta=args.delta, n=args.n, seed=args.seed, eps_score=args.eps_score,
-                                error_shape=args.error_shape, C=args.C, n_paths=args.n_paths)
+    if args.model is not None:
+        return _bound_model(args)
+    config = bounds.BoundConfig(target=args.target or "mixture2d", dim=args.dim, grid=args.grid,
+                                steps=tuple(args.steps), T=5.0 if args.T is None else args.T,
+                                delta=1e-3 if args.delta is None else args.delta, n=args.n, seed=args.seed,
+                                eps_score=args.eps_score, error_shape=args.error_shape, C=args.C, n_paths=args.n_paths)
     config.check()
     out = _out(args, "bound", config.target)
     _finish(bounds.run(config, progress=_say(args)), out)
+
+
+def _bound_model(args: argparse.Namespace) -> None:
+    from .experiments.learned import ModelBoundConfig, model_bound_target, run_model_bound
+
+    given = [flag for flag, on in (("--target", args.target is not None), ("--dim", args.dim is not None),
+                                   ("--eps-score", args.eps_score != 0.0), ("--C", args.C != 1.0),
+                                   ("--T", args.T is not None), ("--delta", args.delta is not None)) if on]
+    if given:
+        raise ValueError(f"{', '.join(given)} describe an exact-score bound; a model brings its own score, target and "
+                         "trained range (drop them, or drop --model)")
+    config = ModelBoundConfig(str(args.model), steps=tuple(args.steps), grid=args.grid, n=args.n,
+                              n_paths=args.n_paths, seed=args.seed)
+    model_bound_target(args.model)  # refused before the folder is made
+    out = _out(args, "bound", Path(args.model).name)
+    _finish(run_model_bound(config, progress=_say(args)), out)
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -381,8 +408,8 @@ def _output_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar or messages")
 
 
-def _target_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--target", choices=sorted(BUILTIN), default="mixture2d", help="built-in target (default mixture2d)")
+def _target_args(p: argparse.ArgumentParser, default: str | None = "mixture2d") -> None:
+    p.add_argument("--target", choices=sorted(BUILTIN), default=default, help="built-in target (default mixture2d)")
     p.add_argument("--dim", type=_positive_int, default=None, help="dimension, for targets that take one")
 
 
@@ -554,12 +581,15 @@ def build_parser() -> argparse.ArgumentParser:
                        description="For the paper's sampler on a built-in target, print side by side Theorem 2's "
                                    "terms, the certified bound and the measured error for each number of steps, and "
                                    "write a log-log figure of error against step size with the three curves.")
-    _target_args(p)
+    _target_args(p, default=None)
+    p.add_argument("--model", type=Path, default=None,
+                   help="a model trained on a built-in target (`sgmlab train --data mixture2d`): Theorem 2 with its "
+                        "measured score error, beside its samples' error (an ESTIMATE)")
     p.add_argument("--grid", choices=list(GRIDS), default="uniform", help="time grid (default uniform)")
     p.add_argument("--steps", type=_positive_int, nargs="+", default=[10, 20, 50, 100, 200, 500],
                    help="numbers of steps to sweep (default 10 20 50 100 200 500)")
-    p.add_argument("--T", type=_positive_float, default=5.0, help="time horizon (default 5)")
-    p.add_argument("--delta", type=_positive_float, default=1e-3, help="early-stopping time (default 1e-3)")
+    p.add_argument("--T", type=_positive_float, default=None, help="time horizon (default 5)")
+    p.add_argument("--delta", type=_positive_float, default=None, help="early-stopping time (default 1e-3)")
     p.add_argument("--eps-score", type=float, default=0.0, help="L2 size of an added score error (default 0: exact)")
     p.add_argument("--error-shape", choices=["bias", "localized"], default="bias",
                    help="shape of the added error: a global bias, or concentrated on a set of probability 1e-3")

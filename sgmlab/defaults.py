@@ -182,21 +182,59 @@ _SAMPLERS = {"3M": dpm_solver_pp_3m, "2M": dpm_solver_pp_2m}
 DEFAULT_TABLE: tuple[tuple[int, Any, GridSpec], ...] = tuple(
     (nfe, _SAMPLERS[s], GridSpec(T, delta, density, True)) for nfe, s, T, delta, density in _ROWS)
 
+# A trained model's rows (``default_plan(nfe, t_range=..., trained=True)``), one per budget: chosen
+# inside the vector recipe's trained range [1e-3, 5] on the training family standardized as a model
+# sees its data, by the mixtures' excess over their noise floors (what a user sees as artifacts)
+# under the constraint of beating diffusers' schedulers; budgets above the last row use the rows above.
+_TRAINED_ROWS: tuple[tuple[int, str, float, float, tuple[float, ...]], ...] = (
+    # BEGIN trained rows written by benchmarks/choose_defaults.py --trained
+    (1, "3M", 0.001, 0.001, (1.0, 0.0123, 0.271, 2.06e-09)),
+    (2, "3M", 0.1967, 0.001, (0.095, 0.455, 0.0165, 1.0)),
+    (3, "3M", 0.4548, 0.001, (0.00129, 1.0, 0.246, 0.000208)),
+    (4, "3M", 0.9604, 0.00287, (1.0, 0.481, 0.678, 0.818)),
+    (5, "2M", 1.101, 0.001, (0.915, 0.769, 1.0, 0.672)),
+    (6, "2M", 1.251, 0.0016, (0.936, 0.386, 1.0, 0.749)),
+    (7, "3M", 2.577, 0.001, (0.781, 0.68, 0.957, 1.0)),
+    (8, "3M", 2.369, 0.001, (0.763, 0.675, 0.897, 1.0)),
+    (9, "3M", 2.663, 0.001, (0.74, 0.665, 0.917, 1.0)),
+    (10, "3M", 2.863, 0.001, (0.689, 0.69, 0.912, 1.0)),
+    (11, "3M", 3.023, 0.001, (0.722, 0.648, 0.915, 1.0)),
+    (12, "3M", 3.512, 0.001, (0.771, 0.726, 1.0, 0.957)),
+    (13, "3M", 3.382, 0.001, (0.668, 0.644, 1.0, 0.828)),
+    (14, "3M", 5.0, 0.001, (0.589, 0.753, 1.0, 0.91)),
+    (15, "3M", 3.404, 0.001, (0.778, 0.717, 1.0, 0.616)),
+    (16, "3M", 2.998, 0.001, (0.681, 0.874, 1.0, 0.511)),
+    (17, "3M", 3.233, 0.001, (0.654, 0.747, 1.0, 0.488)),
+    (18, "3M", 3.33, 0.001, (0.647, 1.0, 0.902, 0.499)),
+    (19, "3M", 4.608, 0.001, (0.715, 1.0, 0.904, 0.66)),
+    (20, "3M", 3.224, 0.001, (0.593, 0.629, 1.0, 0.307)),
+    # END trained rows
+)
+TRAINED_TABLE: tuple[tuple[int, Any, GridSpec], ...] = tuple(
+    (nfe, _SAMPLERS[s], GridSpec(T, delta, density, True)) for nfe, s, T, delta, density in _TRAINED_ROWS)
+
 
 def evaluations_per_step(sampler: Any) -> int:
     """Score evaluations one step of ``sampler`` makes (1 unless the sampler says otherwise)."""
     return int(getattr(sampler, "evaluations_per_step", 1))
 
 
-def default_plan(nfe: int, *, t_range: tuple[float, float] | None = None) -> SamplePlan:
+def default_plan(nfe: int, *, t_range: tuple[float, float] | None = None, trained: bool = False) -> SamplePlan:
     """The default sampler and grid for a budget of ``nfe`` score evaluations: the last row of
     ``DEFAULT_TABLE`` whose smallest budget is at most ``nfe`` (module docstring).
 
     ``t_range = (lo, hi)`` (OU time) is the range where the score may be evaluated, such as a
     trained model's: the row's start T and last positive time delta are clamped into it, the step
-    density and the denoising step kept."""
+    density and the denoising step kept.
+
+    ``trained=True``: the row of ``TRAINED_TABLE`` for a trained model's score on standardized data
+    (chosen inside [1e-3, 5], where the exact table's rows, clamped, leave visible artifacts on
+    multimodal data; ``benchmarks/defaults_trained.md``), up to its last budget."""
     nfe = _checks.positive_int("nfe", nfe)
-    _, sampler, spec = [row for row in DEFAULT_TABLE if row[0] <= nfe][-1]
+    if not isinstance(trained, bool):
+        raise TypeError(f"trained must be True or False; got {trained!r}")
+    table = TRAINED_TABLE if trained and TRAINED_TABLE and nfe <= TRAINED_TABLE[-1][0] else DEFAULT_TABLE
+    _, sampler, spec = [row for row in table if row[0] <= nfe][-1]
     if t_range is not None:
         if not isinstance(t_range, (tuple, list)) or len(t_range) != 2:
             raise ValueError(f"t_range must be a pair (lo, hi) of OU times; got {t_range!r}")
@@ -204,7 +242,7 @@ def default_plan(nfe: int, *, t_range: tuple[float, float] | None = None) -> Sam
         hi = _checks.real("t_range[1]", t_range[1], low=lo, low_open=True)
         T = min(max(spec.T, lo), hi)
         spec = spec._replace(T=T, delta=min(max(spec.delta, lo), T))
-        if spec.delta >= T:
+        if spec.delta >= T and nfe > 1:  # one evaluation is the denoising step from T alone
             raise ValueError(f"t_range ({lo:.6g}, {hi:.6g}) leaves no room for a grid: the default starts at "
                              f"{T:.6g} and would end at {spec.delta:.6g}")
     return SamplePlan(sampler, spec.grid(nfe), nfe)

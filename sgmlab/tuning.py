@@ -319,7 +319,8 @@ def _upper_mean(v: torch.Tensor, level: float, resamples: int = 4000) -> float:
 def tune(score: ScoreFn, d: int, nfe: int, *, process: Process | None = None, sampler: Any = None,
          n_pilot: int = 512, generator: torch.Generator | None = None, t_range: tuple[float, float] | None = None,
          reference_steps: int = 512, max_trials: int = 240, level: float = 0.95, target: Any = None,
-         progress: Any = None, objective: str = "within", smallest_scale: float | None = None) -> TunedPlan:
+         progress: Any = None, objective: str = "within", smallest_scale: float | None = None,
+         trained: bool = False) -> TunedPlan:
     r"""Fit the times of a deterministic sampler's grid to ``score`` for a budget of ``nfe`` score
     evaluations (module docstring), and certify it.
 
@@ -349,6 +350,9 @@ def tune(score: ScoreFn, d: int, nfe: int, *, process: Process | None = None, sa
         fresh draws resolve the tuned plan as better, and never take one resolved worse on the law.
     smallest_scale : the smallest scale of the data (a standard deviation), for the smallest kernel
         of the law objective; default: the target's, or 1/64 of the outputs' median distance.
+    trained : the score is a trained model's on standardized data (``sgmlab tune --model``): the
+        default it is measured against, and keeps unless beaten, is ``default_plan(nfe,
+        t_range=..., trained=True)``, the one ``sgmlab sample --model`` runs.
 
     Examples
     --------
@@ -370,6 +374,8 @@ def tune(score: ScoreFn, d: int, nfe: int, *, process: Process | None = None, sa
         raise ValueError(f"objective must be one of {sorted(CRITERIA)}; got {objective!r}")
     if not callable(score):
         raise TypeError(f"score must be a callable s(x, t); got {type(score).__name__}")
+    if not isinstance(trained, bool):
+        raise TypeError(f"trained must be True or False; got {trained!r}")
     process = OU() if process is None else process
     if not isinstance(process, Process):
         raise TypeError(f"process must be an sgmlab process (OU or VP); got {type(process).__name__}")
@@ -443,7 +449,7 @@ def tune(score: ScoreFn, d: int, nfe: int, *, process: Process | None = None, sa
     # the fixed default, on the same draws (kept unless the search beats it)
     # (clamped into the score's time range, as `sgmlab sample --model` and PlanScheduler run it)
     try:
-        dplan, default_ok = default_plan(nfe, t_range=(tau_lo, tau_hi)), True
+        dplan, default_ok = default_plan(nfe, t_range=(tau_lo, tau_hi), trained=trained), True
     except ValueError:  # the range leaves no room for the default's grid
         dplan, default_ok = default_plan(nfe), False
     baseline_sampler = baseline_sampler or dplan.sampler

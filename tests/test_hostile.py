@@ -559,6 +559,20 @@ def test_one_column_data_trains_and_samples(tmp_path):
     assert (tmp_path / "s" / "samples.png").stat().st_size > 0
 
 
+def test_sample_model_says_how_long_sampling_should_take_before_it_starts(model_dir, tmp_path, capsys):
+    from sgmlab.cli import main
+    from sgmlab.experiments.learned import sampling_seconds
+
+    assert main(["sample", "--model", str(model_dir), "--steps", "4", "--n", "100", "--metrics", "none",
+                 "--out", str(tmp_path / "s")]) == 0
+    assert "sampling should take about" in capsys.readouterr().err
+    secs, chunks, rows = sampling_seconds(model_dir, 4, 100, batch_size=30)
+    assert (chunks, rows) == (4, 30) and 0.0 <= secs < 60.0
+    assert main(["sample", "--model", str(model_dir), "--steps", "4", "--n", "100", "--metrics", "none",
+                 "--no-progress", "--out", str(tmp_path / "quiet")]) == 0
+    assert "should take" not in capsys.readouterr().err
+
+
 def test_sample_model_uses_the_default_plan_unless_asked_otherwise(model_dir, tmp_path):
     import json
 

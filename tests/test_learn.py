@@ -316,11 +316,11 @@ def test_a_trained_model_samples_in_data_units(process, gen):
     res = train(data, TrainConfig(steps=60, hidden=32, depth=2, process=process, T=0.99 if process != "ou" else 5.0))
     x = res.sample(500, nfe=10, generator=torch.Generator().manual_seed(5))
     assert x.shape == (500, 2) and torch.isfinite(x).all() and x.dtype == torch.float32  # the network's precision
-    # the recipe by hand: sg.sample on the model's score with the default plan inside the trained range
+    # the recipe by hand: sg.sample on the model's score with the trained default inside the trained range
     vp = process != "ou"
     proc = sg.processes.VP(sg.processes.LinearBeta()) if vp else sg.processes.OU()
     lo, hi = float(proc.ou_time(res.config.delta)), float(proc.ou_time(res.config.T))
-    plan = sg.default_plan(10, t_range=(lo, hi))
+    plan = sg.default_plan(10, t_range=(lo, hi), trained=True)  # standardize='feature', the default
     if vp:
         plan = plan._replace(grid=torch.cat([proc.time_from_ou(plan.grid[:-1]).double(), plan.grid[-1:]]))
     z = sg.sample(res.model.score_fn(), 500, 2, nfe=10, plan=plan, process=proc,
@@ -580,3 +580,33 @@ def test_a_runaway_model_stays_in_the_box_and_models_keep_their_box(tmp_path, ge
     g = torch.Generator().manual_seed(1)
     loaded.model.box = None
     assert torch.equal(before.sample(50, generator=g), loaded.sample(50, generator=torch.Generator().manual_seed(1)))
+
+
+def test_the_theorem_runs_on_a_trained_network_from_the_command_line(tmp_path, capsys):
+    """`sgmlab bound --model`: the learned bound (score error measured on each q_t, split from the
+    exact score's path KL) beside the samples' error, and clear refusals."""
+    import json
+
+    from sgmlab.cli import main
+
+    m = tmp_path / "m"
+    assert main(["train", "--data", "mixture2d", "--steps", "30", "--hidden", "16", "--depth", "1", "--n", "2000",
+                 "--no-progress", "--out", str(m)]) == 0
+    assert main(["bound", "--model", str(m), "--steps", "4", "8", "--grid", "exponential", "--n", "500",
+                 "--n-paths", "50", "--no-progress", "--out", str(tmp_path / "b")]) == 0
+    assert "Theorem 2 on the model" in capsys.readouterr().out
+    rows = json.loads((tmp_path / "b" / "bounds.json").read_text())["rows"]
+    assert [r["steps"] for r in rows] == [4, 8]
+    for r in rows:
+        assert 0 < r["score_error"] <= r["score_error_upper"]  # an undertrained network is off
+        assert r["path_kl_upper"] >= r["score_error_upper"] and r["path_kl_upper"] >= r["exact_path_kl"]
+        assert 0 < r["tv_bound"] <= 1 and r["kl_bound"] >= r["path_kl_upper"]
+        assert {"tv_histogram", "mmd2_small_scales"} <= set(r["measured"])
+    assert main(["bound", "--model", str(m), "--target", "ring", "--eps-score", "0.1", "--out", str(tmp_path / "x")]) == 2
+    assert "--target, --eps-score describe an exact-score bound" in capsys.readouterr().err
+    tensor_model = tmp_path / "t"  # trained on a tensor: no known law to measure the score against
+    train(sg.targets.mixture2d().sample(256, generator=torch.Generator().manual_seed(0)),
+          TrainConfig(steps=4, **SMALL), out=tensor_model)
+    assert main(["bound", "--model", str(tensor_model), "--steps", "4", "--out", str(tmp_path / "y")]) == 2
+    assert "needs the law of the model's data" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()  # refused before any folder is made

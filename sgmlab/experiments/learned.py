@@ -16,7 +16,7 @@ from ..processes import CLD, OU
 from ..targets import GaussianMixture
 from .. import catalogue, distributed, grids
 from ..defaults import run_in_chunks_
-from .results import Result
+from .results import Result, Row
 from .sampling import DTYPES, GRIDS, METRICS, metric_lines, metrics_generator
 
 # samplers for models trained with process "cld" (hybrid score matching), by their short names too
@@ -64,7 +64,8 @@ def tune_model(folder: str | Path, nfe: int, *, sampler: str = "dpmpp_3m", n_pil
     dim = res.standardizer.mean.shape[0]
     return tune(res.model.score_fn(), dim, nfe, process=vp_family(res.config.process), sampler=TUNABLE[sampler],
                 n_pilot=n_pilot, max_trials=max_trials, level=level, t_range=(res.config.delta, res.config.T),
-                generator=torch.Generator().manual_seed(seed), progress=progress, objective=objective)
+                generator=torch.Generator().manual_seed(seed), progress=progress, objective=objective,
+                trained=res.config.standardize == "feature")
 
 
 def _data_spec(folder: str | Path, data: str | None) -> tuple[DataSpec | None, str | None]:
@@ -95,6 +96,35 @@ def _data_spec(folder: str | Path, data: str | None) -> tuple[DataSpec | None, s
         return spec, None
     return None, (f"not read: data.json names the file {spec.data!r}, and a model folder never makes sgmlab read "
                   "a file outside it; name it yourself (--data) to measure against it")
+
+
+def sampling_seconds(folder: str | Path, steps: int, n: int, *, batch_size: int | None = None,
+                     dtype: torch.dtype = torch.float32, device: Any = "cpu") -> tuple[float, int, int]:
+    """An estimate of the seconds sampling ``n`` points with ``steps`` network evaluations each
+    takes, before it starts: one evaluation timed on a chunk of rows (the second of two: the first
+    warms up), times the evaluations and chunks. Returns (seconds, chunks, rows per chunk); the
+    metrics come on top."""
+    import time
+
+    from ..defaults import chunk_rows
+
+    res = load_model(folder)
+    dev = distributed.device(device)
+    dim = res.standardizer.mean.shape[0]
+    width = 2 * dim if res.config.process == "cld" else dim
+    rows = min(n, chunk_rows(width, batch_size, dev))
+    score = res.model.to(dev).score_fn()
+    x = torch.randn(rows, width, generator=torch.Generator().manual_seed(0)).to(device=dev, dtype=dtype)
+    t = 0.0
+    for _ in range(2):
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            score(x, 0.5)
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        t = time.perf_counter() - t0
+    chunks = -(-n // rows)
+    return steps * chunks * t, chunks, rows
 
 
 def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator", grid: str = "uniform",
@@ -140,7 +170,7 @@ def sample_model(folder: str | Path, *, sampler: str = "exponential_integrator",
     elif default:  # sg.sample's plan for the budget, inside [delta, T]
         from ..learn.train import model_default_plan
 
-        dp = model_default_plan(process, delta, T, steps)
+        dp = model_default_plan(process, delta, T, steps, res.config.standardize)
         run, g_times = dp.sampler, dp.grid
     else:
         run, g_times = entry.sampler, GRIDS[grid](T, delta, steps // entry.evaluations)
@@ -233,7 +263,10 @@ def _ran(folder: str | Path, sampler: Any, grid: torch.Tensor, res: Any, plan: A
         source = {"kind": "tuned plan", "file": str(path),
                   "sha256": hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None}
     elif default:
-        source = {"kind": f"the default table's row for {steps} evaluations, clamped into the trained range "
+        feature = res.config.standardize == "feature"
+        table = "the trained-model default (sgmlab.default_plan(..., trained=True))" if feature else \
+            "the default table's row"
+        source = {"kind": f"{table} for {steps} evaluations, clamped into the trained range "
                           f"[{res.config.delta:.4g}, {res.config.T:.4g}]"}
     else:
         source = {"kind": "named sampler and grid"}
@@ -457,3 +490,112 @@ def checkpoint_step(folder: str | Path) -> int | None:
     if not (Path(folder) / "checkpoint.safetensors").is_file():
         return None
     return int(read_metadata(folder)["step"])
+
+
+@dataclass(frozen=True)
+class ModelBoundConfig:
+    """``sgmlab bound --model``: Theorem 2 for a trained model of a built-in target (OU or VP)."""
+
+    model: str
+    steps: tuple[int, ...] = (10, 20, 50, 100, 200)
+    grid: str = "uniform"
+    n: int = 10_000  # samples whose measured error stands beside the bound
+    n_eps: int = 4096  # draws from each q_t measuring eps_score(t)^2
+    n_paths: int = 1000  # forward paths a step for the exact score's path KL on mixtures
+    level: float = 0.95
+    seed: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ModelBoundRow(Row):
+    steps: int
+    score_error: float  # sum_k h_k eps_score(t_k)^2
+    score_error_upper: float
+    exact_path_kl: float
+    exact_path_kl_stderr: float
+    exact_kind: str
+    path_kl_upper: float
+    kl_bound: float
+    tv_bound: float
+    measured: dict[str, Any]  # the model's samples against q_delta (sample_model's metrics)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ModelBoundResult(Result):
+    config: ModelBoundConfig
+    checkpoint_step: int
+    target: str
+    rows: list[ModelBoundRow]
+
+    def report(self) -> str:
+        c = self.config
+        lines = [f"Theorem 2 on the model in {c.model} (checkpoint step {self.checkpoint_step}), data {self.target}: "
+                 f"the paper's exponential integrator, {c.grid} grid over the trained range",
+                 f"  {'steps':>6s} | {'sum h eps^2':>11s} {'upper':>9s} | {'exact path KL':>13s} {'+-':>8s} | "
+                 f"{'path KL <=':>10s} {'KL <=':>9s} {'TV <=':>7s} | measured (the samples against q_delta)"]
+        for r in self.rows:
+            shown = ", ".join(f"{k} {v['value']:.3g} (floor {v['noise_floor']:.2g})" for k, v in r.measured.items()
+                              if k in ("tv_histogram", "mode_tv", "mmd2_small_scales"))
+            lines.append(f"  {r.steps:6d} | {r.score_error:11.4g} {r.score_error_upper:9.4g} | {r.exact_path_kl:13.4g} "
+                         f"{r.exact_path_kl_stderr:8.2g} | {r.path_kl_upper:10.4g} {r.kl_bound:9.4g} {r.tv_bound:7.3g} | "
+                         f"{shown}")
+        kind = self.rows[0].exact_kind.split(" (")[0] if self.rows else ""
+        lines.append(f"  ESTIMATE at confidence {c.level}: sqrt(path KL) <= sqrt(sum_k h_k eps_score(t_k)^2) + "
+                     f"sqrt(exact score's path KL) (Minkowski on the forward path), eps_score measured on {c.n_eps} "
+                     f"draws of each q_t (finite variance assumed; errors on sets the draws never reach are not "
+                     f"seen); the exact score's part: {kind}. A binned TV below the TV bound is what the theorem says.")
+        return "\n".join(lines)
+
+    def files(self) -> dict[str, Any]:
+        return {"config.json": self.config.as_dict(),
+                "bounds.json": {"checkpoint_step": self.checkpoint_step, "target": self.target,
+                                "rows": [r.as_dict() for r in self.rows]}}
+
+
+def model_bound_target(folder: str | Path) -> tuple[Any, Any, str]:
+    """The model in ``folder``, its data's law in the model's coordinates and the data's name; a
+    clear error when the bound cannot be made (a CLD model, data whose law is not known)."""
+    res = load_model(folder)
+    if res.config.process == "cld":
+        raise ValueError(f"the model in {folder} is a CLD model; the bound here is the paper's Theorem 2 for OU and "
+                         "VP models")
+    spec, why_not = _data_spec(folder, None)
+    data = spec.load() if spec is not None else None
+    if data is None or data.target is None:
+        raise ValueError(f"the bound needs the law of the model's data, known only for data from a built-in target "
+                         f"(`sgmlab train --data mixture2d`); {why_not or 'this model was trained on a data set'}")
+    return res, standardized_target(data.target, res.standardizer), spec.data
+
+
+def run_model_bound(config: ModelBoundConfig, *, progress: Any = None) -> ModelBoundResult:
+    """:func:`sgmlab.theory.learned_bound` for the model of ``config`` at each number of steps, its
+    score measured on the data's known law in the model's coordinates, beside the error of its samples."""
+    from ..learn.train import read_metadata, vp_family
+    from ..theory import learned_bound
+
+    c = config
+    say = progress if progress is not None else (lambda m: None)
+    if c.grid not in GRIDS:
+        raise ValueError(f"grid must be one of {sorted(GRIDS)}; got {c.grid!r}")
+    if not c.steps or any(not isinstance(s, int) or s < 1 for s in c.steps):
+        raise ValueError(f"steps must be positive integers; got {c.steps!r}")
+    res, q, name = model_bound_target(c.model)
+    process = vp_family(res.config.process)
+    rows = []
+    for steps in c.steps:
+        say(f"{steps} steps: the score error on each q_t, the exact score's path KL, then {c.n} samples")
+        g = GRIDS[c.grid](res.config.T, res.config.delta, steps)
+        lb = learned_bound(q, res.model.score_fn(), g, process, n=c.n_eps, n_paths=c.n_paths, level=c.level,
+                           generator=torch.Generator().manual_seed(c.seed))
+        _, out, _ = sample_model(c.model, sampler="exponential_integrator", grid=c.grid, steps=steps, n=c.n,
+                                 seed=c.seed)
+        rows.append(ModelBoundRow(steps, lb.score_error, lb.score_error_upper, lb.exact.path_kl,
+                                  lb.exact.path_kl_stderr, lb.exact.kind, lb.path_kl_upper, lb.kl_bound, lb.tv_bound,
+                                  out.get("samples", {})))
+    return ModelBoundResult(c, int(read_metadata(c.model).get("step", -1)), name, rows)

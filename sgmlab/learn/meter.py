@@ -48,6 +48,26 @@ def standardized_target(target: Target, std: Any) -> Target:
     raise TypeError(f"cannot standardize a {type(target).__name__}")
 
 
+def feature_standardized(target: Target) -> Target:
+    """The law of X standardized coordinate by coordinate by its exact mean and standard deviation,
+    X ~ ``target`` (Gaussian or Gaussian mixture): the data law a model trained with
+    ``standardize="feature"`` on many samples of ``target`` learns."""
+    from types import SimpleNamespace
+
+    from ..targets.gaussian import Gaussian
+    from ..targets.mixture import GaussianMixture
+
+    if isinstance(target, Gaussian):
+        m, v = target.mean, target.cov.diagonal()
+    elif isinstance(target, GaussianMixture):
+        w, mu = target.weights[:, None], target.means
+        m = (w * mu).sum(0)
+        v = (w * (target.cov_matrices().diagonal(dim1=1, dim2=2) + mu ** 2)).sum(0) - m ** 2
+    else:
+        raise TypeError(f"feature_standardized takes a Gaussian or a GaussianMixture; got {type(target).__name__}")
+    return standardized_target(target, SimpleNamespace(mean=m, scale=v.sqrt()))
+
+
 def score_error(score: ScoreFn, target: Target, grid: Any, *, process: Any = None, n: int = 4096,
                 generator: torch.Generator | None = None) -> ScoreErrorProfile:
     """Measure eps_score(t)^2 = E_{q_t}|s(x, t) - grad log q_t(x)|^2 for t in grid[:-1], q_t the law of

@@ -185,8 +185,8 @@ class TrainResult:
 
     def sample(self, n: int, *, nfe: int = 20, generator: torch.Generator | None = None,
                dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """n samples in data units with ``sg.sample``'s default plan for ``nfe`` score evaluations,
-        its times clamped into the range the model was trained on, [delta, T] (OU and VP models).
+        """n samples in data units with the trained-model default for ``nfe`` score evaluations
+        (:func:`model_default_plan`) inside the range the model was trained on, [delta, T] (OU and VP models).
         The model's score works in standardized units, with the box of its training data at high
         noise (``self.model.box``; set it to None to sample without); the samples are mapped back.
         The state is float32 by default, as the network is."""
@@ -195,7 +195,7 @@ class TrainResult:
         if self.config.process == "cld":
             raise ValueError("a CLD model samples with the CLD samplers (`sgmlab sample --model`), not sg.sample")
         process = vp_family(self.config.process)
-        plan = model_default_plan(process, self.config.delta, self.config.T, nfe)
+        plan = model_default_plan(process, self.config.delta, self.config.T, nfe, self.config.standardize)
         x = sample(self.model.score_fn(), n, self.standardizer.mean.shape[0], nfe=nfe, process=process,
                    plan=plan, generator=generator, dtype=dtype)
         return self.standardizer.inverse(x)
@@ -269,12 +269,15 @@ def read_metadata(folder: str | Path) -> dict[str, str]:
         raise ValueError(f"checkpoint {path} is corrupted or truncated ({type(e).__name__}: {e})") from None
 
 
-def model_default_plan(process: Process, delta: float, T: float, nfe: int) -> Any:
-    """sg.sample's plan for ``nfe`` evaluations inside a model's trained range [delta, T] (the
-    process's clock), its grid in that clock."""
+def model_default_plan(process: Process, delta: float, T: float, nfe: int, standardize: str = "feature") -> Any:
+    """sg.sample's plan for a trained model for ``nfe`` evaluations inside its trained range [delta, T]
+    (the process's clock), its grid in that clock: the trained-model rows
+    (``default_plan(..., trained=True)``, chosen on feature-standardized data) for a model whose data
+    was standardized so, the exact table's rows clamped into the range for the others (image models)."""
     from ..defaults import default_plan, in_clock
 
-    plan = default_plan(nfe, t_range=(float(process.ou_time(delta)), float(process.ou_time(T))))
+    plan = default_plan(nfe, t_range=(float(process.ou_time(delta)), float(process.ou_time(T))),
+                        trained=standardize == "feature")
     return plan._replace(grid=in_clock(plan.grid, process))
 
 
