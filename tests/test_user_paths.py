@@ -63,9 +63,9 @@ def test_a_model_run_records_what_ran_and_its_score_error_does_not_depend_on_ste
                      "--no-progress"]) == 0
         m = _strict(out / "metrics.json")
         ran = m["ran"]
-        want = sg.catalogue.name_of(sg.default_plan(steps).sampler)
-        assert ran["sampler"] == want and len(ran["grid"]) == steps + 1 and ran["grid"][-1] == 0
-        assert "default table" in ran["plan"]["kind"] and ran["checkpoint"]["step"] == 10
+        plan = sg.default_plan(steps, t_range=(1e-3, 5.0), trained=True)  # the vector recipe: OU on [1e-3, 5]
+        assert ran["sampler"] == sg.catalogue.name_of(plan.sampler) and ran["grid"] == plan.grid.tolist()
+        assert "trained-model default" in ran["plan"]["kind"] and ran["checkpoint"]["step"] == 10
         assert len(ran["checkpoint"]["sha256"]) == 64
         got[steps] = m["score_error"]["time_average_eps2"]
         assert "its own" in m["score_error"]["grid"]
