@@ -126,8 +126,9 @@ def score_error_profile(times: torch.Tensor, eps2: torch.Tensor, stderr: torch.T
     return fig
 
 
-def plan_figure(plan: Any, title: str) -> Any:
-    """A tuned plan's grid against the fixed default's for the same budget: the log-SNR
+def plan_figure(plan: Any, title: str, default_grid: Any = None) -> Any:
+    """A tuned plan's grid against the fixed default's for the same budget (``default_grid``, the
+    one the plan was measured against; default ``default_plan(plan.evaluations)``'s): the log-SNR
     log(alpha/sigma) at each step (OU time; the final denoising step, at infinite log-SNR, is not
     drawn)."""
     from .defaults import default_plan
@@ -135,8 +136,8 @@ def plan_figure(plan: Any, title: str) -> Any:
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6, 4))
-    for grid, label, style in ((plan.grid, "tuned plan", "o-"), (default_plan(plan.evaluations).grid,
-                                                                  "fixed default", "x--")):
+    default_grid = default_plan(plan.evaluations).grid if default_grid is None else default_grid
+    for grid, label, style in ((plan.grid, "tuned plan", "o-"), (default_grid, "fixed default", "x--")):
         g = grid[grid > 0]
         ax.plot(range(g.shape[0]), _log_snr(g).tolist(), style, ms=3, label=label)
     ax.set_xlabel("grid index")

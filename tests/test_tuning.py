@@ -304,3 +304,20 @@ def test_tune_a_target_then_a_model_and_sample_with_the_saved_plan(tmp_path, cap
                  "--out", str(tmp_path / "s2"), "--no-progress"])
     assert code == 0 and "using the tuned plan" not in capsys.readouterr().out
     assert math.isfinite(m["samples"]["sliced_w2"]["value"])
+
+
+def test_the_plan_figure_draws_the_default_the_plan_was_measured_against():
+    import matplotlib.pyplot as plt
+
+    from sgmlab.grids import _log_snr
+    from sgmlab.plotting import plan_figure
+
+    q = sg.targets.Gaussian([0.0, 1.0], [[1.0, 0.0], [0.0, 0.01]])
+    tp = sg.tune(sg.scores.exact(q), 2, 8, n_pilot=32, max_trials=8, reference_steps=16,
+                 generator=torch.Generator().manual_seed(0))
+    for default in (None, sg.default_plan(8, t_range=(1e-3, 5.0), trained=True).grid):
+        fig = plan_figure(tp, "t", default)
+        want = sg.default_plan(8).grid if default is None else default
+        drawn = fig.axes[0].lines[1].get_ydata()
+        assert list(drawn) == pytest.approx(_log_snr(want[want > 0]).tolist())
+        plt.close(fig)

@@ -145,8 +145,20 @@ class TuneResult(Result):
     def _figure(self) -> Any:
         from ..plotting import plan_figure
 
-        name = self.config.target or self.config.model or self.config.diffusers
-        return plan_figure(self.plan, f"{name}, {self.config.nfe} evaluations")
+        c = self.config
+        name = c.target or c.model or c.diffusers
+        default = None
+        if c.model is not None:  # the default the plan was measured against: the model's, inside its range
+            from ..learn import load_model
+            from ..learn.train import model_default_plan, vp_family
+
+            m = load_model(c.model).config
+            default = model_default_plan(vp_family(m.process), m.delta, m.T, c.nfe, m.standardize).grid
+        elif self.scheduler is not None:
+            from ..defaults import default_plan
+
+            default = default_plan(c.nfe, t_range=self.scheduler.ou_range).grid
+        return plan_figure(self.plan, f"{name}, {c.nfe} evaluations", default)
 
     def files(self) -> dict[str, Any]:
         return {"plan.json": self.plan.as_dict(), "plan.png": self._figure()}
