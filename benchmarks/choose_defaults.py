@@ -520,7 +520,7 @@ def main() -> None:
     ap.add_argument("--features", type=int, default=512)
     ap.add_argument("--trials", type=int, default=150, help="Nelder-Mead evaluations per round on the Gaussians")
     ap.add_argument("--mixture-trials", type=int, default=300)
-    ap.add_argument("--max-budget", type=int, default=100)
+    ap.add_argument("--max-budget", type=int, default=None, help=f"default 100 ({TRAINED_MAX} with --trained)")
     ap.add_argument("--budgets", type=int, nargs="+", help="choose at these budgets only (default: 1 to --max-budget); "
                     "the others keep the rows in force")
     ap.add_argument("--workers", type=int, default=2)
@@ -530,8 +530,8 @@ def main() -> None:
     ap.add_argument("--smoke", action="store_true")
     ap.add_argument("--out", type=Path, default=Path(__file__).with_name("defaults.md"))
     a = ap.parse_args()
-    if a.trained and a.max_budget == 100 and not a.budgets:
-        a.max_budget = TRAINED_MAX
+    if a.max_budget is None:
+        a.max_budget = TRAINED_MAX if a.trained else 100
     budgets = list(range(1, a.max_budget + 1))
     if a.budgets:
         if min(a.budgets) < 1:

@@ -458,8 +458,5 @@ def learned_bound(target: Target, score: ScoreFn, grid: Any, process: Process | 
     err_up = err + z * float(((h * prof.stderr) ** 2).sum().sqrt())
     exact_up = max(exact.path_kl + exact.quadrature_error + z * exact.path_kl_stderr, 0.0)
     path_up = (math.sqrt(max(err_up, 0.0)) + math.sqrt(exact_up)) ** 2
-    kl = exact.init_kl + path_up
-    routes = [exact.init_tv + math.sqrt(path_up / 2)]
-    if math.isfinite(kl):
-        routes += [math.sqrt(kl / 2), math.sqrt(-math.expm1(-kl))]
-    return LearnedBound(err, err_up, exact, path_up, kl, min(1.0, *routes), level, prof.times, prof.eps2, prof.stderr)
+    b = _assemble(exact.init_tv, exact.init_kl, path_up, 0.0, 0.0, "learned", prof.eps2, ESTIMATE)  # the same routes
+    return LearnedBound(err, err_up, exact, path_up, b.kl_bound, b.tv_bound, level, prof.times, prof.eps2, prof.stderr)
