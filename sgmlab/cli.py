@@ -126,8 +126,8 @@ def _sample_model(args: argparse.Namespace) -> None:
 
         secs, chunks, rows = sampling_seconds(args.model, args.steps, args.n, batch_size=args.batch_size,
                                               dtype=DTYPES[config.dtype], device=args.device)
-        print(f"  ... sampling should take about {secs:.{1 if secs < 10 else 0}f} s ({args.steps} network evaluations "
-              f"on {chunks} chunk(s) of {rows} rows, timed on one), the metrics after it", file=sys.stderr)
+        _say(args)(f"sampling should take about {secs:.{1 if secs < 10 else 0}f} s ({args.steps} network evaluations "
+                   f"on {chunks} chunk(s) of {rows} rows, timed on one), the metrics after it")
     _run_with_bar(run_model_sampling, config, out, args.steps, args.sampler or "sampling", args, rank)
 
 
@@ -266,6 +266,10 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
     rank, _ = distributed.init()  # under torchrun: samples shard across ranks, rank 0 merges, reports and writes
     out = distributed.on_rank_zero(lambda: _bench_out(args))  # every rank reads the checkpoints it holds
+    say = _say(args)
+    if say is not None and rank == 0:
+        say(f"the bench should take about {bench._duration(sum(bench.unit_seconds(config).values()))} on this machine "
+            "(score and metric timed on a probe per target; diffusers' own overhead comes on top)")
     try:
         res = bench.run(config, progress=_say(args) if rank == 0 else None, checkpoint=out / "partial")
     except KeyboardInterrupt:
@@ -310,6 +314,13 @@ def _bench_family(args: argparse.Namespace) -> None:
                                    budgets=tuple(args.budgets), n=sizes[0] if sizes else 20_000,
                                    peers=tuple(args.peers) if args.peers else heldout.PEERS)
     out = _out(args, "bench", args.suite)
+    say = _say(args)
+    if say is not None:
+        from .experiments.bench import _duration
+
+        say(f"the suite should take about {_duration(sum(heldout.cell_seconds(config).values()))} on this machine, "
+            "plus diffusers' own overhead (the tuner's and the samplers' steps and the metric, timed on a probe per "
+            "target)")
     _finish(heldout.run(config, progress=_say(args)), out)
 
 

@@ -208,6 +208,7 @@ class TunedPlan:
     source: str = "tuned"
     spec: GridSpec | None = None
     criterion: str = "coupled"  # the objective's kind: "law" (MMD^2 to the reference) or "coupled" (E|plan - ref|^2)
+    tuned_for: dict[str, Any] | None = None  # what it was tuned for: process, clock, time range, score (a record)
 
     @property
     def plan(self) -> SamplePlan:
@@ -229,7 +230,9 @@ class TunedPlan:
             f"reference: {self.reference.sampler}, {self.reference.steps} log-SNR steps from {self.reference.T:.3g} "
             f"to {self.reference.delta:.3g}; its own error (RMS to half the steps, estimated) "
             f"{self.reference.halving_rms:.3g}",
-            f"tuning cost: {self.cost:,} score evaluations (points x calls)"])
+            f"tuning cost: {self.cost:,} score evaluations (points x calls)"]
+            + ([f"tuned for: {self.tuned_for.get('score', 'a score')}; {self.tuned_for.get('process', '')} in "
+                f"{self.tuned_for.get('clock', '')}"] if self.tuned_for else []))
 
     def as_dict(self) -> dict[str, Any]:
         """The plan as strict JSON values: a non-finite number (a default that does not fit the score's
@@ -240,7 +243,8 @@ class TunedPlan:
                                         "bandwidths": list(self.certificate.bandwidths)},
                         "reference": asdict(self.reference), "cost": self.cost, "objective": self.objective,
                         "criterion": self.criterion, "default_objective": self.default_objective,
-                        "source": self.source, "spec": None if self.spec is None else self.spec._asdict()})
+                        "source": self.source, "spec": None if self.spec is None else self.spec._asdict(),
+                        **({} if self.tuned_for is None else {"tuned_for": self.tuned_for})})
 
     def save(self, path: str | Path) -> Path:
         from ._io import write_json
@@ -271,8 +275,12 @@ class TunedPlan:
             sp = d.get("spec")
             spec = None if sp is None else GridSpec(float(sp["T"]), float(sp["delta"]),
                                                     tuple(float(v) for v in sp["density"]), bool(sp["denoise"]))
+            tuned_for = d.get("tuned_for")
+            if tuned_for is not None and not isinstance(tuned_for, dict):
+                raise TypeError(f"tuned_for must be a record (a JSON object); got {type(tuned_for).__name__}")
             out = cls(sampler, grid, evaluations, cert, ref, int(d["cost"]), _number(d["objective"], math.inf),
-                      _number(d["default_objective"], math.inf), str(d.get("source", "tuned")), spec, criterion)
+                      _number(d["default_objective"], math.inf), str(d.get("source", "tuned")), spec, criterion,
+                      tuned_for)
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise ValueError(f"not a valid tuned plan ({type(e).__name__}: {e})") from None
         if grid.shape[0] - 1 != evaluations:
@@ -554,8 +562,11 @@ def tune(score: ScoreFn, d: int, nfe: int, *, process: Process | None = None, sa
                        switch_radius=radius)
     reference = Reference("dpmpp_3m", reference_steps, tau_hi, tau_lo, halving_rms)
     say(f"done: {source}, MMD^2(plan, reference) <= {cert.mmd2_upper:.3g}, {switches} mode switches")
+    tuned_for = {"process": repr(process), "clock": "OU time" if isinstance(process, OU) else "the process's own time",
+                 "t_range": [float(process.time_from_ou(tau_lo)), float(process.time_from_ou(tau_hi))],
+                 "score": "the exact score of the given target" if target is not None else "the given score"}
     return TunedPlan(sampler, grid, nfe, cert, reference, checked.calls, objective_value, default_obj, source,
-                     spec, objective)
+                     spec, objective, tuned_for)
 
 
 def _resolved_better(tuned: torch.Tensor, default: torch.Tensor, ref: torch.Tensor, meter: CoupledMMD,

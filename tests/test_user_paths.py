@@ -36,7 +36,8 @@ def test_every_json_file_the_commands_write_is_strict(tmp_path, capsys):
             ["tune", "--target", "gaussian", "--dim", "2", "--nfe", "5", "--n-pilot", "16", "--trials", "6"],
             ["bound", "--target", "mixture2d", "--steps", "8", "--n", "500", "--n-paths", "100"],
             ["plan", "--target", "gaussian", "--dim", "2", "--eps", "0.3", "--n-max", "64"],
-            ["claims", "--quick"]]
+            ["claims", "--quick"],
+            ["bench", "--targets", "mixture2d", "--budgets", "4", "--n", "300", "--peers", "ddim"]]
     written = []
     for i, argv in enumerate(runs):
         out = tmp_path / f"run{i}"
@@ -46,6 +47,22 @@ def test_every_json_file_the_commands_write_is_strict(tmp_path, capsys):
     assert len(written) >= len(runs)
     for path in written:
         _strict(path)
+    # and each says what ran: the tuned plan what it was tuned for, each claim its samplers and grids,
+    # the bench every method's grid and the evaluations each made
+    plan = _strict(tmp_path / "run1" / "plan.json")
+    assert plan["tuned_for"]["process"] == "OU()" and plan["tuned_for"]["clock"] == "OU time"
+    assert "gaussian" in plan["tuned_for"]["score"] and len(plan["grid"]) == 6
+    for claim in _strict(tmp_path / "run4" / "claims.json")["claims"]:
+        assert claim["ran"] and all(r["sampler"] and r["grids"] and r["score_evaluations"] for r in claim["ran"])
+    assert "**Ran:**" in (tmp_path / "run4" / "report.md").read_text()
+    ran = _strict(tmp_path / "run5" / "ran.json")["4"]
+    assert set(ran) == {"sgmlab", "paper", "diffusers:ddim"}
+    assert ran["sgmlab"]["grid"] == [float(v) for v in __import__("sgmlab").default_plan(4).grid]
+    assert len(ran["diffusers:ddim"]["grid"]) == 5 and ran["paper"]["sampler"] == "exponential_integrator"
+    import csv
+
+    rows = list(csv.DictReader((tmp_path / "run5" / "results.csv").open()))
+    assert {r["method"]: r["score_evaluations"] for r in rows}["diffusers:ddim"] == "4"
 
 
 def test_a_model_run_records_what_ran_and_its_score_error_does_not_depend_on_steps(tmp_path, capsys):
@@ -75,6 +92,12 @@ def test_a_model_run_records_what_ran_and_its_score_error_does_not_depend_on_ste
     assert main(["sample", "--model", str(model), "--steps", "6", "--grid", "uniform", "--n", "200", "--out", str(out),
                  "--no-progress"]) == 0
     assert _strict(out / "metrics.json")["reference"].startswith("q_delta")
+    # a plan tuned for the model records the checkpoint it was tuned for, its process and clock
+    assert main(["tune", "--model", str(model), "--nfe", "4", "--n-pilot", "16", "--trials", "4", "--no-progress"]) == 0
+    tuned_for = _strict(model / "plan-nfe4.json")["tuned_for"]
+    assert tuned_for["checkpoint"]["step"] == 10 and tuned_for["checkpoint"]["sha256"] == ran["checkpoint"]["sha256"]
+    assert tuned_for["process"] == "OU()" and tuned_for["t_range"] == [1e-3, 5.0]
+    assert sg.TunedPlan.load(model / "plan-nfe4.json").tuned_for == tuned_for
     capsys.readouterr()
 
 

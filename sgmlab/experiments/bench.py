@@ -121,6 +121,7 @@ class BenchRow(MeasuredRow):
     off_support: float = math.nan
     diff_vs_sgmlab: float = math.nan
     diff_se: float = math.nan
+    score_evaluations: float = math.nan  # per sample, as counted; NaN where the law is computed, not sampled
 
 
 @dataclass
@@ -243,10 +244,53 @@ def _run_method(q: Target, meter: metrics.ExactMMD | None, null_se: float, n: in
             if isinstance(q, Empirical):
                 tv = metrics.atom_tv(x, q)
                 row.update(tv_lower=tv.lower, tv_upper=tv.upper, off_support=tv.off_support)
-        row.update(wall_seconds=wall, score_seconds=timed.seconds)
+        row.update(wall_seconds=wall, score_seconds=timed.seconds, score_evaluations=timed.calls)
         if timed.calls > nfe:
             raise RuntimeError(f"{mname} used {timed.calls} score evaluations for a budget of {nfe}")
     return row, est
+
+
+def unit_seconds(config: BenchConfig) -> dict[tuple[str, int, str], float]:
+    """An estimate, before the run, of the seconds each (target, budget, method) takes: per target,
+    one score evaluation and one metric pass timed on a probe of up to 1024 points (the second of
+    two), scaled to the target's n and to the method's evaluations; exact laws count zero. The
+    first target's probe also pays for start-up, so the estimate errs long."""
+    out = {}
+    for tname in config.targets:
+        q = TARGETS[tname]()
+        gaussian = isinstance(q, Gaussian)
+        n = config.n_gaussian if gaussian else config.samples(tname)
+        x = q.sample(min(n, 1024), generator=torch.Generator().manual_seed(0))
+        meter = None if gaussian else metrics.ExactMMD(q)
+        score = exact(q)
+        for _ in range(2):
+            t0 = time.perf_counter()
+            score(x, 0.5)
+            t_eval = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            if meter is not None:
+                meter(x)
+            t_metric = time.perf_counter() - t0
+        scale = n / x.shape[0]
+        for nfe in config.budgets:
+            for mname, (sampler, _, det) in _methods(nfe, config.peers, config.peer_names).items():
+                closed = gaussian and (det or sampler is samplers.exponential_integrator)
+                out[tname, nfe, mname] = 0.0 if closed else scale * (nfe * t_eval + t_metric)
+    return out
+
+
+def _left(units: dict[tuple[str, int, str], float], done: set, elapsed: float) -> str:
+    """The remaining time: the estimates of the units left, scaled by how the done ones compared."""
+    est_done = sum(units[u] for u in done)
+    left = sum(v for u, v in units.items() if u not in done)
+    if not left:
+        return "all done" if len(done) == len(units) else "the rest in closed form"
+    rate = elapsed / est_done if est_done > 0 else 1.0
+    return f"about {_duration(left * rate)} left"
+
+
+def _duration(seconds: float) -> str:
+    return "under a second" if seconds < 1 else f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None,
@@ -268,6 +312,9 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None
     """
     rows = []
     rank, _ = distributed.world()  # under torchrun: rank 0 builds the rows (the others return none)
+    units = unit_seconds(config) if progress is not None else {}
+    done: set = set()
+    t_start = time.perf_counter()
     saved: dict[str, dict[str, Any]] = {}
     if checkpoint is not None:
         checkpoint = Path(checkpoint)
@@ -304,7 +351,11 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None
                     estimates[mname] = est
                 block.append(row)
                 if progress is not None:
-                    progress(f"{tname}, {nfe} evaluations, {mname}: {row.metric} {row.value:.3g} "
+                    if read_back:  # costs nothing now: out of the estimate
+                        units[tname, nfe, mname] = 0.0
+                    done.add((tname, nfe, mname))
+                    progress(f"[{len(done)} of {len(units)}, {_left(units, done, time.perf_counter() - t_start)}] "
+                             f"{tname}, {nfe} evaluations, {mname}: {row.metric} {row.value:.3g} "
                              + ("(read back)" if read_back else f"({row.wall_seconds:.0f} s)"))
             if not block:
                 continue
@@ -444,7 +495,33 @@ class BenchResult(Result):
 
     def files(self) -> dict[str, Any]:
         return {"config.json": self.config.as_dict(), "results.csv": self.rows, "summary.csv": self.table,
-                **bench_figures(self.rows)}
+                "ran.json": ran(self.config), **bench_figures(self.rows)}
+
+
+def ran(config: BenchConfig) -> dict[str, Any]:
+    """What each method ran at each budget: its sampler, every time of its grid (OU time) and where
+    the plan came from (:func:`sgmlab.experiments.sampling.run_record`); the evaluations each made
+    are the rows' ``score_evaluations``."""
+    from .sampling import grid_text, run_record
+
+    out: dict[str, Any] = {}
+    for nfe in config.budgets:
+        block = {}
+        for name, (sampler, grid, _) in _methods(nfe, config.peers, config.peer_names).items():
+            if name == "sgmlab":
+                block[name] = run_record(sampler, grid, "ou", f"the default table's row for {nfe} evaluations "
+                                                              "(sgmlab.default_plan)")
+            elif name == "paper":
+                block[name] = run_record(sampler, grid, "ou", "the paper's sampler on a uniform grid from T=5 to "
+                                                              "delta=1e-3")
+            else:
+                g = sampler.ou_path()
+                block[name] = {"sampler": f"diffusers {sampler.name}", "grid": [float(v) for v in g],
+                               "process": "ou", "clock": "OU time (the scheduler's timesteps converted, then where its last step ends)",
+                               "plan": "the scheduler's own timesteps at its default settings",
+                               "summary": f"diffusers {sampler.name}, {grid_text(g)}"}
+        out[str(nfe)] = block
+    return out
 
 
 def run(config: BenchConfig, progress: Callable[[str], None] | None = None,

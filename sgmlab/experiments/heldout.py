@@ -27,6 +27,7 @@ from ..processes import OU
 from ..scores import exact
 from ..targets import Gaussian, GaussianMixture, Target
 from ..tuning import tune
+from ..defaults import default_plan
 from .bench import MeasuredRow, _methods
 from .results import Result, Row
 
@@ -158,6 +159,10 @@ class HeldoutConfig:
         return asdict(self)
 
 
+_PLANS = {"sgmlab": "the default table's row (sgmlab.default_plan)",
+          "paper": "the paper's sampler on a uniform grid from T=5 to delta=1e-3"}
+
+
 @dataclass
 class HeldoutRow(MeasuredRow):
     """A held-out suite row: the error, the tuned plan's cost and certificate (NaN or 0 for the
@@ -172,6 +177,8 @@ class HeldoutRow(MeasuredRow):
     ratio: float = math.nan
     verdict: str = ""
     vs_default_z: float = math.nan  # mixtures: coupled z of (default's MMD^2 - this one's); > 2.33 resolved better
+    plan: str = ""  # where the grid came from: the default table, the tuner's verdict, a scheduler's own
+    grid: str = ""  # every time of the grid that ran (OU time), space-separated
 
 
 @dataclass
@@ -188,12 +195,56 @@ class HeldoutSummary(Row):
     median_tune_seconds: float
 
 
+def cell_seconds(config: HeldoutConfig) -> dict[tuple[str, int], float]:
+    """An estimate, before the run, of the seconds each (target, budget) cell takes, from the
+    sampler steps it makes: the tuner's search (trials x nfe steps on n_pilot points) and its
+    reference (512 and 256 steps on twice n_pilot draws) and, on mixtures, each method's nfe steps
+    on n points and their metric, or on Gaussians each method's exact output law. A step's cost,
+    fixed part and per point, is timed per target by running the default sampler for 10 steps on 1
+    and on 1024 points (and its output law)."""
+    out = {}
+    methods = 3 + len(config.peers)  # the default, the tuned plan, the paper's sampler, the peers
+    plan = default_plan(10)
+    for label, q in family_targets(config.family, config.seed, config.gaussians, config.mixtures):
+        gauss = isinstance(q, Gaussian)
+        meter = None if gauss else metrics.ExactMMD(q, bandwidths=metrics.law_bandwidths(q, config.seed))
+        score = exact(q)
+        times = {}
+        for rows in (1, 1024, 1, 1024):  # the second pair: warm
+            x = OU().prior_sample(rows, q.dim, generator=torch.Generator().manual_seed(0))
+            t0 = time.perf_counter()
+            y = plan.sampler(score, x, plan.grid)
+            times[rows] = (time.perf_counter() - t0) / 10
+            t0 = time.perf_counter()
+            if meter is not None and rows > 1:
+                meter(y)
+            t_metric = (time.perf_counter() - t0) / rows
+        fixed, per_point = times[1], max(times[1024] - times[1], 0.0) / 1023
+        law_step = 0.0
+        if gauss:  # each method's exact output law, step by step
+            t0 = time.perf_counter()
+            samplers.deterministic_output_law(plan.sampler, q, plan.grid)
+            law_step = (time.perf_counter() - t0) / 10
+        for nfe in config.budgets:
+            steps = [(config.max_trials * nfe, config.n_pilot), (512 + 256, 2 * config.n_pilot)]
+            if not gauss:
+                steps.append((methods * nfe, config.n))
+            out[label, nfe] = (sum(k * (fixed + m * per_point) for k, m in steps)
+                               + (methods * nfe * law_step if gauss else methods * config.n * t_metric))
+    return out
+
+
 def run_heldout(config: HeldoutConfig, progress: Callable[[str], None] | None = None) -> list[HeldoutRow]:
     """One row per target, budget and method (the fixed default ``sgmlab``, the ``tuned`` plan, the
     paper's sampler, each diffusers peer): the error, and for the tuned plan its cost and
     certificate. Gaussians: exact KL(output || q); mixtures: exact-law MMD^2 with coupled
     differences to the best peer."""
+    from .bench import _left
+
     say = progress if progress is not None else (lambda m: None)
+    cells = cell_seconds(config) if progress is not None else {}
+    done: set = set()
+    t_start = time.perf_counter()
     rows: list[HeldoutRow] = []
     for label, q in family_targets(config.family, config.seed, config.gaussians, config.mixtures):
         score = exact(q)
@@ -220,10 +271,14 @@ def run_heldout(config: HeldoutConfig, progress: Callable[[str], None] | None = 
                     est[name] = meter(x)
                     row = {"metric": "mmd2_exact", "value": est[name].value, "se": est[name].se}
                 tuned = name == "tuned"
+                ran = grid if grid is not None else sampler.ou_path()
                 block.append(HeldoutRow(label, q.dim, nfe, name, **row, noise_floor=floor,
                                         tune_cost=tp.cost if tuned else 0, tune_seconds=tune_seconds if tuned else 0.0,
                                         w2_certificate=tp.certificate.w2_upper if tuned else math.nan,
-                                        w2_to_target=tp.certificate.w2_to_target if tuned else math.nan))
+                                        w2_to_target=tp.certificate.w2_to_target if tuned else math.nan,
+                                        plan=_PLANS.get(name, "the scheduler's own timesteps") if not tuned
+                                        else f"sgmlab.tune: {tp.source}",
+                                        grid=" ".join(f"{float(v):.17g}" for v in ran)))
             peers = [r for r in block if r.method.startswith("diffusers:")]
             best = min(peers, key=lambda r: r.value)
             for r in block:
@@ -241,8 +296,10 @@ def run_heldout(config: HeldoutConfig, progress: Callable[[str], None] | None = 
             if not is_gauss:
                 for r in block:
                     r.vs_default_z = 0.0 if r.method == "sgmlab" else _coupled_z(est["sgmlab"], est[r.method])
+            done.add((label, nfe))
             say(f"{label}, {nfe} evaluations: sgmlab {block[0].ratio:.3g}x, tuned {block[-1].ratio:.3g}x the "
-                f"best peer ({best.method.split(':')[1]}); tuning {tune_seconds:.1f} s")
+                f"best peer ({best.method.split(':')[1]}); tuning {tune_seconds:.1f} s; {len(done)} of {len(cells)} "
+                f"cells, {_left(cells, done, time.perf_counter() - t_start) if cells else ''}")
             rows += block
     return rows
 

@@ -252,12 +252,9 @@ def _ran(folder: str | Path, sampler: Any, grid: torch.Tensor, res: Any, plan: A
     the process, where the plan came from (the tuned plan file with its SHA-256, the default table's
     row clamped into the trained range, or the named grid), and the checkpoint's step and SHA-256."""
     import hashlib
-    import json
 
-    from ..learn.train import read_metadata
     from .sampling import run_record
 
-    meta = read_metadata(folder)
     if plan is not None:
         path = plan_path(folder, steps)
         source = {"kind": "tuned plan", "file": str(path),
@@ -270,9 +267,19 @@ def _ran(folder: str | Path, sampler: Any, grid: torch.Tensor, res: Any, plan: A
                           f"[{res.config.delta:.4g}, {res.config.T:.4g}]"}
     else:
         source = {"kind": "named sampler and grid"}
-    return {**run_record(sampler, grid, res.config.process, source),
-            "checkpoint": {"step": int(meta.get("step", -1)), "sha256": meta.get("sha256"),
-                           "trained_steps": json.loads(meta["config"]).get("steps") if "config" in meta else None}}
+    return {**run_record(sampler, grid, res.config.process, source), "checkpoint": checkpoint_record(folder)}
+
+
+def checkpoint_record(folder: str | Path) -> dict[str, Any]:
+    """The checkpoint in ``folder`` as a run records it: its step, its SHA-256 and the steps it was
+    trained for."""
+    import json
+
+    from ..learn.train import read_metadata
+
+    meta = read_metadata(folder)
+    return {"folder": str(folder), "step": int(meta.get("step", -1)), "sha256": meta.get("sha256"),
+            "trained_steps": json.loads(meta["config"]).get("steps") if "config" in meta else None}
 
 
 def check_model_dir(model: str | Path) -> None:

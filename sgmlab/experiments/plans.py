@@ -198,16 +198,36 @@ def run_tune(config: TuneConfig, progress: Callable[[str], None] | None = None) 
         tp = tune(sched.score_of(unet, shape), math.prod(shape), c.nfe, sampler=TUNABLE[c.sampler],
                   n_pilot=c.n_pilot, max_trials=c.trials, level=c.level, t_range=sched.ou_range,
                   generator=torch.Generator().manual_seed(c.seed), progress=progress)
+        limits = {k: sched.config[k] for k in ("clip_sample", "clip_sample_range", "thresholding")}
+        tp = _tuned_for(tp, score=f"the denoising network of the diffusers pipeline in {c.diffusers}, through its "
+                        f"scheduler's data-prediction limits {limits}", pipeline=_pipeline_record(c.diffusers))
         return TuneResult(config, tp, math.prod(shape), scheduler=_plan_scheduler(tp, sched))
     if c.model is not None:
-        from .learned import tune_model
+        from .learned import checkpoint_record, tune_model
 
         tp = tune_model(c.model, c.nfe, sampler=c.sampler, n_pilot=c.n_pilot, max_trials=c.trials, level=c.level,
                         seed=c.seed, progress=progress)
-        return TuneResult(config, tp)
-    else:
-        target = builtin(c.target, c.dim)
-        tp = tune(exact(target), target.dim, c.nfe, sampler=TUNABLE[c.sampler], n_pilot=c.n_pilot,
-                  max_trials=c.trials, level=c.level, target=target, generator=torch.Generator().manual_seed(c.seed),
-                  progress=progress)
-    return TuneResult(config, tp, target.dim)
+        return TuneResult(config, _tuned_for(tp, score=f"the trained model in {c.model}",
+                                             checkpoint=checkpoint_record(c.model)))
+    target = builtin(c.target, c.dim)
+    tp = tune(exact(target), target.dim, c.nfe, sampler=TUNABLE[c.sampler], n_pilot=c.n_pilot,
+              max_trials=c.trials, level=c.level, target=target, generator=torch.Generator().manual_seed(c.seed),
+              progress=progress)
+    return TuneResult(config, _tuned_for(tp, score=f"the exact score of the built-in target {c.target} "
+                                         f"(d={target.dim})"), target.dim)
+
+
+def _tuned_for(tp: Any, **record: Any) -> Any:
+    """``tp`` with what it was tuned for added to its record (:attr:`sgmlab.TunedPlan.tuned_for`)."""
+    from dataclasses import replace
+
+    return replace(tp, tuned_for={**(tp.tuned_for or {}), **record})
+
+
+def _pipeline_record(folder: str) -> dict[str, Any]:
+    """A saved pipeline as a plan records it: the folder and the SHA-256 of each weights file."""
+    import hashlib
+
+    files = sorted(p for p in Path(folder).rglob("*") if p.suffix in (".safetensors", ".bin") and p.is_file())
+    return {"folder": folder, "weights": {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+                                          for p in files}}

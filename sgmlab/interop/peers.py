@@ -75,6 +75,22 @@ class DiffusersPeer:
             times.append(0.0)
         return torch.tensor(times, dtype=torch.float64)
 
+    def ou_path(self) -> torch.Tensor:
+        """Every time the state passes through, in OU time: the scheduler's time-steps (where it
+        evaluates the score), then where its last step ends (its last sigma, as a variance-exploding
+        sigma^2 = e^(2 tau) - 1; DDIM's final alpha_bar; 0 for DDPM, whose last step draws x_0)."""
+        sched = _schedulers()[self.name]()
+        sched.set_timesteps(self.nfe)
+        times = _ou_times(sched)
+        sigmas = getattr(sched, "sigmas", None)
+        if sigmas is not None and len(sigmas) == len(times) + 1:
+            end = 0.5 * math.log1p(float(sigmas[-1]) ** 2)
+        elif hasattr(sched, "final_alpha_cumprod"):
+            end = max(0.0, -0.5 * math.log(float(sched.final_alpha_cumprod)))
+        else:
+            end = 0.0
+        return torch.tensor(times + [end], dtype=torch.float64)
+
     def _run(self, score: ScoreFn, x_init: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         sched = _schedulers()[self.name]()
         sched.set_timesteps(self.nfe)
