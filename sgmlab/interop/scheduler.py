@@ -252,12 +252,19 @@ class _TrainingSchedule(SchedulerMixin, ConfigMixin):
             return model_output / -s
         return torch.mul(x, s).add_(model_output, alpha=a).div_(-s)  # v: eps = sigma x + alpha v
 
-    def score_of(self, model: Any, shape: tuple[int, ...]) -> Any:
+    def score_of(self, model: Any, shape: tuple[int, ...], *, limit: bool = True) -> Any:
         """An sgmlab score s(x, tau) for points x of shape (n, d), d = prod(shape), at OU time tau,
         from a diffusers model ``model(sample, timestep)`` (a ``UNet2DModel``, or any callable
         returning a tensor or an object with ``.sample``) trained on this schedule; for
-        :func:`sgmlab.tune` (with ``t_range=self.ou_range``) or :func:`sgmlab.sample`. Clipping
-        and thresholding are not applied: this is the model's own score."""
+        :func:`sgmlab.tune` (with ``t_range=self.ou_range``) or :func:`sgmlab.sample`.
+
+        ``limit`` (default): through the clipped or thresholded data prediction when the config
+        says so (``clip_sample``, ``thresholding``), the score :meth:`step` runs with in the
+        pipeline, so that a plan is tuned for the score it will run with. A trained network's small
+        errors at high noise become large errors of the data prediction (divided by alpha), which a
+        deterministic sampler carries to its output; clipping bounds them as diffusers' DDPM and
+        DDIM do (``benchmarks/trained_unet.md``). ``limit=False``: the model's own score."""
+        _flag("limit", limit)
         shape = tuple(int(v) for v in shape)
         lo, hi = self.ou_range
 
@@ -270,7 +277,7 @@ class _TrainingSchedule(SchedulerMixin, ConfigMixin):
             with torch.no_grad():  # inference: the samplers write in place, which autograd forbids
                 out = model(xs.to(dtype), t)
             out = self._model_output(getattr(out, "sample", out).detach(), xs).to(x.dtype)
-            return self.score(out, xs, tau, limit=False).reshape(x.shape)
+            return self.score(out, xs, tau, limit=limit).reshape(x.shape)
 
         return s
 
