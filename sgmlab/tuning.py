@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -440,6 +441,8 @@ def tune(score: ScoreFn, d: int, nfe: int, *, process: Process | None = None, sa
         return float(sq.mean())
 
     trials = 0
+    t_search = time.perf_counter()
+    every = max(1, max_trials // 10)
 
     def trial(params: np.ndarray, denoise: bool) -> float:
         nonlocal trials
@@ -448,6 +451,9 @@ def tune(score: ScoreFn, d: int, nfe: int, *, process: Process | None = None, sa
         except ValueError:  # a density too uneven for the steps
             return math.inf
         trials += 1
+        if progress is not None and trials % every == 0 and trials < max_trials:
+            left = (time.perf_counter() - t_search) / trials * (max_trials - trials)
+            say(f"trial {trials} of about {max_trials}, about {left:.0f} s of search left, then the certificate")
         out = run(in_clock(g, process), z_fit)
         if not bool(torch.isfinite(out).all()):
             return math.inf

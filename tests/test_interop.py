@@ -34,7 +34,7 @@ def test_each_peer_runs_within_budget(name, gen):
     exact = sg.scores.exact(q)
     x = DiffusersPeer(name, 12)(lambda x, t: calls.append(t) or exact(x, t), OU.prior_sample(64, 2, generator=gen),
                                 generator=gen)
-    assert len(calls) <= 12 and x.shape == (64, 2) and torch.isfinite(x).all()
+    assert len(calls) == 12 and x.shape == (64, 2) and torch.isfinite(x).all()  # one evaluation a step
 
 
 def test_bench_smoke(tmp_path):
@@ -44,7 +44,8 @@ def test_bench_smoke(tmp_path):
     rows = run_bench(BenchConfig(targets=("gaussian10", "mixture2d"), budgets=(10,), n=2000, n_gaussian=2000),
                      progress=said.append)
     # a line per method as it finishes (a digits run at large n takes minutes per method), then per budget
-    assert len(said) == len(rows) + 2 and said[0].startswith("gaussian10, 10 evaluations, sgmlab: kl_exact ")
+    assert len(said) == len(rows) + 2 and said[0].startswith(f"[1 of {len(rows)}, ")
+    assert "] gaussian10, 10 evaluations, sgmlab: kl_exact " in said[0] and "all done" in said[-2]
     assert said[-1] == "mixture2d, 10 evaluations done"
     table = summary(rows)
     assert {r["target"] for r in table} == {"gaussian10", "mixture2d"}
@@ -67,29 +68,6 @@ def test_bench_verdict_rules():
     assert verdict([peer(1.0, 0.0), peer(0.5 * Z_VERDICT, 1.0)]) == "tie"   # one peer not resolved
     assert verdict([peer(1.0, 0.0), peer(-2.0 * Z_VERDICT, 1.0)]) == "no"   # one peer resolved better
     assert verdict([peer(-1e-9, 0.0)]) == "no" and verdict([]) == "n/a"  # no peers: nothing was won
-
-
-def test_bench_digits_counts_blends(tmp_path, capsys):
-    """On the data-set target the bench adds TV bounds. At 10 evaluations diffusers' DPM-Solver++
-    ends with a data prediction at t = 0.055, where the posterior over training images is not yet
-    one-hot: about 14% of its outputs blend training images (measured at n = 5e4). sgmlab's default
-    ends with the denoising step from delta = 1.6e-4, where the posterior is one-hot."""
-    from sgmlab.cli import main
-
-    out = tmp_path / "bench"
-    assert main(["bench", "--targets", "digits", "--budgets", "10", "--n", "50", "digits=400", "--out", str(out),
-                 "--no-progress"]) == 0
-    stdout = capsys.readouterr().out
-    assert "TV to the data" in stdout
-    rows = list(csv.DictReader((out / "results.csv").open()))
-    get = {r["method"]: r for r in rows}
-    assert {r["metric"] for r in rows} == {"mmd2_exact"} and len(rows) == 11
-    # 0.008 of 400 (about 3): below 0.04 with p < 1e-4 (binomial); 0.14 of 400: standard error 0.017
-    assert float(get["sgmlab"]["off_support"]) < 0.04
-    assert 0.08 < float(get["diffusers:dpmpp_3m"]["off_support"]) < 0.24
-    assert float(get["diffusers:dpmpp_3m"]["tv_lower"]) > 0.05
-    summ = next(csv.DictReader((out / "summary.csv").open()))
-    assert summ["tv_wins"] in ("yes", "tie") and float(summ["sgmlab_tv_upper"]) <= 1
 
 
 def test_bench_tv_verdict_and_sizes():
@@ -146,33 +124,6 @@ def test_bench_bad_sizes_write_nothing(tmp_path, capsys):
 def test_interop_bad_input():
     with pytest.raises(ValueError, match="unknown diffusers peer"):
         DiffusersPeer("lms", 10)
-
-
-@pytest.mark.xfail(strict=True, reason="the table of 0.2.0 loses the ring at 20 to DPM-Solver++ 3M (coupled z -5.2), "
-                   "as it loses held-out multimodal mixtures at 6, 8, 15 and 20 (benchmarks/multimodal.md): the "
-                   "training mixtures, floored at n = 2000, stop informing the choice from about 12 evaluations")
-@pytest.mark.parametrize("nfe", [20])
-def test_default_beats_diffusers_on_a_held_out_target(nfe):
-    """The ring was not used to choose the defaults. Coupled z against DPM-Solver++ 2M/3M, UniPC and
-    DEIS at n = 20000 and this seed: at least 3.8 (DEIS) at 20 evaluations, against the threshold 3.1
-    (one-sided p = 1e-3). At 10 the default loses the ring to all four (z -12 to -20): the table is
-    chosen for the smallest worst case over a random family (``benchmarks/defaults.md``), and at 10
-    evaluations no grid tried served both small-scale Gaussians and well separated modes."""
-    from sgmlab.experiments.bench import _methods
-
-    q = sg.targets.ring()
-    score = sg.scores.exact(q)
-    meter = sg.metrics.ExactMMD(q)
-    methods = _methods(nfe, peers=True)
-    est = {}
-    for name in ("sgmlab", "diffusers:dpmpp_2m", "diffusers:dpmpp_3m", "diffusers:unipc", "diffusers:deis"):
-        sampler, grid, _ = methods[name]
-        g = torch.Generator().manual_seed(0)
-        est[name] = meter(sampler(score, OU.prior_sample(20_000, 2, generator=g), grid, generator=g))
-    for name, e in est.items():
-        if name != "sgmlab":
-            diff, se = meter.difference(e, est["sgmlab"])
-            assert diff > 3.1 * se, (name, diff, se)
 
 
 @pytest.mark.parametrize("peer, sampler", [
