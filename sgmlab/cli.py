@@ -545,7 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="largest training time, in the process's clock (default: 1 for vp-*, 5 for ou and cld)")
     p.add_argument("--delta", type=_positive_float, default=None, help="smallest training time (default 1e-3)")
     p.add_argument("--steps", type=_positive_int, default=None,
-                   help="optimizer steps (default: 8000 for images, 20000 otherwise; the README gives measured "
+                   help="optimizer steps (default: 8000 for images, 20000 otherwise; docs/training.md gives measured "
                         "times)")
     p.add_argument("--batch-size", type=_positive_int, default=None,
                    help="global batch size (default: 128 for images, 256 otherwise)")
@@ -626,12 +626,14 @@ def build_parser() -> argparse.ArgumentParser:
     _output_args(p)
     p.set_defaults(func=cmd_compare_cld)
 
-    p = sub.add_parser("claims", help="the paper's five claims, measured against exact answers: report.md",
+    p = sub.add_parser("claims", help="the paper's five claims and its title, measured against exact answers: "
+                                      "report.md",
                        description="Run the five claims of Chen et al. (2023) in the abstract's order on instances "
                                    "with a known answer (L2 score accuracy suffices; no functional inequality; "
                                    "polynomial dependence on h, T, eps_score and d; N = L^2 d / eps^2 steps; CLD does "
-                                   "not help the analysis) and write report.md with a verdict per claim, claims.json, "
-                                   "a CSV and a figure per claim. About a minute on 2 CPU cores (--quick: 15 s).")
+                                   "not help the analysis), then the title on trained networks (sampling is as easy "
+                                   "as learning the score), and write report.md with a verdict per claim, "
+                                   "claims.json, a CSV and a figure per claim. --quick runs smaller sizes.")
     p.add_argument("--quick", action="store_true", help="smaller sizes (for tests; the verdicts hold at both)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
     _output_args(p)
