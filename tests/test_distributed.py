@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -149,3 +150,26 @@ def test_devices_are_resolved_per_process_and_too_many_processes_for_the_gpus_ar
     monkeypatch.setenv("LOCAL_RANK", "2")
     with pytest.raises(ValueError, match=r"node with 2 GPU\(s\).*--nproc_per_node=2.*CUDA_VISIBLE_DEVICES="):
         distributed.device("cuda")
+
+
+@pytest.mark.parametrize("env, match", [
+    ({"WORLD_SIZE": "abc"}, "WORLD_SIZE='abc' is not an integer"),
+    ({"WORLD_SIZE": "2", "RANK": "3", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29999"}, "RANK=3 is outside"),
+    ({"WORLD_SIZE": "2"}, "WORLD_SIZE=2 is set but RANK, MASTER_ADDR, MASTER_PORT is not"),
+    ({"RANK": "1"}, "RANK=1 is outside"),
+    ({"WORLD_SIZE": "2", "RANK": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "x"}, "MASTER_PORT='x'"),
+    # a stale WORLD_SIZE with a master that never comes: the first meeting times out, naming the variables
+    ({"WORLD_SIZE": "2", "RANK": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1", "SGMLAB_RENDEZVOUS_SECONDS": "1"},
+     "did not meet within 1 s"),
+])
+def test_torchrun_variables_are_checked_before_anything_waits(env, match, monkeypatch, tmp_path, capsys):
+    from sgmlab.cli import main
+
+    for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    out = tmp_path / "o"
+    assert main(["sample", "--target", "gaussian", "--steps", "4", "--n", "10", "--out", str(out), "--no-progress"]) == 2
+    assert match in capsys.readouterr().err
+    assert not out.exists()

@@ -354,18 +354,73 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
+def _env_int(name: str, low: int, high: int | None = None) -> int | None:
+    """A torchrun variable as an integer in [low, high), None when it is not set."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"the environment variable {name}={raw!r} is not an integer; torchrun sets it (unset it to "
+                         "run one process)") from None
+    if value < low or (high is not None and value >= high):
+        raise ValueError(f"the environment variable {name}={value} is outside [{low}, {high if high is not None else ''}"
+                         f"{')' if high is not None else 'inf)'}; torchrun sets RANK below WORLD_SIZE (unset them to "
+                         "run one process)")
+    return value
+
+
+def rendezvous_seconds() -> float:
+    """How long the first meeting of the processes may take (``SGMLAB_RENDEZVOUS_SECONDS``, default 300)."""
+    raw = os.environ.get("SGMLAB_RENDEZVOUS_SECONDS", "300")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not (0 < value < math.inf):
+        raise ValueError(f"SGMLAB_RENDEZVOUS_SECONDS={raw!r} must be a positive number of seconds")
+    return value
+
+
 def init_distributed() -> bool:
     """Initialise the process group when launched by torchrun (WORLD_SIZE > 1): gloo for CPU tensors,
-    and NCCL for CUDA ones when the node has a GPU for each of its processes (each takes its own)."""
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.distributed.is_initialized():
-        local_size = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE")))
-        if torch.cuda.is_available() and local_size <= torch.cuda.device_count():
-            torch.cuda.set_device(default_device())
-            torch.distributed.init_process_group("cpu:gloo,cuda:nccl")
-        else:
-            torch.distributed.init_process_group("gloo")
-        return True
-    return False
+    and NCCL for CUDA ones when the node has a GPU for each of its processes (each takes its own).
+
+    torchrun's variables are checked first (integers, RANK below WORLD_SIZE, MASTER_ADDR and
+    MASTER_PORT set with them), so a stale WORLD_SIZE in the shell is an error naming it, not a wait;
+    the first meeting of the processes times out after :func:`rendezvous_seconds` with a message
+    naming the variables."""
+    world = _env_int("WORLD_SIZE", 1)
+    if world is None or world == 1:
+        _env_int("RANK", 0, 1)  # a lone process must be rank 0
+        return False
+    if torch.distributed.is_initialized():
+        return False
+    rank = _env_int("RANK", 0, world)
+    missing = [k for k in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(k)]
+    if rank is None or missing:
+        raise ValueError(f"WORLD_SIZE={world} is set but {', '.join((['RANK'] if rank is None else []) + missing)} "
+                         "is not: launch with torchrun, or unset WORLD_SIZE to run one process")
+    port = _env_int("MASTER_PORT", 1, 65536)
+    local_size = _env_int("LOCAL_WORLD_SIZE", 1) or world
+    _env_int("LOCAL_RANK", 0, local_size)
+    from datetime import timedelta
+
+    seconds = rendezvous_seconds()
+    try:
+        store = torch.distributed.TCPStore(os.environ["MASTER_ADDR"], port, world, is_master=rank == 0,
+                                           timeout=timedelta(seconds=seconds))
+    except (RuntimeError, OSError) as e:
+        raise ValueError(f"the processes did not meet within {seconds:g} s (RANK={rank}, WORLD_SIZE={world}, "
+                         f"MASTER_ADDR={os.environ['MASTER_ADDR']}, MASTER_PORT={port}): are all {world} started by "
+                         f"torchrun? ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})") from None
+    if torch.cuda.is_available() and local_size <= torch.cuda.device_count():
+        torch.cuda.set_device(default_device())
+        torch.distributed.init_process_group("cpu:gloo,cuda:nccl", store=store, rank=rank, world_size=world)
+    else:
+        torch.distributed.init_process_group("gloo", store=store, rank=rank, world_size=world)
+    return True
 
 
 def _build_model_around(config: TrainConfig, net: nn.Module) -> nn.Module:
