@@ -118,7 +118,7 @@ def _sample_model(args: argparse.Namespace) -> None:
     config = ModelSampleConfig(str(args.model), sampler=args.sampler, grid=args.grid, steps=args.steps, T=args.T,
                                delta=args.delta, n=args.n, seed=args.seed, data=args.data, batch_size=args.batch_size,
                                dtype=args.dtype or "float32", device=args.device, box=not args.no_box,
-                               metrics=args.metrics)
+                               metrics=args.metrics, force_plan=args.force)
     out = distributed.on_rank_zero(lambda: _out(args, "sample", Path(args.model).name))
     if not args.no_progress and rank == 0:
         from .experiments.learned import sampling_seconds
@@ -415,7 +415,9 @@ def _output_args(p: argparse.ArgumentParser) -> None:
     """--out, --force and --no-progress, the same for every command that writes a results folder."""
     p.add_argument("--out", type=Path, default=None,
                    help="results folder (default results/<command>-<name>-<time>); must be new or empty")
-    p.add_argument("--force", action="store_true", help="overwrite the files of an existing results folder")
+    p.add_argument("--force", action="store_true", help="overwrite the files of an existing results folder "
+                                                         "(sample --model: also run a saved plan tuned for another "
+                                                         "checkpoint, recorded in the results)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar or messages")
 
 

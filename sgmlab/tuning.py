@@ -237,8 +237,9 @@ class TunedPlan:
 
     def as_dict(self) -> dict[str, Any]:
         """The plan as strict JSON values: a non-finite number (a default that does not fit the score's
-        time range, say) is written as null."""
-        return strict_json({"sampler": _sampler_name(self.sampler), "grid": self.grid.tolist(),
+        time range, say) is written as null; ``sha256`` is the checksum of the rest, which
+        :meth:`from_dict` checks (a plan edited by hand is refused)."""
+        d = strict_json({"sampler": _sampler_name(self.sampler), "grid": self.grid.tolist(),
                         "evaluations": self.evaluations,
                         "certificate": {**asdict(self.certificate), "terms": [list(t) for t in self.certificate.terms],
                                         "bandwidths": list(self.certificate.bandwidths)},
@@ -246,6 +247,7 @@ class TunedPlan:
                         "criterion": self.criterion, "default_objective": self.default_objective,
                         "source": self.source, "spec": None if self.spec is None else self.spec._asdict(),
                         **({} if self.tuned_for is None else {"tuned_for": self.tuned_for})})
+        return {**d, "sha256": _digest(d)}
 
     def save(self, path: str | Path) -> Path:
         from ._io import write_json
@@ -254,7 +256,16 @@ class TunedPlan:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TunedPlan:
-        """A plan read back from :meth:`as_dict`; every field is checked (a plan file is input)."""
+        """A plan read back from :meth:`as_dict`; every field is checked (a plan file is input): its
+        checksum when it has one, the sampler by name, every number's range, the spec against the
+        grid and the evaluations against the grid's steps."""
+        if not isinstance(d, dict):
+            raise ValueError(f"not a valid tuned plan: a JSON object expected; got {type(d).__name__}")
+        if "sha256" in d and d["sha256"] != _digest({k: v for k, v in d.items() if k != "sha256"}):
+            raise ValueError("not a valid tuned plan: its checksum (sha256) does not match its content, so it was "
+                             "changed after sg.tune wrote it; tune again")
+        if d.get("sampler") not in TUNABLE:
+            raise ValueError(f"not a valid tuned plan: sampler {d.get('sampler')!r} is not one of {sorted(TUNABLE)}")
         try:
             sampler = TUNABLE[d["sampler"]]
             grid = grids.from_times(d["grid"], allow_zero_end=True)
@@ -286,17 +297,68 @@ class TunedPlan:
             raise ValueError(f"not a valid tuned plan ({type(e).__name__}: {e})") from None
         if grid.shape[0] - 1 != evaluations:
             raise ValueError(f"not a valid tuned plan: {grid.shape[0] - 1} steps for {evaluations} evaluations")
+        _check_ranges(out)
         return out
 
     @classmethod
     def load(cls, path: str | Path) -> TunedPlan:
         try:
             d = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as e:
-            raise ValueError(f"cannot read the plan file {path} ({e})") from None
+        except (OSError, ValueError, RecursionError) as e:  # RecursionError: JSON nested too deep to be a plan
+            raise ValueError(f"cannot read the plan file {path} ({type(e).__name__}: {str(e)[:200]})") from None
         if not isinstance(d, dict):
             raise ValueError(f"the plan file {path} does not hold a plan")
-        return cls.from_dict(d)
+        try:
+            return cls.from_dict(d)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+
+
+def _digest(d: dict[str, Any]) -> str:
+    """SHA-256 of a plan's JSON values, keys sorted: what ``sha256`` in a plan file checks."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(d, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _check_ranges(tp: TunedPlan) -> None:
+    """Every number of a plan read from a file in its range (a plan file is input)."""
+    c, r = tp.certificate, tp.reference
+
+    def bad(field: str, value: Any, want: str) -> ValueError:
+        return ValueError(f"not a valid tuned plan: {field} = {value!r}; expected {want}")
+
+    if c.level not in LEVELS:
+        raise bad("certificate.level", c.level, f"one of {list(LEVELS)}")
+    if c.n < 2:
+        raise bad("certificate.n", c.n, "at least 2 draws")
+    for name in ("rms", "mmd2_se", "median", "switch_radius"):
+        v = getattr(c, name)
+        if not (math.isnan(v) or 0 <= v < math.inf):
+            raise bad(f"certificate.{name}", v, "a finite number >= 0 (or null)")
+    for name in ("mmd2", "mmd2_upper", "reference_mmd2"):
+        v = getattr(c, name)
+        if math.isinf(v):
+            raise bad(f"certificate.{name}", v, "a finite number (or null)")
+    if not (c.w2_upper >= 0):
+        raise bad("certificate.w2_upper", c.w2_upper, "a number >= 0")
+    if c.w2_to_target is not None and not (0 <= c.w2_to_target < math.inf):
+        raise bad("certificate.w2_to_target", c.w2_to_target, "a finite number >= 0 (or null)")
+    if any(not (0 <= v < math.inf) for _, v, _ in c.terms):
+        raise bad("certificate.terms", [v for _, v, _ in c.terms], "finite numbers >= 0")
+    if not 0 <= c.disagreements <= c.n:
+        raise bad("certificate.disagreements", c.disagreements, f"a count in [0, {c.n}]")
+    if r.steps < 8 or not (0 < r.delta < r.T < math.inf):
+        raise bad("reference", (r.steps, r.T, r.delta), "at least 8 steps from a finite T down to delta > 0")
+    if tp.cost < 0:
+        raise bad("cost", tp.cost, "a count >= 0")
+    if tp.spec is not None:
+        try:
+            spec_grid = tp.spec.grid(tp.evaluations)
+        except (ValueError, TypeError) as e:
+            raise bad("spec", tp.spec, f"a grid specification ({e})") from None
+        if spec_grid.shape != tp.grid.shape or not torch.allclose(spec_grid, tp.grid, rtol=1e-9, atol=1e-300):
+            raise ValueError("not a valid tuned plan: its spec does not give its grid (one of them was changed)")
 
 
 CRITERIA = {"law": "MMD^2(plan, reference)", "coupled": "E|plan - ref|^2", "within": "E[|plan - ref|^2 | same mode]"}

@@ -149,14 +149,33 @@ def test_a_plan_survives_save_and_load_and_a_damaged_file_is_refused(tmp_path):
     assert torch.equal(back.grid, tp.grid) and back.certificate == tp.certificate and back.spec == tp.spec
     assert back.sampler == tp.sampler and back.cost == tp.cost
     d = json.loads(path.read_text())
-    for change, match in [({"sampler": "euler"}, "not a valid tuned plan"),
+    assert len(d["sha256"]) == 64
+    # an edit with the checksum kept is refused as an edit; without it, each field is checked for itself
+    (tmp_path / "bad.json").write_text(json.dumps({**d, "cost": 1}))
+    with pytest.raises(ValueError, match="checksum .* does not match"):
+        TunedPlan.load(tmp_path / "bad.json")
+    d.pop("sha256")
+    cert, ref = d["certificate"], d["reference"]
+    for change, match in [({"sampler": "euler"}, "sampler 'euler' is not one of"),
+                          ({"sampler": "evil"}, "sampler 'evil' is not one of"),
                           ({"grid": [1.0, 2.0]}, "strictly decreasing"),
                           ({"evaluations": 3}, "steps for 3 evaluations"),
-                          ({"certificate": None}, "not a valid tuned plan")]:
+                          ({"certificate": None}, "not a valid tuned plan"),
+                          ({"certificate": {**cert, "level": 7.0}}, "certificate.level = 7.0"),
+                          ({"certificate": {**cert, "n": -5}}, "certificate.n = -5"),
+                          ({"certificate": {**cert, "w2_upper": -1.0}}, "certificate.w2_upper"),
+                          ({"cost": -1_000_000_000}, "cost = -1000000000"),
+                          ({"reference": {**ref, "delta": 0.0}}, "reference"),
+                          ({"spec": {"T": 3.0, "delta": 1e-2, "density": [1.0] * 4, "denoise": False}},
+                           "spec does not give its grid")]:
         (tmp_path / "bad.json").write_text(json.dumps({**d, **change}))
         with pytest.raises(ValueError, match=match):
             TunedPlan.load(tmp_path / "bad.json")
+    assert torch.equal(TunedPlan.from_dict(d).grid, tp.grid)  # a plan without a checksum (older files) still reads
     (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="cannot read the plan file"):
+        TunedPlan.load(tmp_path / "bad.json")
+    (tmp_path / "bad.json").write_text("[" * 100_000 + "]" * 100_000)  # nested too deep for the parser
     with pytest.raises(ValueError, match="cannot read the plan file"):
         TunedPlan.load(tmp_path / "bad.json")
 

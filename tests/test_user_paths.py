@@ -98,6 +98,18 @@ def test_a_model_run_records_what_ran_and_its_score_error_does_not_depend_on_ste
     assert tuned_for["checkpoint"]["step"] == 10 and tuned_for["checkpoint"]["sha256"] == ran["checkpoint"]["sha256"]
     assert tuned_for["process"] == "OU()" and tuned_for["t_range"] == [1e-3, 5.0]
     assert sg.TunedPlan.load(model / "plan-nfe4.json").tuned_for == tuned_for
+    # trained on, the model is another checkpoint: its old plan is refused, or run with --force and recorded
+    assert main(["train", "--data", "mixture2d", "--n", "500", "--steps", "12", "--hidden", "8", "--eval-every", "10",
+                 "--out", str(model), "--resume", "--no-progress"]) == 0
+    capsys.readouterr()
+    argv = ["sample", "--model", str(model), "--steps", "4", "--n", "100", "--no-progress"]
+    assert main(argv + ["--out", str(tmp_path / "refused")]) == 2
+    err = capsys.readouterr().err
+    assert "tuned for checkpoint" in err and "(step 10)" in err and "--force" in err
+    assert not (tmp_path / "refused").exists()
+    assert main(argv + ["--out", str(tmp_path / "forced"), "--force"]) == 0
+    forced = _strict(tmp_path / "forced" / "metrics.json")["ran"]["plan"]
+    assert forced["kind"] == "tuned plan" and "tuned for checkpoint" in forced["forced"]
     capsys.readouterr()
 
 

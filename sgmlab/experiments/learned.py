@@ -319,6 +319,7 @@ class ModelSampleConfig:
     device: str = "cpu"  # of the network and the state; "cuda": the process's own GPU
     box: bool = True  # project the denoised estimates onto the training data's box at high noise
     metrics: str = "fast"  # none: no metrics nor score-error profile; fast and all: every metric (none costly)
+    force_plan: bool = False  # use a saved plan that was tuned for another checkpoint or process (recorded)
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
@@ -328,6 +329,54 @@ class ModelSampleConfig:
         distributed.device(self.device)
         catalogue.check_default_alone(self.sampler, self.grid, self.T, self.delta)
         check_model_dir(self.model)
+        self.plan()  # a saved plan is checked before any work
+
+    def plan(self) -> tuple[Any, str | None]:
+        """The plan ``sgmlab tune --model`` saved for ``steps`` evaluations, when it is the one to run
+        (no sampler, grid, T or delta given), checked against the model (:func:`saved_plan`); and
+        what did not match, when ``force_plan`` runs it anyway."""
+        if self.sampler is None and self.grid is None and self.T is None and self.delta is None:
+            return saved_plan(self.model, self.steps, force=self.force_plan)
+        return None, None
+
+
+def saved_plan(folder: str | Path, steps: int, *, force: bool = False) -> tuple[Any, str | None]:
+    """The tuned plan saved in the model folder for ``steps`` evaluations (None when there is none),
+    checked against the model: its own checksum and fields (:meth:`sgmlab.TunedPlan.load`), the
+    checkpoint it was tuned for (its SHA-256), the process, and the budget. A plan that does not
+    match is refused with the way out, or with ``force`` returned with what did not match."""
+    from ..learn.train import read_metadata, vp_family
+    from ..tuning import TunedPlan
+
+    path = plan_path(folder, steps)
+    if not path.is_file():
+        return None, None
+    retune = f"re-tune with `sgmlab tune --model {folder} --nfe {steps} --force`"
+    try:
+        plan = TunedPlan.load(path)
+    except ValueError as e:
+        raise ValueError(f"{e}; {retune}, or pass --sampler to sample without a plan") from None
+    import json
+
+    meta = read_metadata(folder)
+    tuned = plan.tuned_for or {}
+    ck = tuned.get("checkpoint") or {}
+    process = repr(vp_family(json.loads(meta["config"])["process"])) if "config" in meta else None
+    problems = []
+    if not ck:
+        problems.append("it records no checkpoint (written by hand, or before plans recorded what they were tuned for)")
+    elif ck.get("sha256") != meta.get("sha256"):
+        problems.append(f"it was tuned for checkpoint {str(ck.get('sha256'))[:12]} (step {ck.get('step')}) and this "
+                        f"folder holds {str(meta.get('sha256'))[:12]} (step {meta.get('step')})")
+    if tuned.get("process") is not None and process is not None and tuned["process"] != process:
+        problems.append(f"it was tuned for the process {tuned['process']} and the model runs {process}")
+    if plan.evaluations != steps:
+        problems.append(f"it makes {plan.evaluations} evaluations, not the {steps} asked")
+    note = "; ".join(problems) or None
+    if note and not force:
+        raise ValueError(f"{path}: {note}. {retune[0].upper() + retune[1:]}, or pass --force to use it anyway (the "
+                         "result records it)")
+    return plan, note
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -392,16 +441,8 @@ class ModelSampleResult(Result):
 def run_model_sampling(config: ModelSampleConfig, *, callback: Any = None) -> ModelSampleResult | None:
     """Sample the model of ``config`` (:class:`ModelSampleConfig` says which sampler and plan) and
     measure what can be measured (:func:`sample_model`)."""
-    from ..tuning import TunedPlan
-
     c = config
-    plan = None
-    if c.sampler is None and c.grid is None and c.T is None and c.delta is None and plan_path(c.model, c.steps).is_file():
-        try:
-            plan = TunedPlan.load(plan_path(c.model, c.steps))
-        except ValueError as e:
-            raise ValueError(f"{e}; re-tune with `sgmlab tune --model {c.model} --nfe {c.steps} --force`, "
-                             "or pass --sampler to sample without a plan") from None
+    plan, forced = c.plan()
     sampler = c.sampler
     if sampler is None:  # sg.sample's plan for the budget, unless a grid, T or delta asks for the paper's
         sampler = "exponential_integrator" if (c.grid or c.T or c.delta) else catalogue.DEFAULT
@@ -415,6 +456,8 @@ def run_model_sampling(config: ModelSampleConfig, *, callback: Any = None) -> Mo
         return None
     if sampler == catalogue.DEFAULT and plan is None:
         m["grid"] = "its own"
+    if forced:
+        m["ran"]["plan"]["forced"] = f"used with --force although {forced}"
     return ModelSampleResult(c, x, m, data, profile, ref, plan)
 
 
