@@ -312,6 +312,10 @@ def sample(score: ScoreFn, n: int, d: int, *, nfe: int, process: Process | None 
             raise ValueError("plan gives the sampler and the grid: pass plan, or sampler and grid, not both")
         if not all(hasattr(plan, a) for a in ("sampler", "grid", "evaluations")):
             raise TypeError(f"plan must be a SamplePlan or TunedPlan; got {type(plan).__name__}")
+        tuned = (getattr(plan, "tuned_for", None) or {}).get("process")
+        if tuned is not None and tuned != repr(process):
+            raise ValueError(f"the plan was tuned for the process {tuned} and its grid is in that process's clock; "
+                             f"pass process= that process (got {process!r}), or tune for this one")
         sampler, grid = plan.sampler, plan.grid
     if sampler is None:
         if grid is not None:

@@ -340,3 +340,17 @@ def test_the_plan_figure_draws_the_default_the_plan_was_measured_against():
         drawn = fig.axes[0].lines[1].get_ydata()
         assert list(drawn) == pytest.approx(_log_snr(want[want > 0]).tolist())
         plt.close(fig)
+
+
+def test_a_plan_runs_only_in_the_process_it_was_tuned_for():
+    """A VP plan's grid is in the VP clock: sg.sample refuses it under another process."""
+    q = sg.targets.mixture2d()
+    vp = sg.processes.VP(sg.processes.CosineBeta())
+    tp = sg.tune(sg.scores.exact(q, vp), 2, 5, process=vp, n_pilot=16, max_trials=4, reference_steps=16,
+                 generator=torch.Generator().manual_seed(0))
+    assert tp.tuned_for["process"] == repr(vp)
+    x = sg.sample(sg.scores.exact(q, vp), 20, 2, nfe=5, plan=tp, process=vp)
+    assert x.shape == (20, 2)
+    with pytest.raises(ValueError, match="tuned for the process VP"):
+        sg.sample(sg.scores.exact(q), 20, 2, nfe=5, plan=tp)  # the OU clock
+
