@@ -268,7 +268,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
     out = distributed.on_rank_zero(lambda: _bench_out(args))  # every rank reads the checkpoints it holds
     say = _say(args)
     if say is not None and rank == 0:
-        say(f"the bench should take about {bench._duration(sum(bench.unit_seconds(config).values()))} on this machine "
+        say(f"the bench should take about {bench.duration(sum(bench.unit_seconds(config).values()))} on this machine "
             "(score and metric timed on a probe per target; diffusers' own overhead comes on top)")
     try:
         res = bench.run(config, progress=_say(args) if rank == 0 else None, checkpoint=out / "partial")
@@ -316,9 +316,9 @@ def _bench_family(args: argparse.Namespace) -> None:
     out = _out(args, "bench", args.suite)
     say = _say(args)
     if say is not None:
-        from .experiments.bench import _duration
+        from .experiments.bench import duration
 
-        say(f"the suite should take about {_duration(sum(heldout.cell_seconds(config).values()))} on this machine, "
+        say(f"the suite should take about {duration(sum(heldout.cell_seconds(config).values()))} on this machine, "
             "plus diffusers' own overhead (the tuner's and the samplers' steps and the metric, timed on a probe per "
             "target)")
     _finish(heldout.run(config, progress=_say(args)), out)

@@ -279,17 +279,18 @@ def unit_seconds(config: BenchConfig) -> dict[tuple[str, int, str], float]:
     return out
 
 
-def _left(units: dict[tuple[str, int, str], float], done: set, elapsed: float) -> str:
+def time_left(units: dict[Any, float], done: set, elapsed: float) -> str:
     """The remaining time: the estimates of the units left, scaled by how the done ones compared."""
     est_done = sum(units[u] for u in done)
     left = sum(v for u, v in units.items() if u not in done)
     if not left:
         return "all done" if len(done) == len(units) else "the rest in closed form"
     rate = elapsed / est_done if est_done > 0 else 1.0
-    return f"about {_duration(left * rate)} left"
+    return f"about {duration(left * rate)} left"
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """Seconds as a user reads them: under a second, seconds, or minutes."""
     return "under a second" if seconds < 1 else f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
@@ -354,7 +355,7 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None
                     if read_back:  # costs nothing now: out of the estimate
                         units[tname, nfe, mname] = 0.0
                     done.add((tname, nfe, mname))
-                    progress(f"[{len(done)} of {len(units)}, {_left(units, done, time.perf_counter() - t_start)}] "
+                    progress(f"[{len(done)} of {len(units)}, {time_left(units, done, time.perf_counter() - t_start)}] "
                              f"{tname}, {nfe} evaluations, {mname}: {row.metric} {row.value:.3g} "
                              + ("(read back)" if read_back else f"({row.wall_seconds:.0f} s)"))
             if not block:

@@ -22,13 +22,13 @@ from typing import Any
 import torch
 
 from .. import catalogue, metrics, samplers
+from ..defaults import default_plan
 from ..interop.peers import DETERMINISTIC
 from ..processes import OU
 from ..scores import exact
 from ..targets import Gaussian, GaussianMixture, Target
 from ..tuning import tune
-from ..defaults import default_plan
-from .bench import MeasuredRow, _methods
+from .bench import MeasuredRow, _methods, time_left
 from .results import Result, Row
 
 PEERS = tuple(p for p in catalogue.peers() if p in DETERMINISTIC)  # diffusers' deterministic schedulers
@@ -239,8 +239,6 @@ def run_heldout(config: HeldoutConfig, progress: Callable[[str], None] | None = 
     paper's sampler, each diffusers peer): the error, and for the tuned plan its cost and
     certificate. Gaussians: exact KL(output || q); mixtures: exact-law MMD^2 with coupled
     differences to the best peer."""
-    from .bench import _left
-
     say = progress if progress is not None else (lambda m: None)
     cells = cell_seconds(config) if progress is not None else {}
     done: set = set()
@@ -299,7 +297,7 @@ def run_heldout(config: HeldoutConfig, progress: Callable[[str], None] | None = 
             done.add((label, nfe))
             say(f"{label}, {nfe} evaluations: sgmlab {block[0].ratio:.3g}x, tuned {block[-1].ratio:.3g}x the "
                 f"best peer ({best.method.split(':')[1]}); tuning {tune_seconds:.1f} s; {len(done)} of {len(cells)} "
-                f"cells, {_left(cells, done, time.perf_counter() - t_start) if cells else ''}")
+                f"cells, {time_left(cells, done, time.perf_counter() - t_start) if cells else ''}")
             rows += block
     return rows
 
