@@ -229,7 +229,29 @@ def default_plan(nfe: int, *, t_range: tuple[float, float] | None = None, traine
 
     ``trained=True``: the row of ``TRAINED_TABLE`` for a trained model's score on standardized data
     (chosen inside [1e-3, 5], where the exact table's rows, clamped, leave visible artifacts on
-    multimodal data; ``benchmarks/defaults_trained.md``), up to its last budget."""
+    multimodal data; ``benchmarks/defaults_trained.md``), up to its last budget.
+
+    Parameters
+    ----------
+    nfe : int
+        The budget of score evaluations per sample (at least 1).
+    t_range : (float, float), optional
+        The OU times (lo, hi) where the score may be evaluated; the row is clamped into it.
+    trained : bool
+        The trained-model table instead of the exact one (for models on standardized data).
+
+    Returns
+    -------
+    SamplePlan
+        The sampler, the grid (OU time) and the evaluations it makes (``nfe``).
+
+    Examples
+    --------
+    >>> import sgmlab as sg
+    >>> plan = sg.default_plan(10)
+    >>> plan.evaluations, plan.grid.shape[0] - 1
+    (10, 10)
+    """
     nfe = _checks.positive_int("nfe", nfe)
     if not isinstance(trained, bool):
         raise TypeError(f"trained must be True or False; got {trained!r}")
@@ -294,6 +316,34 @@ def sample(score: ScoreFn, n: int, d: int, *, nfe: int, process: Process | None 
     up to 3 in norm (module docstring); the prior mismatch, a total variation of about
     0.4 e^{-T} |mean| for the row's start T, is small for data centred near 0. For data far from
     that scale, standardize it; for the most accurate plan for your score, :func:`sgmlab.tune`.
+
+    Parameters
+    ----------
+    score : callable
+        s(x, t): the score at points x of shape (m, d) and time t in the process's clock.
+    n, d : int
+        How many samples, in how many dimensions.
+    nfe : int
+        The budget of score evaluations per sample; never exceeded.
+    process : Process, optional
+        The forward process (default OU); a tuned plan must have been tuned for it.
+    sampler, grid : optional
+        A sampler from ``sgmlab.samplers`` and its grid (in the process's clock), instead of the default.
+    generator : torch.Generator, optional
+        The prior draws' and a stochastic sampler's randomness.
+    plan : SamplePlan or TunedPlan, optional
+        The sampler and the grid together.
+    batch_size : int, optional
+        Rows per chunk.
+    dtype : torch.dtype
+        The state's, float64 (default) or float32.
+    device : optional
+        Where the state lives.
+
+    Returns
+    -------
+    torch.Tensor
+        The samples, shape (n, d).
 
     Examples
     --------

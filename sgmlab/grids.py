@@ -24,7 +24,25 @@ def _check(T: Any, delta: Any, steps: Any) -> tuple[float, float, int]:
 
 def from_times(t: Any, *, allow_zero_end: bool = False) -> torch.Tensor:
     """Check and return a user grid: 1-D, at least 2 entries, finite, strictly decreasing, last > 0
-    (or last = 0 with ``allow_zero_end``: a final denoising step, see :func:`denoised`)."""
+    (or last = 0 with ``allow_zero_end``: a final denoising step, see :func:`denoised`).
+
+    Parameters
+    ----------
+    t : array-like of float
+        The times, from the start T down to the last.
+    allow_zero_end : bool
+        Whether the last time may be 0 (a final denoising step).
+
+    Returns
+    -------
+    torch.Tensor
+        The times as float64.
+
+    Raises
+    ------
+    ValueError
+        Naming the first pair of times that is not decreasing, or a last time out of range.
+    """
     g = _checks.as_tensor("grid", t, ndim=1, dtype=torch.float64)
     if g.shape[0] < 2:
         raise ValueError(f"grid needs at least 2 times (one step); got {g.shape[0]}")
@@ -43,7 +61,18 @@ def from_times(t: Any, *, allow_zero_end: bool = False) -> torch.Tensor:
 def denoised(grid: Any) -> torch.Tensor:
     r"""``grid`` with t = 0 appended: the last step returns the data prediction (Tweedie's
     :math:`E[X_0 | X_\delta]`) at the last time delta instead of a noisy sample at delta. Same number
-    of score evaluations as ``grid``'s steps plus one. For DPM-Solver++."""
+    of score evaluations as ``grid``'s steps plus one. For DPM-Solver++.
+
+    Parameters
+    ----------
+    grid : array-like of float
+        A grid ending at delta > 0.
+
+    Returns
+    -------
+    torch.Tensor
+        The grid with 0 appended.
+    """
     g = from_times(grid)
     return torch.cat([g, g.new_zeros(1)])
 
@@ -57,6 +86,18 @@ def start_at(grid: Any, T: float) -> torch.Tensor:
     digits (|m| = 5.6) a total variation of 0.015 at T = 5 that no solver removes afterwards, and
     2.7e-4 at T = 9. Far from the data the data prediction barely changes (by about
     :math:`e^{-t}` times its spread), so one long first step to the grid's second time loses little.
+
+    Parameters
+    ----------
+    grid : array-like of float
+        A grid (it may end at 0).
+    T : float
+        The new first time, at least the grid's.
+
+    Returns
+    -------
+    torch.Tensor
+        The grid with its first time T.
     """
     g = from_times(grid, allow_zero_end=True)
     T = _checks.real("T", T)
@@ -68,7 +109,22 @@ def start_at(grid: Any, T: float) -> torch.Tensor:
 
 
 def uniform(T: float, delta: float, steps: int) -> torch.Tensor:
-    """Equal steps h = (T - delta)/steps from T down to delta (the paper's grid)."""
+    """Equal steps h = (T - delta)/steps from T down to delta (the paper's grid).
+
+    Parameters
+    ----------
+    T : float
+        The first time (OU time), where the reverse process starts.
+    delta : float
+        The last time, 0 < delta < T (early stopping).
+    steps : int
+        The number of steps; the grid has steps + 1 times.
+
+    Returns
+    -------
+    torch.Tensor
+        The times, float64, strictly decreasing from T to delta.
+    """
     T, delta, steps = _check(T, delta, steps)
     g = torch.linspace(T, delta, steps + 1, dtype=torch.float64)
     g[0], g[-1] = T, delta
@@ -76,7 +132,22 @@ def uniform(T: float, delta: float, steps: int) -> torch.Tensor:
 
 
 def exponential(T: float, delta: float, steps: int) -> torch.Tensor:
-    """Geometric grid: t_k = T (delta/T)^{k/steps}, steps proportional to t."""
+    """Geometric grid: t_k = T (delta/T)^{k/steps}, steps proportional to t.
+
+    Parameters
+    ----------
+    T : float
+        The first time (OU time), where the reverse process starts.
+    delta : float
+        The last time, 0 < delta < T (early stopping).
+    steps : int
+        The number of steps; the grid has steps + 1 times.
+
+    Returns
+    -------
+    torch.Tensor
+        The times, float64, strictly decreasing from T to delta.
+    """
     T, delta, steps = _check(T, delta, steps)
     g = torch.exp(torch.linspace(math.log(T), math.log(delta), steps + 1, dtype=torch.float64))
     g[0], g[-1] = T, delta
@@ -91,6 +162,20 @@ def two_phase(T: float, delta: float, steps: int) -> torch.Tensor:
     :math:`\phi(t) = 1 + \log t` below; :math:`\phi` is continuously differentiable, so the step is
     :math:`\approx \kappa` above t = 1 and :math:`\approx \kappa t` below, with
     :math:`\kappa = (\phi(T) - \phi(\delta))/N`.
+
+    Parameters
+    ----------
+    T : float
+        The first time (OU time), where the reverse process starts.
+    delta : float
+        The last time, 0 < delta < T (early stopping).
+    steps : int
+        The number of steps; the grid has steps + 1 times.
+
+    Returns
+    -------
+    torch.Tensor
+        The times, float64, strictly decreasing from T to delta.
     """
     T, delta, steps = _check(T, delta, steps)
 
@@ -122,7 +207,22 @@ def _finite(g: torch.Tensor, T: float) -> torch.Tensor:
 
 def log_snr(T: float, delta: float, steps: int) -> torch.Tensor:
     r"""Uniform in the log signal-to-noise ratio :math:`\lambda = \log(\alpha_t/\sigma_t)` (OU time),
-    the grid of DPM-Solver: :math:`t = \tfrac12\log(1 + e^{-2\lambda})`."""
+    the grid of DPM-Solver: :math:`t = \tfrac12\log(1 + e^{-2\lambda})`.
+
+    Parameters
+    ----------
+    T : float
+        The first time (OU time), where the reverse process starts.
+    delta : float
+        The last time, 0 < delta < T (early stopping).
+    steps : int
+        The number of steps; the grid has steps + 1 times.
+
+    Returns
+    -------
+    torch.Tensor
+        The times, float64, strictly decreasing from T to delta.
+    """
     T, delta, steps = _check(T, delta, steps)
     lam = torch.linspace(float(_log_snr(torch.tensor(T, dtype=torch.float64))),
                          float(_log_snr(torch.tensor(delta, dtype=torch.float64))), steps + 1, dtype=torch.float64)
@@ -142,6 +242,22 @@ def log_snr_focused(T: float, delta: float, steps: int, *, center: float = -0.5,
     unit scale, trajectories choose among the data's modes or points (t from about 0.2 to 1.3); the
     few-step default (``sgmlab.defaults``) spends its extra steps there. ``gain=0`` is
     :func:`log_snr`. :math:`u` is increasing, inverted by bisection to machine precision.
+
+    Parameters
+    ----------
+    T : float
+        The first time (OU time), where the reverse process starts.
+    delta : float
+        The last time, 0 < delta < T (early stopping).
+    steps : int
+        The number of steps; the grid has steps + 1 times.
+    center, width, gain : float
+        Where the steps are denser (log-SNR c), over what width w, and by what factor 1 + g.
+
+    Returns
+    -------
+    torch.Tensor
+        The times, float64, strictly decreasing from T to delta.
     """
     T, delta, steps = _check(T, delta, steps)
     center = _checks.real("center", center)
@@ -169,7 +285,24 @@ def log_snr_density(T: float, delta: float, steps: int, density: Any = (1.0,)) -
     equal pieces of :math:`[\lambda(T), \lambda(\delta)]`, from T towards delta, so a piece with twice
     the density gets twice the steps per unit of log-SNR. One piece (the default) is :func:`log_snr`.
     The grid family the tuner searches (:func:`sgmlab.tune`) and the defaults' rows use; inverted
-    exactly (the integral is piecewise linear)."""
+    exactly (the integral is piecewise linear).
+
+    Parameters
+    ----------
+    T : float
+        The first time (OU time), where the reverse process starts.
+    delta : float
+        The last time, 0 < delta < T (early stopping).
+    steps : int
+        The number of steps; the grid has steps + 1 times.
+    density : sequence of float
+        The step density on K equal pieces of the log-SNR range, from T towards delta (positive).
+
+    Returns
+    -------
+    torch.Tensor
+        The times, float64, strictly decreasing from T to delta.
+    """
     T, delta, steps = _check(T, delta, steps)
     rho = _checks.as_tensor("density", density, ndim=1)
     if bool((rho <= 0).any()):
@@ -192,7 +325,24 @@ def vp_linear(T: float, delta: float, steps: int, beta_min: float = 0.1, beta_ma
     r"""Uniform in the clock s of the linear VP schedule :math:`\beta(s) = \beta_{\min} + s(\beta_{\max} -
     \beta_{\min})` (DDPM's spacing, which diffusers' schedulers use): OU time
     :math:`t = \tfrac12(\beta_{\min}s + \tfrac12(\beta_{\max} - \beta_{\min})s^2)`, inverted exactly; s may run
-    past 1 when T exceeds the schedule's :math:`(\beta_{\min} + \beta_{\max})/4`."""
+    past 1 when T exceeds the schedule's :math:`(\beta_{\min} + \beta_{\max})/4`.
+
+    Parameters
+    ----------
+    T : float
+        The first time (OU time), where the reverse process starts.
+    delta : float
+        The last time, 0 < delta < T (early stopping).
+    steps : int
+        The number of steps; the grid has steps + 1 times.
+    beta_min, beta_max : float
+        The linear VP schedule's ends.
+
+    Returns
+    -------
+    torch.Tensor
+        The times, float64, strictly decreasing from T to delta.
+    """
     T, delta, steps = _check(T, delta, steps)
     b0 = _checks.real("beta_min", beta_min, low=0.0, low_open=True)
     b1 = _checks.real("beta_max", beta_max, low=b0)
@@ -209,7 +359,24 @@ def vp_linear(T: float, delta: float, steps: int, beta_min: float = 0.1, beta_ma
 
 def karras(T: float, delta: float, steps: int, rho: float = 7.0) -> torch.Tensor:
     r"""Karras et al. (2022) grid: uniform in :math:`\bar\sigma^{1/\rho}` for the EDM noise level
-    :math:`\bar\sigma = \sigma_t/\alpha_t = \sqrt{e^{2t} - 1}` (OU time), :math:`t = \tfrac12\log(1 + \bar\sigma^2)`."""
+    :math:`\bar\sigma = \sigma_t/\alpha_t = \sqrt{e^{2t} - 1}` (OU time), :math:`t = \tfrac12\log(1 + \bar\sigma^2)`.
+
+    Parameters
+    ----------
+    T : float
+        The first time (OU time), where the reverse process starts.
+    delta : float
+        The last time, 0 < delta < T (early stopping).
+    steps : int
+        The number of steps; the grid has steps + 1 times.
+    rho : float
+        The exponent of the EDM spacing (7 in Karras et al.).
+
+    Returns
+    -------
+    torch.Tensor
+        The times, float64, strictly decreasing from T to delta.
+    """
     T, delta, steps = _check(T, delta, steps)
     rho = _checks.real("rho", rho, low=0.0, low_open=True)
     smax, smin = math.sqrt(math.expm1(2 * T)), math.sqrt(math.expm1(2 * delta))

@@ -196,7 +196,33 @@ class Certificate:
 class TunedPlan:
     """A plan fitted to a score: ``sampler``, ``grid`` (OU time converted to the process's clock)
     and ``evaluations`` as :class:`sgmlab.defaults.SamplePlan`, with its certificate, the reference
-    it was tuned against, and the tuning cost in score evaluations (one per point per call)."""
+    it was tuned against, and the tuning cost in score evaluations (one per point per call).
+
+    Parameters
+    ----------
+    sampler : sampler
+        DPM-Solver++ 2M/3M or UniPC 2/3 (``TUNABLE``).
+    grid : torch.Tensor
+        Every time of the plan, in the process's clock (it may end at 0, the denoising step).
+    evaluations : int
+        The score evaluations it makes per sample.
+    certificate : Certificate
+        Its bounds against the reference, on fresh draws.
+    reference : Reference
+        The solution it was tuned against.
+    cost : int
+        The tuning's score evaluations (points x calls).
+    objective, default_objective : float
+        The objective of the plan and of the fixed default on the pilot draws.
+    source : str
+        Tuned, or the fixed default kept (and why).
+    spec : GridSpec, optional
+        The grid's four numbers, when the search made it.
+    criterion : str
+        The objective's kind (``CRITERIA``).
+    tuned_for : dict, optional
+        What it was tuned for: process, clock, time range, the score (a record written into the file).
+    """
 
     sampler: Any
     grid: torch.Tensor
