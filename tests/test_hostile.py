@@ -537,6 +537,8 @@ def test_csv_delimiters_and_decimal_commas(tmp_path, text, delimiter, want):
     ("a,b\n1,2\n3,\n", "missing value at row 3, column 'b'"),
     ("a,b\n1,2\n3\n", "row 3 has 1 values, the header 2"),
     ("\n\n", "the file is empty"),
+    ("a,b\n1,2,9\n3,4\n", "row 2 has 3 values, the header 2"),          # a long row loses nothing silently
+    ("a,a\n1,2\n", "names \\['a'\\] more than once"),
 ])
 def test_csv_refuses_naming_row_and_column(tmp_path, text, match):
     from sgmlab.learn.data import read_csv
@@ -584,3 +586,50 @@ def test_sample_model_uses_the_default_plan_unless_asked_otherwise(model_dir, tm
         assert main(["sample", "--model", str(model_dir), "--steps", "8", "--n", "50", "--no-progress",
                      "--out", str(out), *extra]) == 0
         assert json.loads((out / "metrics.json").read_text())["sampler"] == want
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda np: np.ones((5, 2), dtype=np.complex128), "complex numbers"),
+    (lambda np: np.ones((5, 2), dtype=np.longdouble), "at most 64 bits"),
+    (lambda np: np.arange(10, dtype="timedelta64[s]").reshape(5, 2), "got dtype timedelta64"),
+    (lambda np: np.array([["a", "b"]] * 5), "got dtype <U1"),
+    (lambda np: np.ones((5, 2), dtype=bool), "got dtype bool"),
+])
+def test_data_dtypes_are_read_or_refused_naming_file_and_dtype(make, match, tmp_path):
+    import numpy as np
+
+    from sgmlab.learn import load_data
+
+    arr = make(np)
+    if arr.dtype == np.longdouble and arr.dtype.itemsize <= 8:
+        pytest.skip("this platform's long double is float64")
+    np.save(tmp_path / "d.npy", arr)
+    with pytest.raises(ValueError, match=match) as e:
+        load_data(str(tmp_path / "d.npy"))
+    assert "d.npy" in str(e.value)
+    for dtype in (np.int8, np.uint16, np.float16, np.float32, np.int64):  # read as float64
+        np.save(tmp_path / "ok.npy", np.arange(10).reshape(5, 2).astype(dtype))
+        assert load_data(str(tmp_path / "ok.npy")).x.dtype == torch.float64
+
+
+def test_data_files_in_other_shapes_and_encodings(tmp_path):
+    import numpy as np
+
+    from sgmlab.learn import load_data
+    from sgmlab.learn.data import read_csv
+
+    np.savez(tmp_path / "a.npz", x=np.ones((5, 2)))
+    (tmp_path / "a.npz").rename(tmp_path / "renamed.npy")
+    with pytest.raises(ValueError, match="renamed.npy: holds an .npz archive of arrays \\['x'\\]"):
+        load_data(str(tmp_path / "renamed.npy"))
+    (tmp_path / "bom.csv").write_bytes("\ufeffa,b\n1,2\n".encode("utf-8"))
+    assert read_csv(tmp_path / "bom.csv", ["a"]).tolist() == [[1.0]]  # the mark is not part of the first name
+    (tmp_path / "u16.csv").write_bytes("a,b\n1,2\n".encode("utf-16"))
+    assert read_csv(tmp_path / "u16.csv", None).tolist() == [[1.0, 2.0]]
+    (tmp_path / "latin.csv").write_bytes("caf\xe9,b\n1,2\n".encode("latin-1"))
+    with pytest.raises(ValueError, match="latin.csv: not UTF-8 text"):
+        read_csv(tmp_path / "latin.csv", None)
+    (tmp_path / "d.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="--columns names \\['a'\\] more than once"):
+        read_csv(tmp_path / "d.csv", ["a", "a"])
+

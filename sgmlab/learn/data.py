@@ -35,8 +35,14 @@ def _check(x: np.ndarray, source: str) -> torch.Tensor:
         raise ValueError(f"{source}: expected a table of shape (N, d); got shape {x.shape}")
     if x.shape[0] == 0 or x.shape[1] == 0:
         raise ValueError(f"{source}: no data (shape {x.shape})")
-    if not np.issubdtype(x.dtype, np.number):
-        raise ValueError(f"{source}: expected numbers; got dtype {x.dtype}")
+    kind = x.dtype.kind  # b bool, i/u integers, f floats, c complex, m/M times, O objects, U/S text, V records
+    if kind == "c":
+        raise ValueError(f"{source}: complex numbers (dtype {x.dtype}); the data must be real: pass the real and "
+                         "imaginary parts as columns of their own")
+    if kind not in "iuf" or kind == "f" and x.dtype.itemsize > 8:
+        want = " (convert it with .astype(np.float64))" if kind in "fb" else ""
+        raise ValueError(f"{source}: expected integers or floats of at most 64 bits; got dtype {x.dtype}{want}")
+    x = x.astype(np.float64)  # every integer and float up to 64 bits, exactly (integers beyond 2^53 rounded)
     bad = ~np.isfinite(x)
     if bad.any():
         r, c = np.argwhere(bad)[0]
@@ -60,14 +66,26 @@ def _sniff(lines: list[str]) -> str:
     return best
 
 
+def _decode(path: Path) -> str:
+    """A text file's content: UTF-8 (a byte-order mark dropped) or UTF-16 with its mark; any other
+    encoding is refused naming the file."""
+    raw = Path(path).read_bytes()
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return raw.decode("utf-16")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text (byte {e.start} is {raw[e.start:e.start + 1]!r}); save it as UTF-8 "
+                         "(Latin-1 and other encodings are not guessed)") from None
+
+
 def read_csv(path: Path, columns: list[str] | None, delimiter: str | None = None, *,
              with_names: bool = False) -> torch.Tensor | tuple[torch.Tensor, list[str]]:
     """A numeric table from a CSV file: the delimiter (',', ';' or tab) detected unless given, a
     header row recognised, decimal commas read as decimal points when the delimiter is not a comma,
     and a text or missing value refused naming its row and column (rows counted from 1, the header
     included). ``with_names``: also the kept columns' names (c0, c1, ... without a header)."""
-    with open(path, newline="") as f:
-        text = f.read()
+    text = _decode(path)
     lines = text.splitlines()
     if not any(ln.strip() for ln in lines):
         raise ValueError(f"{path}: the file is empty")
@@ -85,6 +103,12 @@ def read_csv(path: Path, columns: list[str] | None, delimiter: str | None = None
         header, body, first = [f"c{i}" for i in range(len(rows[0]))], rows, 1
     except ValueError:
         body, first = rows[1:], 2
+        names = [h.strip() for h in header]
+        twice = sorted({h for h in names if names.count(h) > 1})
+        if twice:
+            raise ValueError(f"{path}: the header names {twice} more than once; columns must have names of their own")
+    if columns and len(set(columns)) != len(columns):
+        raise ValueError(f"--columns names {sorted({c for c in columns if columns.count(c) > 1})} more than once")
     if columns:
         missing = [c for c in columns if c not in header]
         if missing:
@@ -94,7 +118,7 @@ def read_csv(path: Path, columns: list[str] | None, delimiter: str | None = None
         keep = list(range(len(header)))
     out = np.empty((len(body), len(keep)), dtype=np.float64)
     for i, r in enumerate(body):
-        if len(r) < len(header):
+        if len(r) != len(header):
             raise ValueError(f"{path}: row {i + first} has {len(r)} values, the header {len(header)} "
                              f"(delimiter {delimiter!r}; pass --delimiter if that is wrong)")
         for j, c in enumerate(keep):
@@ -145,6 +169,11 @@ def load_data(spec: str, *, n: int = 20_000, columns: list[str] | None = None, s
             arr = np.load(path, allow_pickle=False)
         except Exception as e:
             raise ValueError(f"{path}: cannot read as .npy ({e})") from None
+        if not isinstance(arr, np.ndarray):  # an .npz archive under another name
+            names = list(arr.files)
+            arr.close()
+            raise ValueError(f"{path}: holds an .npz archive of arrays {names}, not one array; save the one to train "
+                             "on with np.save")
         if columns:
             raise ValueError("columns apply to .csv files only")
         if arr.ndim == 4 and arr.shape[1] == 1:
