@@ -511,8 +511,13 @@ def tune(score: ScoreFn, d: int, nfe: int, *, process: Process | None = None, sa
         raise ValueError(f"the score cannot be evaluated on points in d = {d} dimensions ({e}); does d match "
                          "the score's dimension?") from e
     say(f"reference: {reference_steps} steps from {tau_hi:.3g} to {tau_lo:.3g} on {2 * n_pilot} draws")
+    t_ref = time.perf_counter()
     ref = dpm_solver_pp_3m(checked, z, ref_grid(reference_steps), process=process)
+    t_ref = (time.perf_counter() - t_ref) / reference_steps  # a step on 2 n_pilot draws: a trial step costs less
+    # in the score and as much in fixed costs, which dominate for cheap scores
     half = dpm_solver_pp_3m(checked, z_cert, ref_grid(reference_steps // 2), process=process)
+    say(f"the search should take about {max_trials * nfe * t_ref:.0f} s ({max_trials} trials of {nfe} steps on "
+        f"{n_pilot} draws, timed by the reference's steps)")
     ref_fit, ref_cert = ref[:n_pilot], ref[n_pilot:]
     halving_rms = float(((half - ref_cert) ** 2).sum(1).mean().sqrt())
     meter = CoupledMMD(ref, smallest=smallest_scale, features=512)
