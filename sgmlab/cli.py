@@ -397,6 +397,17 @@ def _positive_int(s: str, minimum: int = 1) -> int:
     return v
 
 
+def _seed(s: str) -> int:
+    """A seed: an integer in [0, 2^62) (torch's generators take 64-bit seeds; ranks and offsets are added)."""
+    try:
+        v = int(s)
+    except ValueError:
+        v = -1
+    if not 0 <= v < 2**62:
+        raise argparse.ArgumentTypeError(f"expected an integer seed in [0, 2^62); got {s!r}")
+    return v
+
+
 def _nonnegative_int(s: str) -> int:
     return _positive_int(s, minimum=0)
 
@@ -433,7 +444,7 @@ def _common(p: argparse.ArgumentParser, steps: int, n: int) -> None:
 
 def _common_io(p: argparse.ArgumentParser, n: int) -> None:
     p.add_argument("--n", type=_positive_int, default=n, help=f"number of samples (default {n})")
-    p.add_argument("--seed", type=int, default=0, help="seed of the torch.Generator (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the torch.Generator (default 0)")
     _output_args(p)
 
 
@@ -567,7 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "benchmarks/recipe_ablation_time.md, benchmarks/recipe_ablation_digits.md)")
     p.add_argument("--eval-every", type=_positive_int, default=None,
                    help="evaluate and checkpoint every so many steps (default 500)")
-    p.add_argument("--seed", type=int, default=0, help="seed of initialisation, batches, times and noise (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of initialisation, batches, times and noise (default 0)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out, exactly")
     p.add_argument("--force", action="store_true", help="overwrite an existing --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -584,7 +595,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--C", type=_positive_float, default=1.0, help="the theorem's hidden constant (default 1)")
     p.add_argument("--n-max", type=_positive_int, default=None,
                    help="largest N the certified search tries (default 2^20 for Gaussians, 2^12 otherwise)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the Monte-Carlo estimates (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the Monte-Carlo estimates (default 0)")
     p.add_argument("--out", type=Path, default=None, help="also write plan.json into this new folder")
     p.add_argument("--force", action="store_true", help="overwrite the files of an existing folder")
     p.add_argument("--no-progress", action="store_true", help="no progress messages")
@@ -624,7 +635,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--T", type=_positive_float, default=5.0, help="time horizon (default 5)")
     p.add_argument("--delta", type=_positive_float, default=1e-3, help="early-stopping time (default 1e-3)")
     p.add_argument("--n", type=_positive_int, default=10_000, help="samples for the mixture (default 10000)")
-    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed (default 0)")
     _output_args(p)
     p.set_defaults(func=cmd_compare_cld)
 
@@ -637,7 +648,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "as learning the score), and write report.md with a verdict per claim, "
                                    "claims.json, a CSV and a figure per claim. --quick runs smaller sizes.")
     p.add_argument("--quick", action="store_true", help="smaller sizes (for tests; the verdicts hold at both)")
-    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed (default 0)")
     _output_args(p)
     p.set_defaults(func=cmd_claims)
 
@@ -666,7 +677,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--peers", nargs="+", default=None, metavar="NAME",
                    help=f"only these diffusers schedulers (default all: {' '.join(PEERS)}); verdicts are then "
                         "against these alone")
-    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed (default 0)")
     _device_arg(p, "the samplers (the metrics are computed on the CPU)")
     p.add_argument("--resume", action="store_true",
                    help="continue a stopped run in --out with the same arguments: the methods it finished "
@@ -700,7 +711,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=_positive_int, default=240, help="grids the optimiser tries (default 240)")
     p.add_argument("--level", type=float, choices=[0.9, 0.95, 0.99], default=0.95,
                    help="confidence of the certificate (default 0.95)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the pilot draws (default 0)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the pilot draws (default 0)")
     _output_args(p)
     p.set_defaults(func=cmd_tune)
 

@@ -4,6 +4,7 @@ silent NaN, inf or zero. (Started here; more entry points to come.)"""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -633,3 +634,22 @@ def test_data_files_in_other_shapes_and_encodings(tmp_path):
     with pytest.raises(ValueError, match="--columns names \\['a'\\] more than once"):
         read_csv(tmp_path / "d.csv", ["a", "a"])
 
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--T", "1e300"], "T=1e\\+300 is beyond OU time 100"),
+    (["--T", "1000"], "T=1000 is beyond OU time 100"),
+    (["--seed", str(2**70)], "expected an integer seed in \\[0, 2\\^62\\)"),
+    (["--seed", "-1"], "expected an integer seed"),
+    (["--target", "gaussian", "--dim", "1000000"], "dim=1000000 needs about 2.98e\\+04 GiB"),
+])
+def test_cli_extremes_are_refused_before_anything_is_allocated(argv, match, tmp_path, capsys):
+    from sgmlab.cli import main
+
+    out = tmp_path / "o"
+    try:
+        code = main(["sample", "--steps", "4", "--n", "10", *argv, "--out", str(out), "--no-progress"])
+    except SystemExit as e:  # refused by the parser
+        code = e.code
+    assert code == 2 and re.search(match, capsys.readouterr().err)
+    assert not out.exists()

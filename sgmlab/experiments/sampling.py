@@ -24,6 +24,19 @@ DTYPES = {"float64": torch.float64, "float32": torch.float32}  # of a sampler's 
 METRICS = {"none": 0, "fast": 500, "all": 2000}
 
 
+OU_T_MAX = 100.0  # the largest start T (OU time) a run takes
+
+
+def physical_memory() -> int:
+    """This machine's memory in bytes (0 when the system does not say)."""
+    import os
+
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
+
+
 @dataclass(frozen=True)
 class SampleConfig:
     """Everything that determines a sampling run; saved as config.json beside its results."""
@@ -72,15 +85,24 @@ class SampleConfig:
 
     def build(self) -> tuple[Target, P.Process, torch.Tensor]:
         """The target, process and grid this config names (raises ValueError on bad values)."""
-        target = builtin(self.target, self.dim)
         process = PROCESSES[self.process]
+        if self.dim is not None:  # a d x d covariance and its factors, before anything is allocated
+            need, have = 4 * 8 * self.dim ** 2, physical_memory()
+            if have and need > have / 2:
+                raise ValueError(f"dim={self.dim} needs about {need / 2**30:.3g} GiB for the target's covariance and "
+                                 f"its factors, more than half of this machine's {have / 2**30:.3g} GiB")
+        if self.sampler != catalogue.DEFAULT:
+            if self.T > process.t_max:
+                raise ValueError(f"T={self.T} is beyond the range of process {self.process!r} (t_max={process.t_max})")
+            if isinstance(process, P.OU) and self.T > OU_T_MAX:
+                raise ValueError(f"T={self.T:g} is beyond OU time {OU_T_MAX:g}: from about 19 on, e^(-2T) is below "
+                                 "float64's resolution, so a larger T changes nothing but overflows the steps")
+        target = builtin(self.target, self.dim)
         if self.sampler == catalogue.DEFAULT:
             from ..defaults import default_plan, in_clock
 
             return target, process, in_clock(default_plan(self.steps).grid, process)
         grid = GRIDS[self.grid](self.T, self.delta, self.steps // catalogue.sampler(self.sampler).evaluations)
-        if self.T > process.t_max:
-            raise ValueError(f"T={self.T} is beyond the range of process {self.process!r} (t_max={process.t_max})")
         return target, process, grid
 
     def as_dict(self) -> dict[str, Any]:
