@@ -266,10 +266,6 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
     rank, _ = distributed.init()  # under torchrun: samples shard across ranks, rank 0 merges, reports and writes
     out = distributed.on_rank_zero(lambda: _bench_out(args))  # every rank reads the checkpoints it holds
-    say = _say(args)
-    if say is not None and rank == 0:
-        say(f"the bench should take about {bench.duration(sum(bench.unit_seconds(config).values()))} on this machine "
-            "(score and metric timed on a probe per target; diffusers' own overhead comes on top)")
     try:
         res = bench.run(config, progress=_say(args) if rank == 0 else None, checkpoint=out / "partial")
     except KeyboardInterrupt:
@@ -314,13 +310,6 @@ def _bench_family(args: argparse.Namespace) -> None:
                                    budgets=tuple(args.budgets), n=sizes[0] if sizes else 20_000,
                                    peers=tuple(args.peers) if args.peers else heldout.PEERS)
     out = _out(args, "bench", args.suite)
-    say = _say(args)
-    if say is not None:
-        from .experiments.bench import duration
-
-        say(f"the suite should take about {duration(sum(heldout.cell_seconds(config).values()))} on this machine, "
-            "plus diffusers' own overhead (the tuner's and the samplers' steps and the metric, timed on a probe per "
-            "target)")
     _finish(heldout.run(config, progress=_say(args)), out)
 
 

@@ -43,9 +43,11 @@ def test_bench_smoke(tmp_path):
     said: list[str] = []
     rows = run_bench(BenchConfig(targets=("gaussian10", "mixture2d"), budgets=(10,), n=2000, n_gaussian=2000),
                      progress=said.append)
-    # a line per method as it finishes (a digits run at large n takes minutes per method), then per budget
-    assert len(said) == len(rows) + 2 and said[0].startswith(f"[1 of {len(rows)}, ")
-    assert "] gaussian10, 10 evaluations, sgmlab: kl_exact " in said[0] and "all done" in said[-2]
+    # first the estimate, then a line per method as it finishes (a digits run at large n takes minutes per
+    # method) with the time left, then per budget
+    assert said[0].startswith("the bench should take about ")
+    assert len(said) == len(rows) + 3 and said[1].startswith(f"[1 of {len(rows)}, ")
+    assert "] gaussian10, 10 evaluations, sgmlab: kl_exact " in said[1] and "all done" in said[-2]
     assert said[-1] == "mixture2d, 10 evaluations done"
     table = summary(rows)
     assert {r["target"] for r in table} == {"gaussian10", "mixture2d"}

@@ -290,8 +290,8 @@ def time_left(units: dict[Any, float], done: set, elapsed: float) -> str:
 
 
 def duration(seconds: float) -> str:
-    """Seconds as a user reads them: under a second, seconds, or minutes."""
-    return "under a second" if seconds < 1 else f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
+    """Seconds as a user reads them: seconds (at least 1), or minutes from 2."""
+    return f"{max(seconds, 1):.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None,
@@ -314,6 +314,9 @@ def run_bench(config: BenchConfig, progress: Callable[[str], None] | None = None
     rows = []
     rank, _ = distributed.world()  # under torchrun: rank 0 builds the rows (the others return none)
     units = unit_seconds(config) if progress is not None else {}
+    if progress is not None:
+        progress(f"the bench should take about {duration(sum(units.values()))} on this machine (score and metric "
+                 "timed on a probe per target; diffusers' own overhead comes on top)")
     done: set = set()
     t_start = time.perf_counter()
     saved: dict[str, dict[str, Any]] = {}
@@ -503,7 +506,7 @@ def ran(config: BenchConfig) -> dict[str, Any]:
     """What each method ran at each budget: its sampler, every time of its grid (OU time) and where
     the plan came from (:func:`sgmlab.experiments.sampling.run_record`); the evaluations each made
     are the rows' ``score_evaluations``."""
-    from .sampling import grid_text, run_record
+    from .sampling import run_record
 
     out: dict[str, Any] = {}
     for nfe in config.budgets:
@@ -515,12 +518,9 @@ def ran(config: BenchConfig) -> dict[str, Any]:
             elif name == "paper":
                 block[name] = run_record(sampler, grid, "ou", "the paper's sampler on a uniform grid from T=5 to "
                                                               "delta=1e-3")
-            else:
-                g = sampler.ou_path()
-                block[name] = {"sampler": f"diffusers {sampler.name}", "grid": [float(v) for v in g],
-                               "process": "ou", "clock": "OU time (the scheduler's timesteps converted, then where its last step ends)",
-                               "plan": "the scheduler's own timesteps at its default settings",
-                               "summary": f"diffusers {sampler.name}, {grid_text(g)}"}
+            else:  # the scheduler's timesteps in OU time, then where its last step ends
+                block[name] = run_record(sampler, sampler.ou_path(), "ou", "the scheduler's own timesteps at its "
+                                         "default settings", name=f"diffusers {sampler.name}")
         out[str(nfe)] = block
     return out
 

@@ -28,7 +28,7 @@ from ..processes import OU
 from ..scores import exact
 from ..targets import Gaussian, GaussianMixture, Target
 from ..tuning import tune
-from .bench import MeasuredRow, _methods, time_left
+from .bench import MeasuredRow, _methods, duration, time_left
 from .results import Result, Row
 
 PEERS = tuple(p for p in catalogue.peers() if p in DETERMINISTIC)  # diffusers' deterministic schedulers
@@ -241,6 +241,8 @@ def run_heldout(config: HeldoutConfig, progress: Callable[[str], None] | None = 
     differences to the best peer."""
     say = progress if progress is not None else (lambda m: None)
     cells = cell_seconds(config) if progress is not None else {}
+    say(f"the suite should take about {duration(sum(cells.values()))} on this machine, plus diffusers' own overhead "
+        "(the tuner's and the samplers' steps and the metric, timed on a probe per target)") if cells else None
     done: set = set()
     t_start = time.perf_counter()
     rows: list[HeldoutRow] = []

@@ -203,10 +203,11 @@ def grid_text(grid: torch.Tensor) -> str:
                                                                    else ""))
 
 
-def run_record(sampler: Any, grid: torch.Tensor, process: str, plan: Any) -> dict[str, Any]:
-    """What a run did, as it did it: the sampler, every time of its grid (in the process's clock),
-    the process, and where the plan came from (``plan``)."""
-    name = catalogue.name_of(sampler)
+def run_record(sampler: Any, grid: torch.Tensor, process: str, plan: Any, *, name: str | None = None
+               ) -> dict[str, Any]:
+    """What a run did, as it did it: the sampler (``name``, default its catalogue name), every time
+    of its grid (in the process's clock), the process, and where the plan came from (``plan``)."""
+    name = catalogue.name_of(sampler) if name is None else name
     return {"sampler": name, "grid": [float(v) for v in grid], "process": process,
             "clock": "OU time" if process == "ou" else f"the {process} process's own time", "plan": plan,
             "summary": f"{name}, {grid_text(grid)}"}
